@@ -1,0 +1,4 @@
+#ifndef WF_CODEC_H
+#define WF_CODEC_H
+/* placeholder */
+#endif

@@ -1,0 +1,4 @@
+#ifndef WF_OUTBOX_H
+#define WF_OUTBOX_H
+/* placeholder */
+#endif

@@ -1,0 +1,4 @@
+#ifndef WF_REGION_H
+#define WF_REGION_H
+/* placeholder */
+#endif

@@ -1,0 +1,4 @@
+#ifndef WF_STORE_H
+#define WF_STORE_H
+/* placeholder */
+#endif

@@ -1,0 +1,2 @@
+/* placeholder: bus module, being written */
+#include "wf/bus.h"

@@ -1,0 +1,2 @@
+/* placeholder: codec module, being written */
+#include "wf/codec.h"

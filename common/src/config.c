@@ -1,0 +1,2 @@
+/* placeholder: config module, being written */
+#include "wf/config.h"

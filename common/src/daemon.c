@@ -1,0 +1,2 @@
+/* placeholder: daemon module, being written */
+#include "wf/daemon.h"

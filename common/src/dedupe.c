@@ -1,0 +1,2 @@
+/* placeholder: dedupe module, being written */
+#include "wf/dedupe.h"

@@ -1,0 +1,2 @@
+/* placeholder: log module, being written */
+#include "wf/log.h"

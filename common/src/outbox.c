@@ -1,0 +1,2 @@
+/* placeholder: outbox module, being written */
+#include "wf/outbox.h"

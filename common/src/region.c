@@ -1,0 +1,2 @@
+/* placeholder: region module, being written */
+#include "wf/region.h"

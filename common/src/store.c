@@ -1,0 +1,2 @@
+/* placeholder: store module, being written */
+#include "wf/store.h"

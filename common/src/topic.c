@@ -1,0 +1,2 @@
+/* placeholder: topic module, being written */
+#include "wf/topic.h"

@@ -1,0 +1,3 @@
+#ifndef WF_TEST_BROKER_H
+#define WF_TEST_BROKER_H
+#endif
