@@ -1,0 +1,39 @@
+#!/bin/sh
+# Installs the Debian 12 packages warnfuse needs to build, test and run.
+# Usage: scripts/deps.sh [build|test|bench|all]   (default: test)
+# Idempotent: installs only what is missing; needs root (or sudo) for apt-get.
+set -eu
+
+BUILD="meson ninja-build pkg-config gcc libc6-dev python3 \
+libmosquitto-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev \
+libsystemd-dev libinih-dev libssl-dev libcjson-dev"
+RUNTIME="mosquitto mosquitto-clients lmdb-utils"
+TEST="check libsubunit-dev protobuf-compiler valgrind"
+
+what="${1:-test}"
+case "$what" in
+	build) pkgs="$BUILD" ;;
+	test|bench) pkgs="$BUILD $RUNTIME $TEST" ;;
+	all) pkgs="$BUILD $RUNTIME $TEST" ;;
+	-h|--help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "deps.sh: unknown set '$what' (build|test|bench|all)" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $pkgs; do
+	if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed"; then
+		missing="$missing $p"
+	fi
+done
+[ -z "$missing" ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then
+	command -v sudo >/dev/null 2>&1 || { echo "deps.sh: need root to install:$missing" >&2; exit 1; }
+	SUDO=sudo
+fi
+echo "deps.sh: installing:$missing" >&2
+$SUDO apt-get update -qq
+# The Debian mosquitto package starts a system broker on :1883 where systemd runs;
+# warnfuse's tests never use it (they start private brokers on free ports).
+DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
