@@ -1,0 +1,801 @@
+/* node: a service on the bus with outbox, dedupe, births and heartbeats
+ * (see wf/node.h). */
+#include "wf/node.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "wf/dedupe.h"
+#include "wf/outbox.h"
+
+#define MAX_PEERS 256u /* services whose last start time we remember */
+
+enum outcome { OUT_NONE, OUT_APPLIED, OUT_DUP, OUT_REJECT };
+
+struct pending {
+	char *topic;
+	struct wf_topic parsed;
+	Wf__V1__Event *ev;     /* exactly one of ev, w */
+	Wf__V1__Warning *w;
+	uint8_t *raw;          /* payload copy for a dead letter */
+	size_t raw_len;
+	enum outcome outcome;
+	struct wf_codec_error why;
+};
+
+struct peer {
+	char service[WF_TOPIC_ID_MAX + 1];
+	int64_t started_ms;
+};
+
+struct wf_node {
+	struct ev_loop *loop;
+	struct wf_node_options o;
+	char *service, *kind, *version, *state_dir;
+	char **inputs;
+	struct wf_node_callbacks cb;
+	void *ud;
+	struct wf_codec_limits limits;
+	struct wf_clock sysclock;
+	const struct wf_clock *clock;
+
+	struct wf_store *store;
+	struct wf_outbox *outbox;
+	struct wf_dedupe *dedupe;
+	struct wf_bus *bus;
+
+	char state_topic[WF_TOPIC_MAX];
+	char ack_topic[WF_TOPIC_MAX];
+	char dl_topic[WF_TOPIC_MAX];
+	int64_t started_ms;
+
+	struct pending *batch;
+	size_t n_batch;
+
+	ev_timer batch_timer;   /* 0 s: apply the batch after this loop iteration */
+	ev_timer ack_timer;
+	ev_timer resend_timer;
+	ev_timer heartbeat_timer;
+	bool started, stopping;
+
+	struct peer peers[MAX_PEERS];
+	size_t n_peers;
+	struct wf_node_stats stats;
+};
+
+void wf_node_options_init(struct wf_node_options *o)
+{
+	memset(o, 0, sizeof *o);
+	wf_bus_options_init(&o->bus);
+}
+
+static int64_t now_ms(const struct wf_node *n)
+{
+	return wf_clock_now_ms(n->clock);
+}
+
+static void notice(struct wf_node *n, enum wf_node_notice what, int code, const char *detail)
+{
+	if (n->cb.on_notice != NULL)
+		n->cb.on_notice(n->ud, what, code, detail != NULL ? detail : "");
+}
+
+/* --- state (birth, heartbeat, will) --- */
+
+static int pack_state(struct wf_node *n, bool online, uint8_t **buf, size_t *len)
+{
+	Wf__V1__ServiceState st = WF__V1__SERVICE_STATE__INIT;
+	struct wf_codec_error why;
+	int64_t now = now_ms(n);
+
+	st.service = n->service;
+	st.kind = n->kind;
+	st.status = online ? WF__V1__SERVICE_STATUS__SERVICE_ONLINE
+			   : WF__V1__SERVICE_STATUS__SERVICE_OFFLINE;
+	if (n->version != NULL)
+		st.version = n->version;
+	st.pid = (uint32_t)getpid();
+	st.agency = n->o.agency;
+	if (online) {
+		st.started_ms = n->started_ms;
+		st.heartbeat_ms = now;
+		st.heartbeat_interval_s = (uint32_t)((n->o.heartbeat_ms + 999) / 1000);
+	}
+	return wf_codec_state_pack(&st, &n->limits, now, buf, len, &why);
+}
+
+static void publish_state(struct wf_node *n, bool online)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (!wf_bus_connected(n->bus))
+		return;
+	if (pack_state(n, online, &buf, &len) == 0)
+		(void)wf_bus_publish(n->bus, n->state_topic, buf, len, 1, true, NULL);
+	free(buf);
+}
+
+/* --- outbox --- */
+
+static int outbox_publish(void *ud, const char *topic, const void *payload, size_t len)
+{
+	struct wf_node *n = ud;
+
+	return wf_bus_publish(n->bus, topic, payload, len, 1, false, NULL);
+}
+
+static void schedule_resend(struct wf_node *n)
+{
+	int64_t due = wf_outbox_next_due_ms(n->outbox);
+	double after;
+
+	ev_timer_stop(n->loop, &n->resend_timer);
+	if (due == INT64_MAX || n->stopping)
+		return;
+	after = (double)(due - now_ms(n)) / 1000.0;
+	if (after < 0.001)
+		after = 0.001;
+	ev_timer_set(&n->resend_timer, after, 0.);
+	ev_timer_start(n->loop, &n->resend_timer);
+}
+
+void wf_node_flush(struct wf_node *n)
+{
+	int r;
+	unsigned rounds = 0;
+
+	if (!wf_bus_connected(n->bus))
+		return;
+	/* Bounded: the bus's own queue limit (-ENOBUFS) ends a round early. */
+	do
+		r = wf_outbox_flush(n->outbox);
+	while (r > 0 && (unsigned)r >= 1000u && ++rounds < 16);
+	if (r < 0 && r != -ENOTCONN && r != -ENOBUFS)
+		notice(n, WF_NODE_STORE_ERROR, r, "outbox flush");
+	schedule_resend(n);
+}
+
+static void resend_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, resend_timer));
+
+	wf_node_flush(n);
+}
+
+/* --- acks we owe --- */
+
+static void send_acks(struct wf_node *n)
+{
+	Wf__V1__Ack **acks = NULL;
+	size_t na = 0;
+	char topic[WF_TOPIC_MAX];
+
+	if (wf_dedupe_ack_take(n->dedupe, NULL, now_ms(n), &acks, &na) < 0)
+		return;
+	for (size_t i = 0; i < na; i++) {
+		void *buf = NULL;
+		size_t len = 0;
+
+		if (wf_dedupe_ack_pack(acks[i], &buf, &len) == 0 &&
+		    wf_dedupe_ack_topic(acks[i]->producer, topic, sizeof topic) == 0 &&
+		    wf_bus_publish(n->bus, topic, buf, len, 1, false, NULL) == 0)
+			n->stats.acks_sent++;
+		/* not connected: the producer resends, we recognise it and ack then */
+		free(buf);
+	}
+	wf_dedupe_acks_free(acks, na);
+}
+
+static void ack_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, ack_timer));
+
+	send_acks(n);
+}
+
+static void owe_ack(struct wf_node *n, const char *producer, uint64_t seq)
+{
+	(void)wf_dedupe_ack_note(n->dedupe, producer, seq);
+	if (n->o.ack_delay_ms < 0) {
+		send_acks(n);
+		return;
+	}
+	if (!ev_is_active(&n->ack_timer)) {
+		ev_timer_set(&n->ack_timer, (double)n->o.ack_delay_ms / 1000.0, 0.);
+		ev_timer_start(n->loop, &n->ack_timer);
+	}
+}
+
+/* --- dead letters --- */
+
+static void dead_letter(struct wf_node *n, const char *topic, const void *payload, size_t len,
+			const struct wf_codec_error *why, const char *producer, uint64_t seq)
+{
+	uint8_t *buf = NULL;
+	size_t blen = 0;
+	char detail[256];
+
+	n->stats.rejected++;
+	if (wf_codec_deadletter_make(n->service, topic, payload, len, why,
+				     producer != NULL && wf_topic_id_valid(producer) ? producer : NULL,
+				     seq, now_ms(n), &buf, &blen) == 0)
+		(void)wf_bus_publish(n->bus, n->dl_topic, buf, blen, 1, false, NULL);
+	free(buf);
+	snprintf(detail, sizeof detail, "%.100s: %s%s%s%s%.100s", topic,
+		 wf_reason_to_string(why->reason), why->field[0] ? " " : "", why->field,
+		 why->detail[0] ? ": " : "", why->detail);
+	notice(n, WF_NODE_REJECTED, (int)why->reason, detail);
+}
+
+/* --- batches --- */
+
+static void pending_clear(struct pending *p)
+{
+	free(p->topic);
+	wf_codec_event_free(p->ev);
+	wf_codec_warning_free(p->w);
+	free(p->raw);
+	memset(p, 0, sizeof *p);
+}
+
+static const char *pending_producer(const struct pending *p)
+{
+	return p->ev != NULL ? p->ev->producer : p->w->producer;
+}
+
+static uint64_t pending_seq(const struct pending *p)
+{
+	return p->ev != NULL ? p->ev->seq : p->w->seq;
+}
+
+static int apply_batch(struct wf_txn *t, void *ud)
+{
+	struct wf_node *n = ud;
+
+	for (size_t i = 0; i < n->n_batch; i++) {
+		struct pending *p = &n->batch[i];
+		struct wf_node_msg m = { p->topic, &p->parsed, pending_producer(p), pending_seq(p) };
+		int r;
+
+		memset(&p->why, 0, sizeof p->why);
+		r = wf_dedupe_apply(n->dedupe, t, m.producer, m.seq);
+		if (r < 0)
+			return r;
+		if (r == 1) {
+			p->outcome = OUT_DUP;
+			continue;
+		}
+		if (p->ev != NULL)
+			r = n->cb.on_event != NULL ? n->cb.on_event(n->ud, t, p->ev, &m, &p->why) : 0;
+		else
+			r = n->cb.on_warning != NULL ? n->cb.on_warning(n->ud, t, p->w, &m, &p->why) : 0;
+		if (r < 0) {
+			notice(n, WF_NODE_TRANSIENT, r, p->topic);
+			return r;
+		}
+		p->outcome = r == WF_NODE_REJECT ? OUT_REJECT : OUT_APPLIED;
+		if (p->outcome == OUT_REJECT && p->why.reason == 0)
+			p->why.reason = WF_REASON_UNSPECIFIED;
+	}
+	return 0;
+}
+
+static void run_batch(struct wf_node *n)
+{
+	int r;
+
+	if (n->n_batch == 0)
+		return;
+	r = wf_store_update(n->store, apply_batch, n);
+	if (r < 0) {
+		notice(n, WF_NODE_STORE_ERROR, r, "batch not applied; producers will resend");
+	} else {
+		n->stats.batches++;
+		for (size_t i = 0; i < n->n_batch; i++) {
+			struct pending *p = &n->batch[i];
+
+			if (p->outcome == OUT_APPLIED)
+				n->stats.applied++;
+			else if (p->outcome == OUT_DUP)
+				n->stats.duplicates++;
+			else if (p->outcome == OUT_REJECT)
+				dead_letter(n, p->topic, p->raw, p->raw_len, &p->why,
+					    pending_producer(p), pending_seq(p));
+			owe_ack(n, pending_producer(p), pending_seq(p));
+		}
+	}
+	if (n->cb.on_batch_done != NULL)
+		n->cb.on_batch_done(n->ud, r >= 0);
+	for (size_t i = 0; i < n->n_batch; i++)
+		pending_clear(&n->batch[i]);
+	n->n_batch = 0;
+	if (r >= 0)
+		wf_node_flush(n);
+}
+
+static void batch_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, batch_timer));
+
+	run_batch(n);
+}
+
+static void enqueue(struct wf_node *n, const char *topic, const struct wf_topic *parsed,
+		    const void *payload, size_t len)
+{
+	struct pending *p;
+	struct wf_codec_error why;
+	int64_t now = now_ms(n);
+	int r;
+
+	if (n->n_batch >= WF_NODE_MAX_BATCH)
+		run_batch(n);
+	p = &n->batch[n->n_batch];
+	memset(p, 0, sizeof *p);
+	memset(&why, 0, sizeof why);
+	if (parsed->kind == WF_TOPIC_EVENT) {
+		r = wf_codec_event_unpack(payload, len, &n->limits, now, &p->ev, &why);
+		if (r == 0)
+			r = wf_codec_event_check_topic(p->ev, parsed, &why);
+	} else {
+		r = wf_codec_warning_unpack(payload, len, &n->limits, now, &p->w, &why);
+		if (r == 0)
+			r = wf_codec_warning_check_topic(p->w, parsed, &why);
+	}
+	if (r < 0) {
+		/* Ack it if we can tell whose it is, so the producer stops resending a
+		 * message that can never be accepted. */
+		const char *prod = p->ev != NULL ? p->ev->producer : p->w != NULL ? p->w->producer : NULL;
+		uint64_t seq = p->ev != NULL ? p->ev->seq : p->w != NULL ? p->w->seq : 0;
+		dead_letter(n, topic, payload, len, &why, prod, seq);
+		if (prod != NULL && seq > 0 && wf_dedupe_producer_valid(prod))
+			owe_ack(n, prod, seq);
+		pending_clear(p);
+		return;
+	}
+	p->topic = strdup(topic);
+	p->raw = malloc(len > 0 ? len : 1);
+	if (p->topic == NULL || p->raw == NULL) {
+		pending_clear(p); /* not acked: resent later */
+		notice(n, WF_NODE_TRANSIENT, -ENOMEM, topic);
+		return;
+	}
+	memcpy(p->raw, payload, len);
+	p->raw_len = len;
+	p->parsed = *parsed;
+	n->n_batch++;
+	if (!ev_is_active(&n->batch_timer)) {
+		ev_timer_set(&n->batch_timer, 0., 0.);
+		ev_timer_start(n->loop, &n->batch_timer);
+	}
+}
+
+/* --- peers' states --- */
+
+static bool peer_started(struct wf_node *n, const char *service, int64_t started_ms)
+{
+	for (size_t i = 0; i < n->n_peers; i++) {
+		if (strcmp(n->peers[i].service, service) == 0) {
+			bool changed = n->peers[i].started_ms != started_ms;
+			n->peers[i].started_ms = started_ms;
+			return changed;
+		}
+	}
+	if (n->n_peers < MAX_PEERS) {
+		snprintf(n->peers[n->n_peers].service, sizeof n->peers[0].service, "%s", service);
+		n->peers[n->n_peers++].started_ms = started_ms;
+	}
+	return true;
+}
+
+static void on_state_msg(struct wf_node *n, const struct wf_topic *parsed, const void *payload,
+			 size_t len, bool retained)
+{
+	Wf__V1__ServiceState *st = NULL;
+	struct wf_codec_error why;
+
+	if (strcmp(parsed->id, n->service) == 0)
+		return;
+	/* An empty retained payload clears a state: nothing to do. */
+	if (len == 0)
+		return;
+	bool first_sight = true;
+
+	for (size_t i = 0; i < n->n_peers; i++)
+		if (strcmp(n->peers[i].service, parsed->id) == 0)
+			first_sight = false;
+	if (wf_codec_state_unpack(payload, len, &n->limits, now_ms(n), &st, &why) < 0 ||
+	    wf_codec_state_check_topic(st, parsed, &why) < 0) {
+		/* A retained heartbeat older than the skew window is normal for a
+		 * long-dead service; not worth a dead letter. */
+		wf_codec_state_free(st);
+		return;
+	}
+	/* A retained state seen for the first time (just after we subscribed)
+	 * is not a birth: what we had sent is resent on its timeout anyway. */
+	if (st->status == WF__V1__SERVICE_STATUS__SERVICE_ONLINE &&
+	    peer_started(n, st->service, st->started_ms) && !(retained && first_sight)) {
+		/* A (re)born consumer: whatever it has not acked goes again. */
+		wf_outbox_consumer_birth(n->outbox);
+		wf_node_flush(n);
+	}
+	if (n->cb.on_state != NULL)
+		n->cb.on_state(n->ud, st, retained);
+	wf_codec_state_free(st);
+}
+
+/* --- bus callbacks --- */
+
+static void on_message(void *ud, const char *topic, const void *payload, size_t len, bool retained)
+{
+	struct wf_node *n = ud;
+	struct wf_topic parsed;
+
+	if (wf_topic_parse(topic, &parsed) < 0) {
+		struct wf_codec_error why = { .reason = WF_REASON_BAD_TOPIC };
+		snprintf(why.detail, sizeof why.detail, "not a topic of the contract");
+		n->stats.received++;
+		dead_letter(n, topic, payload, len, &why, NULL, 0);
+		return;
+	}
+	switch (parsed.kind) {
+	case WF_TOPIC_ACK:
+		if (strcmp(parsed.id, n->service) == 0 &&
+		    wf_outbox_ack_packed(n->outbox, payload, len) >= 0) {
+			n->stats.acks_received++;
+			schedule_resend(n);
+		}
+		return;
+	case WF_TOPIC_STATE:
+		on_state_msg(n, &parsed, payload, len, retained);
+		return;
+	case WF_TOPIC_EVENT:
+	case WF_TOPIC_WARNING:
+		n->stats.received++;
+		enqueue(n, topic, &parsed, payload, len);
+		return;
+	default:
+		return;
+	}
+}
+
+static void on_connection(void *ud, bool up, int reason)
+{
+	struct wf_node *n = ud;
+
+	if (!up) {
+		notice(n, WF_NODE_DISCONNECTED, reason, NULL);
+		return;
+	}
+	notice(n, WF_NODE_CONNECTED, 0,
+	       wf_bus_session_present(n->bus) ? "session present" : "new session");
+	publish_state(n, true);
+	wf_node_flush(n);
+}
+
+static void on_publish(void *ud, int mid, int result, int reason)
+{
+	struct wf_node *n = ud;
+
+	if (result < 0) {
+		n->stats.publish_refused++;
+		notice(n, WF_NODE_PUBLISH_REFUSED, result, wf_bus_reason_string(reason));
+	}
+}
+
+static void on_subscribe_error(void *ud, const char *pattern, int reason)
+{
+	struct wf_node *n = ud;
+	char detail[WF_BUS_MAX_TOPIC_LEN + 64];
+
+	snprintf(detail, sizeof detail, "subscription %s refused: %s", pattern,
+		 wf_bus_reason_string(reason));
+	notice(n, WF_NODE_PUBLISH_REFUSED, wf_bus_reason_to_errno(reason), detail);
+}
+
+static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, heartbeat_timer));
+
+	publish_state(n, true);
+}
+
+/* --- life cycle --- */
+
+static char *dup_opt(const char *s, bool *oom)
+{
+	char *d;
+
+	if (s == NULL)
+		return NULL;
+	d = strdup(s);
+	if (d == NULL)
+		*oom = true;
+	return d;
+}
+
+int wf_node_new(struct ev_loop *loop, const struct wf_node_options *o,
+		const struct wf_node_callbacks *cb, void *ud, struct wf_node **ret)
+{
+	struct wf_node *n;
+	struct wf_store_options so = { 0 };
+	struct wf_outbox_options oo = { 0 };
+	struct wf_dedupe_options dopt = { 0 };
+	struct wf_bus_options bo;
+	struct wf_bus_callbacks bcb = { on_message, on_connection, on_publish, on_subscribe_error };
+	uint8_t *will = NULL;
+	size_t will_len = 0;
+	bool oom = false;
+	int r;
+
+	if (loop == NULL || o == NULL || ret == NULL || o->service == NULL ||
+	    !wf_topic_id_valid(o->service) || !wf_dedupe_producer_valid(o->service) ||
+	    o->kind == NULL || !wf_topic_id_valid(o->kind) || o->state_dir == NULL ||
+	    o->n_inputs > WF_NODE_MAX_INPUTS || (o->n_inputs > 0 && o->inputs == NULL) ||
+	    o->heartbeat_ms < 0 || o->resend_ms < 0)
+		return -EINVAL;
+	n = calloc(1, sizeof *n);
+	if (n == NULL)
+		return -ENOMEM;
+	n->loop = loop;
+	n->o = *o;
+	if (cb != NULL)
+		n->cb = *cb;
+	n->ud = ud;
+	if (n->o.heartbeat_ms == 0)
+		n->o.heartbeat_ms = 10000;
+	if (n->o.ack_delay_ms == 0)
+		n->o.ack_delay_ms = 20;
+	if (o->limits != NULL)
+		n->limits = *o->limits;
+	else
+		wf_codec_limits_init(&n->limits);
+	n->sysclock = wf_clock_system();
+	n->clock = o->clock != NULL ? o->clock : &n->sysclock;
+	n->service = dup_opt(o->service, &oom);
+	n->kind = dup_opt(o->kind, &oom);
+	n->version = dup_opt(o->version, &oom);
+	n->state_dir = dup_opt(o->state_dir, &oom);
+	n->inputs = calloc(o->n_inputs + 1, sizeof *n->inputs);
+	n->batch = calloc(WF_NODE_MAX_BATCH, sizeof *n->batch);
+	if (n->inputs == NULL || n->batch == NULL)
+		oom = true;
+	for (size_t i = 0; !oom && i < o->n_inputs; i++)
+		n->inputs[i] = dup_opt(o->inputs[i], &oom);
+	if (oom) {
+		r = -ENOMEM;
+		goto fail;
+	}
+	n->o.service = n->service;
+	n->o.state_dir = n->state_dir;
+	n->started_ms = now_ms(n);
+	if (wf_topic_state(n->state_topic, sizeof n->state_topic, n->service) < 0 ||
+	    wf_topic_ack(n->ack_topic, sizeof n->ack_topic, n->service) < 0 ||
+	    wf_topic_deadletter(n->dl_topic, sizeof n->dl_topic, n->service) < 0) {
+		r = -EINVAL;
+		goto fail;
+	}
+
+	so.path = n->state_dir;
+	so.map_size = o->map_size;
+	so.nosync = o->nosync;
+	r = wf_store_open(&so, &n->store);
+	if (r < 0)
+		goto fail;
+	oo.resend_ms = o->resend_ms;
+	oo.max_entries = o->outbox_max_entries;
+	oo.publish = outbox_publish;
+	oo.publish_ud = n;
+	oo.clock = n->clock;
+	r = wf_outbox_open(n->store, n->service, &oo, &n->outbox);
+	if (r < 0)
+		goto fail;
+	dopt.consumer = n->service;
+	r = wf_dedupe_open(n->store, &dopt, &n->dedupe);
+	if (r < 0)
+		goto fail;
+
+	r = pack_state(n, false, &will, &will_len);
+	if (r < 0)
+		goto fail;
+	bo = o->bus;
+	bo.client_id = n->service;
+	bo.will_topic = n->state_topic;
+	bo.will_payload = will;
+	bo.will_len = will_len;
+	bo.will_qos = 1;
+	bo.will_retain = true;
+	r = wf_bus_new(loop, &bo, &bcb, n, &n->bus);
+	free(will);
+	if (r < 0)
+		goto fail;
+	r = wf_bus_subscribe(n->bus, n->ack_topic, 1);
+	if (r == 0)
+		r = wf_bus_subscribe(n->bus, "wf/v1/state/+", 1);
+	for (size_t i = 0; r == 0 && i < o->n_inputs; i++)
+		r = wf_bus_subscribe(n->bus, n->inputs[i], 1);
+	if (r < 0)
+		goto fail;
+
+	ev_timer_init(&n->batch_timer, batch_cb, 0., 0.);
+	ev_timer_init(&n->ack_timer, ack_cb, 0., 0.);
+	ev_timer_init(&n->resend_timer, resend_cb, 0., 0.);
+	ev_timer_init(&n->heartbeat_timer, heartbeat_cb, (double)n->o.heartbeat_ms / 1000.0,
+		      (double)n->o.heartbeat_ms / 1000.0);
+	*ret = n;
+	return 0;
+fail:
+	wf_node_free(n);
+	return r;
+}
+
+int wf_node_start(struct wf_node *n)
+{
+	if (n == NULL)
+		return -EINVAL;
+	n->started = true;
+	n->stopping = false;
+	ev_timer_again(n->loop, &n->heartbeat_timer);
+	return wf_bus_start(n->bus);
+}
+
+int wf_node_stop(struct wf_node *n)
+{
+	if (n == NULL || !n->started)
+		return 0;
+	run_batch(n);
+	send_acks(n);
+	publish_state(n, false);
+	n->stopping = true;
+	n->started = false;
+	ev_timer_stop(n->loop, &n->batch_timer);
+	ev_timer_stop(n->loop, &n->ack_timer);
+	ev_timer_stop(n->loop, &n->resend_timer);
+	ev_timer_stop(n->loop, &n->heartbeat_timer);
+	return wf_bus_stop(n->bus);
+}
+
+struct wf_node *wf_node_free(struct wf_node *n)
+{
+	if (n == NULL)
+		return NULL;
+	if (n->bus != NULL) {
+		wf_node_stop(n);
+		n->bus = wf_bus_free(n->bus);
+	}
+	if (n->loop != NULL) {
+		ev_timer_stop(n->loop, &n->batch_timer);
+		ev_timer_stop(n->loop, &n->ack_timer);
+		ev_timer_stop(n->loop, &n->resend_timer);
+		ev_timer_stop(n->loop, &n->heartbeat_timer);
+	}
+	if (n->batch != NULL)
+		for (size_t i = 0; i < n->n_batch; i++)
+			pending_clear(&n->batch[i]);
+	free(n->batch);
+	wf_dedupe_close(n->dedupe);
+	wf_outbox_close(n->outbox);
+	wf_store_close(n->store);
+	for (size_t i = 0; n->inputs != NULL && i < n->o.n_inputs; i++)
+		free(n->inputs[i]);
+	free(n->inputs);
+	free(n->service);
+	free(n->kind);
+	free(n->version);
+	free(n->state_dir);
+	free(n);
+	return NULL;
+}
+
+int wf_node_update(struct wf_node *n, int (*fn)(struct wf_txn *t, void *ud), void *ud)
+{
+	int r = wf_store_update(n->store, fn, ud);
+
+	if (r >= 0)
+		wf_node_flush(n);
+	return r;
+}
+
+static int emit(struct wf_node *n, struct wf_txn *t, const char *topic, const uint8_t *buf,
+		size_t len, uint64_t seq)
+{
+	int r = wf_outbox_put(n->outbox, t, seq, topic, buf, len);
+
+	if (r == 0)
+		n->stats.emitted++;
+	return r;
+}
+
+int wf_node_emit_event(struct wf_node *n, struct wf_txn *t, Wf__V1__Event *ev,
+		       struct wf_codec_error *why)
+{
+	struct wf_codec_error tmp;
+	char topic[WF_TOPIC_MAX];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	uint64_t seq = 0;
+	int r;
+
+	if (why == NULL)
+		why = &tmp;
+	if (ev->agency != n->o.agency && n->o.agency != 0)
+		return -EINVAL;
+	r = wf_outbox_next_seq(n->outbox, t, &seq);
+	if (r < 0)
+		return r;
+	{
+		/* a shallow copy: the caller's strings stay the caller's */
+		Wf__V1__Event c = *ev;
+
+		c.producer = n->service;
+		c.seq = seq;
+		r = wf_codec_event_pack(&c, &n->limits, now_ms(n), &buf, &len, why);
+	}
+	ev->seq = seq;
+	if (r == 0)
+		r = wf_topic_event(topic, sizeof topic, ev->agency, ev->region);
+	if (r == 0)
+		r = emit(n, t, topic, buf, len, seq);
+	free(buf);
+	return r;
+}
+
+int wf_node_emit_warning(struct wf_node *n, struct wf_txn *t, Wf__V1__Warning *w,
+			 struct wf_codec_error *why)
+{
+	struct wf_codec_error tmp;
+	char topic[WF_TOPIC_MAX];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	uint64_t seq = 0;
+	int r;
+
+	if (why == NULL)
+		why = &tmp;
+	if (w->n_regions == 0)
+		return -EINVAL;
+	r = wf_outbox_next_seq(n->outbox, t, &seq);
+	if (r < 0)
+		return r;
+	{
+		/* a shallow copy: the caller's strings stay the caller's */
+		Wf__V1__Warning c = *w;
+
+		c.producer = n->service;
+		c.seq = seq;
+		r = wf_codec_warning_pack(&c, &n->limits, now_ms(n), &buf, &len, why);
+	}
+	w->seq = seq;
+	if (r == 0)
+		r = wf_topic_warning(topic, sizeof topic, w->regions[0], w->hazard);
+	if (r == 0)
+		r = emit(n, t, topic, buf, len, seq);
+	free(buf);
+	return r;
+}
+
+struct wf_store *wf_node_store(struct wf_node *n) { return n->store; }
+struct wf_outbox *wf_node_outbox(struct wf_node *n) { return n->outbox; }
+struct wf_bus *wf_node_bus(struct wf_node *n) { return n->bus; }
+const char *wf_node_service(const struct wf_node *n) { return n->service; }
+bool wf_node_connected(const struct wf_node *n) { return wf_bus_connected(n->bus); }
+bool wf_node_ready(const struct wf_node *n) { return wf_bus_subscribed(n->bus); }
+
+int64_t wf_node_pending(struct wf_node *n)
+{
+	uint64_t count = 0;
+	int r = wf_outbox_pending(n->outbox, &count, NULL);
+
+	return r < 0 ? r : (int64_t)count;
+}
+
+void wf_node_get_stats(const struct wf_node *n, struct wf_node_stats *ret)
+{
+	*ret = n->stats;
+}
