@@ -57,7 +57,7 @@ struct wf_node {
 	struct pending *batch;
 	size_t n_batch;
 
-	ev_timer batch_timer;   /* 0 s: apply the batch after this loop iteration */
+	ev_idle batch_idle;     /* apply the batch when the loop has drained ready input */
 	ev_timer ack_timer;
 	ev_timer resend_timer;
 	ev_timer heartbeat_timer;
@@ -319,10 +319,11 @@ static void run_batch(struct wf_node *n)
 		wf_node_flush(n);
 }
 
-static void batch_cb(struct ev_loop *loop, ev_timer *w, int revents)
+static void batch_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
-	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, batch_timer));
+	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, batch_idle));
 
+	ev_idle_stop(loop, w);
 	run_batch(n);
 }
 
@@ -370,10 +371,8 @@ static void enqueue(struct wf_node *n, const char *topic, const struct wf_topic 
 	p->raw_len = len;
 	p->parsed = *parsed;
 	n->n_batch++;
-	if (!ev_is_active(&n->batch_timer)) {
-		ev_timer_set(&n->batch_timer, 0., 0.);
-		ev_timer_start(n->loop, &n->batch_timer);
-	}
+	if (!ev_is_active(&n->batch_idle))
+		ev_idle_start(n->loop, &n->batch_idle);
 }
 
 /* --- peers' states --- */
@@ -623,7 +622,7 @@ int wf_node_new(struct ev_loop *loop, const struct wf_node_options *o,
 	if (r < 0)
 		goto fail;
 
-	ev_timer_init(&n->batch_timer, batch_cb, 0., 0.);
+	ev_idle_init(&n->batch_idle, batch_cb);
 	ev_timer_init(&n->ack_timer, ack_cb, 0., 0.);
 	ev_timer_init(&n->resend_timer, resend_cb, 0., 0.);
 	ev_timer_init(&n->heartbeat_timer, heartbeat_cb, (double)n->o.heartbeat_ms / 1000.0,
@@ -654,7 +653,7 @@ int wf_node_stop(struct wf_node *n)
 	publish_state(n, false);
 	n->stopping = true;
 	n->started = false;
-	ev_timer_stop(n->loop, &n->batch_timer);
+	ev_idle_stop(n->loop, &n->batch_idle);
 	ev_timer_stop(n->loop, &n->ack_timer);
 	ev_timer_stop(n->loop, &n->resend_timer);
 	ev_timer_stop(n->loop, &n->heartbeat_timer);
@@ -670,7 +669,7 @@ struct wf_node *wf_node_free(struct wf_node *n)
 		n->bus = wf_bus_free(n->bus);
 	}
 	if (n->loop != NULL) {
-		ev_timer_stop(n->loop, &n->batch_timer);
+		ev_idle_stop(n->loop, &n->batch_idle);
 		ev_timer_stop(n->loop, &n->ack_timer);
 		ev_timer_stop(n->loop, &n->resend_timer);
 		ev_timer_stop(n->loop, &n->heartbeat_timer);
