@@ -40,6 +40,7 @@ struct wf_node {
 	char **inputs;
 	struct wf_node_callbacks cb;
 	void *ud;
+	void *notice_ud;
 	struct wf_codec_limits limits;
 	struct wf_clock sysclock;
 	const struct wf_clock *clock;
@@ -82,7 +83,8 @@ static int64_t now_ms(const struct wf_node *n)
 static void notice(struct wf_node *n, enum wf_node_notice what, int code, const char *detail)
 {
 	if (n->cb.on_notice != NULL)
-		n->cb.on_notice(n->ud, what, code, detail != NULL ? detail : "");
+		n->cb.on_notice(n->notice_ud != NULL ? n->notice_ud : n->ud, what, code,
+				detail != NULL ? detail : "");
 }
 
 /* --- state (birth, heartbeat, will) --- */
@@ -777,6 +779,13 @@ int wf_node_emit_warning(struct wf_node *n, struct wf_txn *t, Wf__V1__Warning *w
 		r = emit(n, t, topic, buf, len, seq);
 	free(buf);
 	return r;
+}
+
+void wf_node_set_ud(struct wf_node *n, void *ud, void *notice_ud)
+{
+	n->ud = ud;
+	if (notice_ud != NULL)
+		n->notice_ud = notice_ud;
 }
 
 struct wf_store *wf_node_store(struct wf_node *n) { return n->store; }

@@ -17,6 +17,9 @@ static const struct wf_config_key keys[WF_NODECONF_NKEYS] = {
 	{ "service", "state_dir", WF_CONFIG_STRING, OFF(state_dir), 1, 0, NULL,
 	  "Directory of the service's LMDB store (outbox, dedupe and its own state).\n"
 	  "Under systemd: StateDirectory=, i.e. /var/lib/warnfuse/<service>.", NULL },
+	{ "service", "regions", WF_CONFIG_STRING, OFF(regions), 1, 0, NULL,
+	  "The administrative division table (CSV, data/regions.csv of the source tree);\n"
+	  "every region code in the service's input must be in it.", NULL },
 	{ "service", "heartbeat", WF_CONFIG_DURATION, OFF(heartbeat_ms), 1000, 3600000, "10s",
 	  "Interval of the retained ONLINE heartbeat on wf/v1/state/<id>.", NULL },
 	{ "service", "resend", WF_CONFIG_DURATION, OFF(resend_ms), 100, 3600000, "5s",
@@ -40,7 +43,7 @@ static const struct wf_config_key keys[WF_NODECONF_NKEYS] = {
 };
 
 size_t wf_nodeconf_keys(size_t base, const char *default_id, const char *default_state_dir,
-			struct wf_config_key *out)
+			const char *default_regions, struct wf_config_key *out)
 {
 	for (size_t i = 0; i < WF_NODECONF_NKEYS; i++) {
 		out[i] = keys[i];
@@ -49,6 +52,8 @@ size_t wf_nodeconf_keys(size_t base, const char *default_id, const char *default
 			out[i].default_value = default_id;
 		else if (keys[i].offset == OFF(state_dir))
 			out[i].default_value = default_state_dir;
+		else if (keys[i].offset == OFF(regions))
+			out[i].default_value = default_regions;
 	}
 	return WF_NODECONF_NKEYS;
 }

@@ -19,7 +19,7 @@ static size_t table(struct wf_config_key *t)
 	t[0] = (struct wf_config_key){ "svc", "own", WF_CONFIG_INT, offsetof(struct svc, own), 0, 9,
 				       "3", "own key", NULL };
 	return 1 + wf_nodeconf_keys(offsetof(struct svc, node), "wf-x-1", "/var/lib/warnfuse/x",
-				    t + 1);
+				    "/usr/share/r.csv", t + 1);
 }
 
 START_TEST(test_defaults_and_table)
@@ -35,6 +35,7 @@ START_TEST(test_defaults_and_table)
 	ck_assert_int_eq(wf_config_load_string("t.conf", "", t, n, &s, err, sizeof err), 0);
 	ck_assert_str_eq(s.node.id, "wf-x-1");
 	ck_assert_str_eq(s.node.state_dir, "/var/lib/warnfuse/x");
+	ck_assert_str_eq(s.node.regions, "/usr/share/r.csv");
 	ck_assert_int_eq(s.node.port, 1883);
 	ck_assert_int_eq(s.node.heartbeat_ms, 10000);
 	wf_node_options_init(&o);

@@ -165,6 +165,10 @@ int wf_node_emit_warning(struct wf_node *n, struct wf_txn *t, Wf__V1__Warning *w
 /* Publishes outbox entries now (after a commit made outside wf_node_update). */
 void wf_node_flush(struct wf_node *n);
 
+/* Replaces the callbacks' UD (for services whose state needs the node to
+ * exist first) and, when NOTICE_UD is not NULL, gives on_notice its own. */
+void wf_node_set_ud(struct wf_node *n, void *ud, void *notice_ud);
+
 struct wf_store *wf_node_store(struct wf_node *n);
 struct wf_outbox *wf_node_outbox(struct wf_node *n);
 struct wf_bus *wf_node_bus(struct wf_node *n);

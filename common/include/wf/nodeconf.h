@@ -8,6 +8,7 @@
  *	[service]
  *	id = wf-met-1                 ; MQTT client id, producer id, state topic
  *	state_dir = /var/lib/warnfuse/met
+ *	regions = /usr/local/share/warnfuse/regions.csv
  *	heartbeat = 10s
  *	resend = 5s
  *	[mqtt]
@@ -31,6 +32,7 @@
 struct wf_node_config {
 	char *id;
 	char *state_dir;
+	char *regions;
 	int64_t heartbeat_ms;
 	int64_t resend_ms;
 	char *host;
@@ -44,14 +46,15 @@ struct wf_node_config {
 };
 
 /* Number of keys wf_nodeconf_keys() writes. */
-#define WF_NODECONF_NKEYS 12u
+#define WF_NODECONF_NKEYS 13u
 
 /* Writes the shared keys into OUT (room for at least WF_NODECONF_NKEYS),
  * their offsets shifted by BASE (offsetof the struct wf_node_config in the
- * service's config struct). DEFAULT_ID and DEFAULT_STATE_DIR are the
- * service's defaults (static strings). Returns the number written. */
+ * service's config struct). DEFAULT_ID, DEFAULT_STATE_DIR and
+ * DEFAULT_REGIONS (the installed region table) are the service's defaults
+ * (static strings). Returns the number written. */
 size_t wf_nodeconf_keys(size_t base, const char *default_id, const char *default_state_dir,
-			struct wf_config_key *out);
+			const char *default_regions, struct wf_config_key *out);
 
 /* Fills the node options' service, state_dir, heartbeat, resend and bus
  * fields from C (strings borrowed from C, except the password, which is
