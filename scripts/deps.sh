@@ -6,7 +6,7 @@ set -eu
 
 BUILD="meson ninja-build pkg-config gcc libc6-dev python3 \
 libmosquitto-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev \
-libsystemd-dev libinih-dev libssl-dev libcjson-dev"
+libsystemd-dev libinih-dev libssl-dev libcjson-dev libxml2-dev libxmlsec1-dev"
 RUNTIME="mosquitto mosquitto-clients lmdb-utils"
 TEST="check libsubunit-dev protobuf-compiler valgrind"
 

@@ -112,4 +112,67 @@ const char *wf_adapter_sink_reason_text(const struct wf_adapter_sink *sink);
  * --help, --version, --check-config). Returns the process exit status. */
 int wf_adapter_main(int argc, char **argv, const struct wf_adapter_ops *ops);
 
+/* --- Spool processing (spool.c): what the daemon loop calls. ---
+ *
+ * Drop protocol: an agency writes a file as DIR/.NAME.tmp (any name starting
+ * with '.' or ending in ".tmp" or ".part" is ignored) and renames it to
+ * DIR/NAME when complete. Only regular files are taken (no symlinks), in
+ * byte order of their names. Each is processed once:
+ *   size check (max_file) -> read -> ops->parse -> ONE write transaction:
+ *   SHA-256 of the bytes looked up in the "adapter.files" database (found:
+ *   a duplicate, no new events), else for each event next seq, stamp
+ *   producer/seq, wf_codec_event_pack, wf_outbox_put on its event topic,
+ *   and the digest recorded -> commit -> rename to DIR/done/NAME.
+ * A rejected file goes to DIR/rejected/NAME with DIR/rejected/NAME.reason
+ * (one line). A crash between commit and rename reprocesses the file at
+ * the next scan: its digest is found and it is moved without new events. */
+struct wf_store;
+struct wf_outbox;
+struct wf_clock;
+struct wf_codec_limits;
+
+struct wf_adapter_spool_stats {
+	uint64_t files_done;      /* accepted with new events (or none) */
+	uint64_t files_duplicate; /* digest seen before: moved, no events */
+	uint64_t files_rejected;
+	uint64_t events;          /* events put into the outbox */
+};
+
+struct wf_adapter_spool {
+	const struct wf_adapter_ops *ops; /* required */
+	void *state;                      /* ops->config_load's state */
+	struct wf_store *store;           /* required, borrowed */
+	struct wf_outbox *outbox;         /* required, borrowed */
+	unsigned files_dbi;               /* from wf_adapter_spool_init() */
+	const char *dir;                  /* spool directory (NULL for stdin-only use) */
+	size_t max_file;                  /* 0: WF_ADAPTER_MAX_FILE */
+	const struct wf_codec_limits *limits; /* NULL: codec defaults */
+	const struct wf_clock *clock;     /* NULL: system clock */
+	/* Called once per file with its outcome (for logs): KIND is "done",
+	 * "duplicate", "rejected" or "error"; DETAIL the reason or a count. May
+	 * be NULL. */
+	void (*notice)(void *ud, const char *kind, const char *name, const char *detail);
+	void *notice_ud;
+	struct wf_adapter_spool_stats stats; /* running totals */
+};
+
+/* Opens the "adapter.files" database in SP->store (no write transaction
+ * may be held) and creates SP->dir/done and SP->dir/rejected when dir is
+ * set. Returns 0 or a negative errno. */
+int wf_adapter_spool_init(struct wf_adapter_spool *sp);
+
+/* Processes every ready file in SP->dir once, in name order (see above).
+ * Per-file problems (rejections) are counted, not returned. Returns the
+ * number of files handled (>= 0), or a negative errno for a failure that
+ * stops the scan (store error, -ENOBUFS when the outbox is full: call
+ * again after acks drained it; the current file stays in the spool). */
+int wf_adapter_spool_scan(struct wf_adapter_spool *sp);
+
+/* Processes one in-memory file NAME (e.g. stdin as "-") into the outbox
+ * with the same digest check, without moving anything. Returns 1 when
+ * accepted (events put or duplicate), 0 when rejected (REASON filled, may
+ * be NULL), or a negative errno. */
+int wf_adapter_spool_buffer(struct wf_adapter_spool *sp, const char *name, const uint8_t *buf,
+			    size_t len, char *reason, size_t reason_size);
+
 #endif

@@ -1,0 +1,1112 @@
+/* engine: state of the fusion engine (inputs, areas, incidents, timers),
+ * its LMDB persistence and rebuild, and the public entry points. Grading
+ * and the warning lifecycle are in eval.c. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "fusion-internal.h"
+#include "wf/region.h"
+#include "wf/topic.h"
+
+#define MAX_VALIDITY_MS (31LL * 86400000LL)
+
+uint32_t fusion_hash(const void *data, size_t len, uint32_t h)
+{
+	const unsigned char *p = data;
+	for (size_t i = 0; i < len; i++) {
+		h ^= p[i];
+		h *= 16777619u;
+	}
+	return h;
+}
+
+static const char *const result_names[] = {
+	"applied", "duplicate", "expired", "superseded", "cancel_applied", "not_owned",
+};
+
+const char *wf_fusion_result_to_string(enum wf_fusion_result r)
+{
+	return (unsigned)r < WF_FUSION_RESULT_MAX ? result_names[r] : NULL;
+}
+
+/* ---------------------------------------------------------------- buffers */
+
+struct wbuf {
+	unsigned char *p;
+	size_t n, cap;
+	bool oom;
+};
+
+static void wb_put(struct wbuf *b, const void *d, size_t n)
+{
+	if (b->oom)
+		return;
+	if (b->n + n > b->cap) {
+		size_t cap = b->cap ? b->cap * 2 : 256;
+		while (cap < b->n + n)
+			cap *= 2;
+		unsigned char *np = realloc(b->p, cap);
+		if (!np) {
+			b->oom = true;
+			return;
+		}
+		b->p = np;
+		b->cap = cap;
+	}
+	memcpy(b->p + b->n, d, n);
+	b->n += n;
+}
+
+static void wb_u8(struct wbuf *b, unsigned v) { unsigned char c = (unsigned char)v; wb_put(b, &c, 1); }
+static void wb_u16(struct wbuf *b, unsigned v) { uint16_t x = (uint16_t)v; wb_put(b, &x, 2); }
+static void wb_u32(struct wbuf *b, uint32_t v) { wb_put(b, &v, 4); }
+static void wb_i64(struct wbuf *b, int64_t v) { wb_put(b, &v, 8); }
+static void wb_f64(struct wbuf *b, double v) { wb_put(b, &v, 8); }
+
+struct rbuf {
+	const unsigned char *p;
+	size_t n, off;
+	bool bad;
+};
+
+static void rb_get(struct rbuf *b, void *d, size_t n)
+{
+	if (b->bad || b->off + n > b->n) {
+		b->bad = true;
+		memset(d, 0, n);
+		return;
+	}
+	memcpy(d, b->p + b->off, n);
+	b->off += n;
+}
+
+static unsigned rb_u8(struct rbuf *b) { unsigned char c; rb_get(b, &c, 1); return c; }
+static unsigned rb_u16(struct rbuf *b) { uint16_t x; rb_get(b, &x, 2); return x; }
+static uint32_t rb_u32(struct rbuf *b) { uint32_t x; rb_get(b, &x, 4); return x; }
+static int64_t rb_i64(struct rbuf *b) { int64_t x; rb_get(b, &x, 8); return x; }
+static double rb_f64(struct rbuf *b) { double x; rb_get(b, &x, 8); return x; }
+
+/* ---------------------------------------------------------------- intern */
+
+static const char *intern(struct wf_fusion *e, const char *s)
+{
+	if (!s || !*s)
+		return "";
+	for (size_t i = 0; i < e->n_intern; i++)
+		if (strcmp(e->intern[i], s) == 0)
+			return e->intern[i];
+	if (e->n_intern >= 4096)
+		return NULL; /* bounded: criteria are a small vocabulary */
+	if (e->n_intern == e->cap_intern) {
+		size_t cap = e->cap_intern ? e->cap_intern * 2 : 16;
+		char **np = realloc(e->intern, cap * sizeof *np);
+		if (!np)
+			return NULL;
+		e->intern = np;
+		e->cap_intern = cap;
+	}
+	char *c = strdup(s);
+	if (!c)
+		return NULL;
+	e->intern[e->n_intern++] = c;
+	return c;
+}
+
+/* ---------------------------------------------------------------- timers */
+
+static bool t_less(const struct fusion_timer *a, const struct fusion_timer *b)
+{
+	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
+}
+
+int fusion_timer_push(struct wf_fusion *e, int64_t at, int kind, void *ptr)
+{
+	if (e->n_heap == e->cap_heap) {
+		size_t cap = e->cap_heap ? e->cap_heap * 2 : 1024;
+		struct fusion_timer *np = realloc(e->heap, cap * sizeof *np);
+		if (!np)
+			return -ENOMEM;
+		e->heap = np;
+		e->cap_heap = cap;
+	}
+	size_t i = e->n_heap++;
+	struct fusion_timer t = { .at = at, .seq = e->timer_seq++, .ptr = ptr, .kind = (uint8_t)kind };
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (!t_less(&t, &e->heap[parent]))
+			break;
+		e->heap[i] = e->heap[parent];
+		i = parent;
+	}
+	e->heap[i] = t;
+	return 0;
+}
+
+static struct fusion_timer timer_pop(struct wf_fusion *e)
+{
+	struct fusion_timer top = e->heap[0];
+	struct fusion_timer last = e->heap[--e->n_heap];
+	size_t i = 0, n = e->n_heap;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		const struct fusion_timer *mv = &last;
+		if (l < n && t_less(&e->heap[l], mv)) {
+			m = l;
+			mv = &e->heap[l];
+		}
+		if (r < n && t_less(&e->heap[r], mv))
+			m = r;
+		if (m == i)
+			break;
+		e->heap[i] = e->heap[m];
+		i = m;
+	}
+	if (n)
+		e->heap[i] = last;
+	return top;
+}
+
+int64_t wf_fusion_next_deadline(const struct wf_fusion *e)
+{
+	if (!e)
+		return INT64_MAX;
+	if (e->stale || e->regrade_all)
+		return e->now;
+	return e->n_heap ? e->heap[0].at : INT64_MAX;
+}
+
+/* ---------------------------------------------------------------- areas */
+
+static uint32_t area_hash(int status, const char *code)
+{
+	uint32_t h = fusion_hash(&(unsigned char){ (unsigned char)status }, 1, 2166136261u);
+	return fusion_hash(code, 12, h);
+}
+
+static bool prefix_owned(const struct wf_fusion *e, const char *code12)
+{
+	if (!e->n_owned)
+		return true;
+	for (size_t i = 0; i < e->n_owned; i++)
+		if (strncmp(code12, e->owned[i], strlen(e->owned[i])) == 0)
+			return true;
+	return false;
+}
+
+/* 1: owned, 0: context (coarser region containing an owned prefix), -1: neither */
+static int region_ownership(const struct wf_fusion *e, const char *code12)
+{
+	if (prefix_owned(e, code12))
+		return 1;
+	enum wf_region_level l = wf_region_level_of_code(code12);
+	unsigned plen = wf_region_prefix_len(l);
+	for (size_t i = 0; i < e->n_owned; i++)
+		if (strlen(e->owned[i]) > plen && strncmp(code12, e->owned[i], plen) == 0)
+			return 0;
+	return -1;
+}
+
+struct fusion_area *fusion_area_find(struct wf_fusion *e, int status, const char *code)
+{
+	if (!e->ar_cap)
+		return NULL;
+	uint32_t h = area_hash(status, code);
+	for (struct fusion_area *a = e->ar_tab[h & (e->ar_cap - 1)]; a; a = a->hnext)
+		if (a->hash == h && a->status == status && memcmp(a->code, code, 12) == 0)
+			return a;
+	return NULL;
+}
+
+static int grow_table(void ***tab, size_t *cap, size_t n, size_t off_next, size_t off_hash)
+{
+	if (n * 4 < *cap * 3 && *cap)
+		return 0;
+	size_t ncap = *cap ? *cap * 2 : 1024;
+	void **nt = calloc(ncap, sizeof *nt);
+	if (!nt)
+		return -ENOMEM;
+	for (size_t i = 0; i < *cap; i++) {
+		void *x = (*tab)[i];
+		while (x) {
+			void **nextp = (void **)((char *)x + off_next);
+			void *next = *nextp;
+			uint32_t h = *(uint32_t *)((char *)x + off_hash);
+			*nextp = nt[h & (ncap - 1)];
+			nt[h & (ncap - 1)] = x;
+			x = next;
+		}
+	}
+	free(*tab);
+	*tab = nt;
+	*cap = ncap;
+	return 0;
+}
+
+static struct fusion_area *area_get(struct wf_fusion *e, int status, const char *code)
+{
+	struct fusion_area *a = fusion_area_find(e, status, code);
+	if (a)
+		return a;
+	if (grow_table((void ***)&e->ar_tab, &e->ar_cap, e->n_areas,
+		       offsetof(struct fusion_area, hnext), offsetof(struct fusion_area, hash)) < 0)
+		return NULL;
+	a = calloc(1, sizeof *a);
+	if (!a)
+		return NULL;
+	a->hash = area_hash(status, code);
+	a->status = (uint8_t)status;
+	memcpy(a->code, code, 12);
+	a->owned = prefix_owned(e, code);
+	a->timer_at = INT64_MAX;
+	size_t b = a->hash & (e->ar_cap - 1);
+	a->hnext = e->ar_tab[b];
+	e->ar_tab[b] = a;
+	e->n_areas++;
+	return a;
+}
+
+static void area_mark_dirty(struct wf_fusion *e, struct fusion_area *a)
+{
+	if (!a->dirty) {
+		a->dirty = true;
+		a->dirty_next = e->dirty;
+		e->dirty = a;
+	}
+}
+
+/* Marks A dirty, and if A is coarser than the grouping level, every area
+ * inside it (their chain context changed). */
+static void area_touch(struct wf_fusion *e, struct fusion_area *a)
+{
+	area_mark_dirty(e, a);
+	enum wf_region_level l = wf_region_level_of_code(a->code);
+	if ((int)l >= e->rules->area_level)
+		return;
+	for (size_t i = 0; i < e->ar_cap; i++)
+		for (struct fusion_area *x = e->ar_tab[i]; x; x = x->hnext)
+			if (x != a && x->status == a->status && wf_region_contains(a->code, x->code))
+				area_mark_dirty(e, x);
+}
+
+void fusion_incident_free(struct fusion_incident *inc)
+{
+	if (inc) {
+		free(inc->regions);
+		free(inc->rule_ids);
+		free(inc);
+	}
+}
+
+void fusion_area_set_timer(struct wf_fusion *e, struct fusion_area *a)
+{
+	int64_t t = INT64_MAX;
+	for (uint32_t i = 0; i < a->n_incs; i++) {
+		const struct fusion_incident *inc = a->incs[i];
+		if (inc->pend_strength) {
+			int64_t d = inc->pend_since + e->rules->dwell_ms;
+			if (d > e->now && d < t)
+				t = d;
+			if (d <= e->now && e->now + 1 < t)
+				t = e->now + 1; /* defensive: never lose a due downgrade */
+		}
+		int64_t r = inc->expires - e->rules->renew_ms;
+		if (r > e->now && r < t)
+			t = r;
+	}
+	if (t != a->timer_at) {
+		a->timer_at = t;
+		if (t != INT64_MAX)
+			(void)fusion_timer_push(e, t, FUSION_T_AREA, a);
+	}
+}
+
+/* ---------------------------------------------------------------- inputs */
+
+static uint32_t input_hash(int agency, const char *id)
+{
+	uint32_t h = fusion_hash(&(unsigned char){ (unsigned char)agency }, 1, 2166136261u);
+	return fusion_hash(id, strlen(id), h);
+}
+
+static struct fusion_input *input_find(struct wf_fusion *e, int agency, const char *id)
+{
+	if (!e->in_cap)
+		return NULL;
+	uint32_t h = input_hash(agency, id);
+	for (struct fusion_input *x = e->in_tab[h & (e->in_cap - 1)]; x; x = x->hnext)
+		if (x->hash == h && x->agency == agency && strcmp(x->id, id) == 0)
+			return x;
+	return NULL;
+}
+
+static struct fusion_input *input_new(struct wf_fusion *e, int agency, const char *id)
+{
+	if (grow_table((void ***)&e->in_tab, &e->in_cap, e->n_in,
+		       offsetof(struct fusion_input, hnext), offsetof(struct fusion_input, hash)) < 0)
+		return NULL;
+	size_t idlen = strlen(id);
+	struct fusion_input *x = calloc(1, sizeof *x + idlen + 1);
+	if (!x)
+		return NULL;
+	memcpy(x->id, id, idlen + 1);
+	x->agency = (uint8_t)agency;
+	x->hash = input_hash(agency, id);
+	x->criterion = "";
+	size_t b = x->hash & (e->in_cap - 1);
+	x->hnext = e->in_tab[b];
+	e->in_tab[b] = x;
+	e->n_in++;
+	return x;
+}
+
+static void input_unlink(struct wf_fusion *e, struct fusion_input *x)
+{
+	struct fusion_input **pp = &e->in_tab[x->hash & (e->in_cap - 1)];
+	while (*pp && *pp != x)
+		pp = &(*pp)->hnext;
+	if (*pp)
+		*pp = x->hnext;
+	e->n_in--;
+}
+
+/* Grouping area code of REGION (12 digits) at the rules' area level; a
+ * coarser region is its own area. */
+static void area_code_of(const struct wf_fusion *e, const char *region, char out[13])
+{
+	enum wf_region_level l = wf_region_level_of_code(region);
+	if ((int)l <= e->rules->area_level || wf_region_ancestor_at(region, (enum wf_region_level)
+						 e->rules->area_level, out) < 0)
+		memcpy(out, region, 13);
+}
+
+static int area_add_input(struct wf_fusion *e, struct fusion_input *x)
+{
+	char code[13];
+	area_code_of(e, x->region, code);
+	struct fusion_area *a = area_get(e, x->status, code);
+	if (!a)
+		return -ENOMEM;
+	if (a->n_inputs == a->cap_inputs) {
+		uint32_t cap = a->cap_inputs ? a->cap_inputs * 2 : 4;
+		struct fusion_input **np = realloc(a->inputs, cap * sizeof *np);
+		if (!np)
+			return -ENOMEM;
+		a->inputs = np;
+		a->cap_inputs = cap;
+	}
+	x->pos = a->n_inputs;
+	a->inputs[a->n_inputs++] = x;
+	x->area = a;
+	e->n_valid++;
+	return 0;
+}
+
+static void area_remove_input(struct wf_fusion *e, struct fusion_input *x)
+{
+	struct fusion_area *a = x->area;
+	if (!a)
+		return;
+	uint32_t last = a->n_inputs - 1;
+	if (x->pos != last) {
+		a->inputs[x->pos] = a->inputs[last];
+		a->inputs[x->pos]->pos = x->pos;
+	}
+	a->n_inputs--;
+	x->area = NULL;
+	e->n_valid--;
+	area_touch(e, a);
+}
+
+/* ---------------------------------------------------------------- persistence */
+
+static size_t input_key(const struct fusion_input *x, unsigned char *key)
+{
+	size_t n = strlen(x->id);
+	key[0] = x->agency;
+	memcpy(key + 1, x->id, n);
+	return n + 1;
+}
+
+static int input_store(struct wf_fusion *e, struct wf_txn *t, const struct fusion_input *x)
+{
+	unsigned char key[160];
+	size_t klen = input_key(x, key);
+	struct wbuf b = { 0 };
+	wb_u8(&b, 1);
+	wb_u8(&b, x->hazard);
+	wb_u8(&b, x->strength);
+	wb_u8(&b, x->certainty);
+	wb_u8(&b, x->status);
+	wb_u8(&b, x->state);
+	wb_u8(&b, (x->placeholder ? 1u : 0u) | (x->has_meas ? 2u : 0u));
+	wb_i64(&b, x->observed);
+	wb_i64(&b, x->expires);
+	wb_i64(&b, x->purge_at);
+	wb_f64(&b, x->value);
+	wb_f64(&b, x->threshold);
+	wb_put(&b, x->region, 12);
+	size_t cl = strlen(x->criterion);
+	wb_u8(&b, (unsigned)cl);
+	wb_put(&b, x->criterion, cl);
+	int r = b.oom ? -ENOMEM : wf_store_put(t, e->dbi_input, key, klen, b.p, b.n, 0);
+	free(b.p);
+	return r;
+}
+
+static size_t incident_key(const struct fusion_area *a, const struct fusion_incident *inc,
+			   unsigned char key[14])
+{
+	key[0] = a->status;
+	key[1] = inc->hazard;
+	memcpy(key + 2, a->code, 12);
+	return 14;
+}
+
+int fusion_incident_store(struct wf_fusion *e, struct wf_txn *t, const struct fusion_area *a,
+			  const struct fusion_incident *inc)
+{
+	unsigned char key[14];
+	incident_key(a, inc, key);
+	struct wbuf b = { 0 };
+	wb_u8(&b, 1);
+	wb_u8(&b, inc->strength);
+	wb_u8(&b, inc->certainty);
+	wb_u8(&b, inc->pend_strength);
+	wb_u32(&b, inc->version);
+	wb_i64(&b, inc->onset);
+	wb_i64(&b, inc->expires);
+	wb_i64(&b, inc->pend_since);
+	size_t idl = strlen(inc->id);
+	wb_u8(&b, (unsigned)idl);
+	wb_put(&b, inc->id, idl);
+	wb_u16(&b, inc->n_regions);
+	wb_put(&b, inc->regions, (size_t)inc->n_regions * 12);
+	size_t rl = inc->rule_ids ? strlen(inc->rule_ids) : 0;
+	wb_u16(&b, (unsigned)rl);
+	wb_put(&b, inc->rule_ids ? inc->rule_ids : "", rl);
+	int r = b.oom ? -ENOMEM : wf_store_put(t, e->dbi_inc, key, 14, b.p, b.n, 0);
+	free(b.p);
+	return r;
+}
+
+int fusion_incident_delete(struct wf_fusion *e, struct wf_txn *t, const struct fusion_area *a,
+			   const struct fusion_incident *inc)
+{
+	unsigned char key[14];
+	incident_key(a, inc, key);
+	int r = wf_store_del(t, e->dbi_inc, key, 14);
+	return r == -ENOENT ? 0 : r;
+}
+
+static int meta_store(struct wf_fusion *e, struct wf_txn *t)
+{
+	unsigned char v[8 + FUSION_AGENCY_MAX * 2];
+	memcpy(v, &e->now, 8);
+	for (int i = 0; i < FUSION_AGENCY_MAX; i++) {
+		v[8 + i] = e->silent[i];
+		v[8 + FUSION_AGENCY_MAX + i] = e->alive_known[i];
+	}
+	int r = wf_store_put(t, e->dbi_meta, "state", 5, v, sizeof v, 0);
+	if (r == 0)
+		e->stored_now = e->now;
+	return r;
+}
+
+/* ---------------------------------------------------------------- reset / rebuild */
+
+static void state_free(struct wf_fusion *e)
+{
+	for (size_t i = 0; i < e->in_cap; i++) {
+		struct fusion_input *x = e->in_tab[i];
+		while (x) {
+			struct fusion_input *n = x->hnext;
+			free(x);
+			x = n;
+		}
+	}
+	free(e->in_tab);
+	e->in_tab = NULL;
+	e->in_cap = e->n_in = e->n_valid = 0;
+	for (size_t i = 0; i < e->ar_cap; i++) {
+		struct fusion_area *a = e->ar_tab[i];
+		while (a) {
+			struct fusion_area *n = a->hnext;
+			for (uint32_t k = 0; k < a->n_incs; k++)
+				fusion_incident_free(a->incs[k]);
+			free(a->incs);
+			free(a->inputs);
+			free(a);
+			a = n;
+		}
+	}
+	free(e->ar_tab);
+	e->ar_tab = NULL;
+	e->ar_cap = e->n_areas = e->n_incidents = 0;
+	e->dirty = NULL;
+	free(e->heap);
+	e->heap = NULL;
+	e->n_heap = e->cap_heap = 0;
+	e->timer_seq = 0;
+	e->now = e->stored_now = 0;
+	memset(e->silent, 0, sizeof e->silent);
+	memset(e->alive_known, 0, sizeof e->alive_known);
+}
+
+static int load_input(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct wf_fusion *e = ud;
+	if (klen < 2 || klen > 130)
+		return -EBADMSG;
+	char id[132];
+	memcpy(id, (const char *)key + 1, klen - 1);
+	id[klen - 1] = '\0';
+	struct rbuf b = { .p = val, .n = vlen };
+	if (rb_u8(&b) != 1)
+		return -EBADMSG;
+	struct fusion_input *x = input_new(e, ((const unsigned char *)key)[0], id);
+	if (!x)
+		return -ENOMEM;
+	x->hazard = (uint8_t)rb_u8(&b);
+	x->strength = (uint8_t)rb_u8(&b);
+	x->certainty = (uint8_t)rb_u8(&b);
+	x->status = (uint8_t)rb_u8(&b);
+	x->state = (uint8_t)rb_u8(&b);
+	unsigned fl = rb_u8(&b);
+	x->placeholder = fl & 1;
+	x->has_meas = fl & 2;
+	x->observed = rb_i64(&b);
+	x->expires = rb_i64(&b);
+	x->purge_at = rb_i64(&b);
+	x->value = rb_f64(&b);
+	x->threshold = rb_f64(&b);
+	rb_get(&b, x->region, 12);
+	x->region[12] = '\0';
+	char crit[256];
+	unsigned cl = rb_u8(&b);
+	rb_get(&b, crit, cl);
+	crit[cl] = '\0';
+	if (b.bad)
+		return -EBADMSG;
+	x->criterion = intern(e, crit);
+	if (!x->criterion)
+		return -ENOMEM;
+	return 0;
+}
+
+static int load_incident(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct wf_fusion *e = ud;
+	if (klen != 14)
+		return -EBADMSG;
+	const unsigned char *k = key;
+	char code[13];
+	memcpy(code, k + 2, 12);
+	code[12] = '\0';
+	struct rbuf b = { .p = val, .n = vlen };
+	if (rb_u8(&b) != 1)
+		return -EBADMSG;
+	struct fusion_incident *inc = calloc(1, sizeof *inc);
+	if (!inc)
+		return -ENOMEM;
+	inc->hazard = k[1];
+	inc->strength = (uint8_t)rb_u8(&b);
+	inc->certainty = (uint8_t)rb_u8(&b);
+	inc->pend_strength = (uint8_t)rb_u8(&b);
+	inc->version = rb_u32(&b);
+	inc->onset = rb_i64(&b);
+	inc->expires = rb_i64(&b);
+	inc->pend_since = rb_i64(&b);
+	unsigned idl = rb_u8(&b);
+	if (idl >= sizeof inc->id)
+		b.bad = true;
+	else
+		rb_get(&b, inc->id, idl);
+	inc->n_regions = (uint16_t)rb_u16(&b);
+	inc->regions = malloc((size_t)inc->n_regions * 12 + 1);
+	if (inc->regions)
+		rb_get(&b, inc->regions, (size_t)inc->n_regions * 12);
+	unsigned rl = rb_u16(&b);
+	inc->rule_ids = malloc(rl + 1);
+	if (inc->rule_ids) {
+		rb_get(&b, inc->rule_ids, rl);
+		inc->rule_ids[rl] = '\0';
+	}
+	if (!inc->regions || !inc->rule_ids) {
+		fusion_incident_free(inc);
+		return -ENOMEM;
+	}
+	if (b.bad) {
+		fusion_incident_free(inc);
+		return -EBADMSG;
+	}
+	struct fusion_area *a = area_get(e, k[0], code);
+	if (!a || a->n_incs == a->cap_incs) {
+		uint32_t cap = a ? (a->cap_incs ? a->cap_incs * 2 : 2) : 0;
+		struct fusion_incident **np = a ? realloc(a->incs, cap * sizeof *np) : NULL;
+		if (!np) {
+			fusion_incident_free(inc);
+			return -ENOMEM;
+		}
+		a->incs = np;
+		a->cap_incs = cap;
+	}
+	/* keys come in order, so the hazard order within an area holds */
+	a->incs[a->n_incs++] = inc;
+	e->n_incidents++;
+	return 0;
+}
+
+static int rebuild(struct wf_fusion *e, struct wf_txn *t)
+{
+	state_free(e);
+	unsigned char v[8 + FUSION_AGENCY_MAX * 2];
+	size_t vl = 0;
+	int r = wf_store_get_buf(t, e->dbi_meta, "state", 5, v, sizeof v, &vl);
+	if (r == 0 && vl == sizeof v) {
+		memcpy(&e->now, v, 8);
+		for (int i = 0; i < FUSION_AGENCY_MAX; i++) {
+			e->silent[i] = v[8 + i];
+			e->alive_known[i] = v[8 + FUSION_AGENCY_MAX + i];
+		}
+		e->stored_now = e->now;
+	} else if (r < 0 && r != -ENOENT) {
+		return r;
+	}
+	r = wf_store_foreach(t, e->dbi_input, NULL, 0, load_input, e);
+	if (r < 0)
+		goto fail;
+	r = wf_store_foreach(t, e->dbi_inc, NULL, 0, load_incident, e);
+	if (r < 0)
+		goto fail;
+	for (size_t i = 0; i < e->in_cap; i++) {
+		for (struct fusion_input *x = e->in_tab[i]; x; x = x->hnext) {
+			if (x->state == FUSION_IN_VALID && x->expires > e->now) {
+				r = area_add_input(e, x);
+				if (r == 0)
+					r = fusion_timer_push(e, x->expires, FUSION_T_EXPIRE, x);
+			} else {
+				if (x->state == FUSION_IN_VALID)
+					x->state = FUSION_IN_EXPIRED; /* expired before the commit */
+				r = fusion_timer_push(e, x->purge_at, FUSION_T_PURGE, x);
+			}
+			if (r < 0)
+				goto fail;
+		}
+	}
+	for (size_t i = 0; i < e->ar_cap; i++)
+		for (struct fusion_area *a = e->ar_tab[i]; a; a = a->hnext)
+			fusion_area_set_timer(e, a);
+	/* nothing is dirty after a rebuild: every committed call evaluated
+	 * what it touched */
+	for (size_t i = 0; i < e->ar_cap; i++)
+		for (struct fusion_area *a = e->ar_tab[i]; a; a = a->hnext)
+			a->dirty = false;
+	e->dirty = NULL;
+	e->stale = false;
+	return 0;
+fail:
+	state_free(e);
+	e->stale = true;
+	return r;
+}
+
+/* ---------------------------------------------------------------- open / close */
+
+int wf_fusion_open(struct wf_store *s, struct wf_fusion_rules *rules,
+		   const struct wf_fusion_options *o, struct wf_fusion **ret)
+{
+	if (!s || !rules || !ret)
+		return -EINVAL;
+	struct wf_fusion_options def = { 0 };
+	if (!o)
+		o = &def;
+	const char *pfx = o->db_prefix ? o->db_prefix : "fusion";
+	if (strlen(pfx) > 32 || strspn(pfx, "abcdefghijklmnopqrstuvwxyz0123456789_-") != strlen(pfx))
+		return -EINVAL;
+	for (size_t i = 0; i < o->n_owned; i++) {
+		size_t n = o->owned[i] ? strlen(o->owned[i]) : 0;
+		if (n < 2 || n > 12 || strspn(o->owned[i], "0123456789") != n)
+			return -EINVAL;
+	}
+	struct wf_fusion *e = calloc(1, sizeof *e);
+	if (!e)
+		return -ENOMEM;
+	e->store = s;
+	e->regions = o->regions;
+	int r = -ENOMEM;
+	if (o->n_owned) {
+		e->owned = calloc(o->n_owned, sizeof *e->owned);
+		if (!e->owned)
+			goto fail;
+		for (size_t i = 0; i < o->n_owned; i++) {
+			e->owned[i] = strdup(o->owned[i]);
+			if (!e->owned[i])
+				goto fail;
+			e->n_owned++;
+		}
+	}
+	char name[64];
+	snprintf(name, sizeof name, "%s.input", pfx);
+	if ((r = wf_store_dbi(s, name, 0, &e->dbi_input)) < 0)
+		goto fail;
+	snprintf(name, sizeof name, "%s.incident", pfx);
+	if ((r = wf_store_dbi(s, name, 0, &e->dbi_inc)) < 0)
+		goto fail;
+	snprintf(name, sizeof name, "%s.meta", pfx);
+	if ((r = wf_store_dbi(s, name, 0, &e->dbi_meta)) < 0)
+		goto fail;
+	e->rules = rules;
+	struct wf_txn *t = NULL;
+	if ((r = wf_store_txn_begin(s, false, &t)) < 0)
+		goto fail_rules;
+	r = rebuild(e, t);
+	wf_store_txn_abort(t);
+	if (r < 0)
+		goto fail_rules;
+	*ret = e;
+	return 0;
+fail_rules:
+	e->rules = NULL;
+fail:
+	wf_fusion_close(e);
+	return r;
+}
+
+struct wf_fusion *wf_fusion_close(struct wf_fusion *e)
+{
+	if (!e)
+		return NULL;
+	state_free(e);
+	for (size_t i = 0; i < e->n_intern; i++)
+		free(e->intern[i]);
+	free(e->intern);
+	for (size_t i = 0; i < e->n_owned; i++)
+		free(e->owned[i]);
+	free(e->owned);
+	fusion_scratch_free(e->scratch);
+	wf_fusion_rules_free(e->rules);
+	free(e);
+	return NULL;
+}
+
+void wf_fusion_txn_aborted(struct wf_fusion *e)
+{
+	if (e) {
+		state_free(e);
+		e->stale = true;
+	}
+}
+
+int wf_fusion_set_rules(struct wf_fusion *e, struct wf_fusion_rules *rules, char *err,
+			size_t errlen)
+{
+	if (!e || !rules)
+		return -EINVAL;
+	if (rules->area_level != e->rules->area_level) {
+		if (errlen)
+			snprintf(err, errlen, "[fusion] area changed from %s to %s: restart needed; "
+					      "keeping the old rules",
+				 wf_region_level_to_string((enum wf_region_level)e->rules->area_level),
+				 wf_region_level_to_string((enum wf_region_level)rules->area_level));
+		return -EINVAL;
+	}
+	wf_fusion_rules_free(e->rules);
+	e->rules = rules;
+	e->regrade_all = true;
+	return 0;
+}
+
+void wf_fusion_get_stats(const struct wf_fusion *e, struct wf_fusion_stats *ret)
+{
+	memset(ret, 0, sizeof *ret);
+	if (!e)
+		return;
+	ret->inputs = e->n_in;
+	ret->valid_inputs = e->n_valid;
+	ret->incidents = e->n_incidents;
+	ret->areas = e->n_areas;
+	ret->emitted = e->emitted;
+	ret->now_ms = e->now;
+}
+
+/* ---------------------------------------------------------------- processing */
+
+static int area_cmp(const void *a, const void *b)
+{
+	const struct fusion_area *x = *(struct fusion_area *const *)a;
+	const struct fusion_area *y = *(struct fusion_area *const *)b;
+	if (x->status != y->status)
+		return x->status < y->status ? -1 : 1;
+	return memcmp(x->code, y->code, 12);
+}
+
+/* Evaluates every dirty area, in (status, code) order. */
+static int eval_dirty(struct wf_fusion *e, struct wf_txn *t, wf_fusion_emit_fn emit, void *ud)
+{
+	size_t n = 0;
+	for (struct fusion_area *a = e->dirty; a; a = a->dirty_next)
+		n++;
+	if (!n)
+		return 0;
+	struct fusion_area **v = malloc(n * sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	n = 0;
+	for (struct fusion_area *a = e->dirty; a; a = a->dirty_next)
+		v[n++] = a;
+	e->dirty = NULL;
+	qsort(v, n, sizeof *v, area_cmp);
+	int total = 0, r = 0;
+	for (size_t i = 0; i < n; i++) {
+		v[i]->dirty = false;
+		if (r < 0)
+			continue;
+		r = fusion_eval_area(e, t, v[i], emit, ud);
+		if (r >= 0)
+			total += r;
+	}
+	free(v);
+	return r < 0 ? r : total;
+}
+
+static int purge_input(struct wf_fusion *e, struct wf_txn *t, struct fusion_input *x)
+{
+	unsigned char key[160];
+	size_t klen = input_key(x, key);
+	int r = wf_store_del(t, e->dbi_input, key, klen);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	input_unlink(e, x);
+	free(x);
+	return 0;
+}
+
+/* Runs the timers due at e->now; marks areas dirty. */
+static int run_timers(struct wf_fusion *e, struct wf_txn *t)
+{
+	while (e->n_heap && e->heap[0].at <= e->now) {
+		struct fusion_timer tm = timer_pop(e);
+		if (tm.kind == FUSION_T_EXPIRE) {
+			struct fusion_input *x = tm.ptr;
+			if (x->state == FUSION_IN_VALID && x->area && x->expires <= e->now) {
+				area_remove_input(e, x);
+				x->state = FUSION_IN_EXPIRED;
+				int r = fusion_timer_push(e, x->purge_at, FUSION_T_PURGE, x);
+				if (r < 0)
+					return r;
+			}
+		} else if (tm.kind == FUSION_T_PURGE) {
+			struct fusion_input *x = tm.ptr;
+			if (x->purge_at == tm.at && !x->area) {
+				int r = purge_input(e, t, x);
+				if (r < 0)
+					return r;
+			}
+		} else {
+			struct fusion_area *a = tm.ptr;
+			if (a->timer_at == tm.at) {
+				a->timer_at = INT64_MAX;
+				area_mark_dirty(e, a);
+			}
+		}
+	}
+	if (e->regrade_all) {
+		e->regrade_all = false;
+		for (size_t i = 0; i < e->ar_cap; i++)
+			for (struct fusion_area *a = e->ar_tab[i]; a; a = a->hnext)
+				area_mark_dirty(e, a);
+	}
+	return 0;
+}
+
+static int begin(struct wf_fusion *e, struct wf_txn *t, int64_t now_ms)
+{
+	if (!e || !t || !wf_store_txn_writable(t))
+		return -EINVAL;
+	if (e->stale) {
+		int r = rebuild(e, t);
+		if (r < 0)
+			return r;
+	}
+	if (now_ms > e->now)
+		e->now = now_ms;
+	return 0;
+}
+
+static int finish(struct wf_fusion *e, struct wf_txn *t, int r)
+{
+	if (r < 0)
+		return r;
+	if (e->now != e->stored_now) {
+		int m = meta_store(e, t);
+		if (m < 0)
+			return m;
+	}
+	return r;
+}
+
+int wf_fusion_tick(struct wf_fusion *e, struct wf_txn *t, int64_t now_ms,
+		   wf_fusion_emit_fn emit, void *ud)
+{
+	int r = begin(e, t, now_ms);
+	if (r < 0)
+		return r;
+	r = run_timers(e, t);
+	if (r >= 0)
+		r = eval_dirty(e, t, emit, ud);
+	return finish(e, t, r);
+}
+
+static int apply_reference(struct wf_fusion *e, struct wf_txn *t, int agency, const char *ref,
+			   int new_state, int64_t purge_floor)
+{
+	struct fusion_input *x = input_find(e, agency, ref);
+	if (!x) {
+		x = input_new(e, agency, ref);
+		if (!x)
+			return -ENOMEM;
+		x->placeholder = true;
+		x->state = (uint8_t)new_state;
+		x->purge_at = purge_floor;
+		int r = fusion_timer_push(e, x->purge_at, FUSION_T_PURGE, x);
+		return r < 0 ? r : input_store(e, t, x);
+	}
+	if (x->state == FUSION_IN_VALID && x->area) {
+		area_remove_input(e, x);
+		int r = fusion_timer_push(e, x->purge_at, FUSION_T_PURGE, x);
+		if (r < 0)
+			return r;
+	} else if (x->state == FUSION_IN_CANCELLED || x->state == new_state) {
+		return 0;
+	}
+	x->state = (uint8_t)new_state;
+	return input_store(e, t, x);
+}
+
+int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event *ev,
+		     int64_t now_ms, wf_fusion_emit_fn emit, void *ud)
+{
+	if (!ev || !ev->id || !*ev->id || strlen(ev->id) > 128)
+		return -EINVAL;
+	if (ev->agency <= 0 || ev->agency >= FUSION_AGENCY_MAX || ev->hazard <= 0 ||
+	    ev->hazard >= FUSION_HAZARD_MAX || ev->status < 1 || ev->status > 3 ||
+	    ev->level < 0 || ev->level > 4 || ev->msg_type < 1 || ev->msg_type > 3)
+		return -EINVAL;
+	char region[13];
+	if (!ev->region || wf_region_normalize(ev->region, region) < 0 ||
+	    wf_region_level_of_code(region) == WF_REGION_LEVEL_INVALID)
+		return -EINVAL;
+	int r = begin(e, t, now_ms);
+	if (r < 0)
+		return r;
+	r = run_timers(e, t);
+	if (r < 0)
+		return r;
+	int own = region_ownership(e, region);
+	if (own < 0) {
+		r = eval_dirty(e, t, emit, ud);
+		return finish(e, t, r < 0 ? r : WF_FUSION_NOT_OWNED);
+	}
+	int agency = ev->agency;
+	struct fusion_input *x = input_find(e, agency, ev->id);
+	if (x && !x->placeholder) {
+		r = eval_dirty(e, t, emit, ud);
+		return finish(e, t, r < 0 ? r : WF_FUSION_DUPLICATE);
+	}
+	int64_t retain = e->rules->retain_ms;
+	bool is_cancel = ev->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+	for (size_t i = 0; i < ev->n_references; i++) {
+		if (!ev->references[i] || strcmp(ev->references[i], ev->id) == 0)
+			continue;
+		r = apply_reference(e, t, agency, ev->references[i],
+				    is_cancel ? FUSION_IN_CANCELLED : FUSION_IN_SUPERSEDED,
+				    ev->observed_ms + MAX_VALIDITY_MS + retain);
+		if (r < 0)
+			return r;
+	}
+	/* a reference may have created X as a placeholder only if it names
+	 * itself, which is skipped above */
+	bool was_placeholder = x != NULL;
+	if (!x) {
+		x = input_new(e, agency, ev->id);
+		if (!x)
+			return -ENOMEM;
+	}
+	x->placeholder = false;
+	x->hazard = (uint8_t)ev->hazard;
+	x->strength = (uint8_t)fusion_strength(ev->level);
+	x->certainty = (uint8_t)ev->certainty;
+	x->status = (uint8_t)ev->status;
+	x->observed = ev->observed_ms;
+	x->expires = ev->expires_ms;
+	memcpy(x->region, region, 13);
+	x->has_meas = ev->measurement != NULL;
+	x->value = ev->measurement ? ev->measurement->value : 0;
+	x->threshold = ev->measurement ? ev->measurement->threshold : 0;
+	const char *crit = intern(e, ev->measurement ? ev->measurement->criterion : "");
+	x->criterion = crit ? crit : "";
+	int64_t old_purge = x->purge_at;
+	int64_t purge = ev->expires_ms + retain;
+	if (was_placeholder && old_purge > purge)
+		purge = old_purge;
+	x->purge_at = purge;
+	int result;
+	if (was_placeholder) {
+		result = WF_FUSION_SUPERSEDED; /* state stays cancelled/superseded */
+		if (purge > old_purge)
+			r = fusion_timer_push(e, purge, FUSION_T_PURGE, x);
+	} else if (is_cancel) {
+		x->state = FUSION_IN_NOINPUT;
+		result = WF_FUSION_CANCEL_APPLIED;
+		r = fusion_timer_push(e, purge, FUSION_T_PURGE, x);
+	} else if (ev->expires_ms <= e->now) {
+		x->state = FUSION_IN_NOINPUT;
+		result = WF_FUSION_EXPIRED;
+		r = fusion_timer_push(e, purge, FUSION_T_PURGE, x);
+	} else {
+		x->state = FUSION_IN_VALID;
+		result = WF_FUSION_APPLIED;
+		r = area_add_input(e, x);
+		if (r == 0) {
+			area_touch(e, x->area);
+			r = fusion_timer_push(e, x->expires, FUSION_T_EXPIRE, x);
+		}
+	}
+	if (r < 0)
+		return r;
+	r = input_store(e, t, x);
+	if (r < 0)
+		return r;
+	r = eval_dirty(e, t, emit, ud);
+	return finish(e, t, r < 0 ? r : result);
+}
+
+int wf_fusion_source_liveness(struct wf_fusion *e, struct wf_txn *t, int agency, bool alive,
+			      int64_t now_ms, wf_fusion_emit_fn emit, void *ud)
+{
+	if (agency <= 0 || agency >= FUSION_AGENCY_MAX)
+		return -EINVAL;
+	int r = begin(e, t, now_ms);
+	if (r < 0)
+		return r;
+	r = run_timers(e, t);
+	if (r < 0)
+		return r;
+	bool changed = e->silent[agency] != !alive;
+	e->silent[agency] = !alive;
+	e->alive_known[agency] = true;
+	if (changed) {
+		for (size_t i = 0; i < e->ar_cap; i++)
+			for (struct fusion_area *a = e->ar_tab[i]; a; a = a->hnext)
+				if (a->n_incs || a->n_inputs)
+					area_mark_dirty(e, a);
+		r = meta_store(e, t);
+		if (r < 0)
+			return r;
+	}
+	r = eval_dirty(e, t, emit, ud);
+	return finish(e, t, r);
+}
