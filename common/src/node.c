@@ -14,6 +14,7 @@
 #include "wf/outbox.h"
 
 #define MAX_PEERS 256u /* services whose last start time we remember */
+#define FLUSH_CHUNK 1000u /* outbox entries one wf_outbox_flush publishes */
 
 enum outcome { OUT_NONE, OUT_APPLIED, OUT_DUP, OUT_REJECT };
 
@@ -157,7 +158,7 @@ void wf_node_flush(struct wf_node *n)
 	/* Bounded: the bus's own queue limit (-ENOBUFS) ends a round early. */
 	do
 		r = wf_outbox_flush(n->outbox);
-	while (r > 0 && (unsigned)r >= 1000u && ++rounds < 16);
+	while (r > 0 && (unsigned)r >= FLUSH_CHUNK && ++rounds < 16);
 	if (r < 0 && r != -ENOTCONN && r != -ENOBUFS)
 		notice(n, WF_NODE_STORE_ERROR, r, "outbox flush");
 	schedule_resend(n);
@@ -591,6 +592,7 @@ int wf_node_new(struct ev_loop *loop, const struct wf_node_options *o,
 		goto fail;
 	oo.resend_ms = o->resend_ms;
 	oo.max_entries = o->outbox_max_entries;
+	oo.max_per_flush = FLUSH_CHUNK;
 	oo.publish = outbox_publish;
 	oo.publish_ud = n;
 	oo.clock = n->clock;

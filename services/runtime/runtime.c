@@ -148,19 +148,13 @@ void wf_runtime_quit(struct wf_runtime *rt, int exit_status)
 	/* the node's watchers end within a second; then ev_run returns */
 }
 
-static bool healthy_cb(struct wf_daemon *d, void *ud)
-{
-	(void)d;
-	(void)ud;
-	return true; /* the loop turned, or this timer would not have fired */
-}
-
 int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 {
 	struct wf_runtime rt_storage, *rt = &rt_storage;
 	struct wf_node_options no;
 	struct wf_node_callbacks ncb;
-	struct wf_daemon_callbacks dcb = { stop_cb, reload_cb, healthy_cb };
+	/* healthy NULL: the watchdog timer firing means the loop turns */
+	struct wf_daemon_callbacks dcb = { stop_cb, reload_cb, NULL };
 	char err[512];
 	int r, status = WF_EXIT_FAILURE;
 	size_t n_inputs = 0;
