@@ -414,6 +414,8 @@ static void on_subscribe_cb(struct mosquitto *m, void *obj, int mid, int count,
 		} else {
 			s->confirmed = true;
 			s->refused = false;
+			if (b->cb.on_subscribed && wf_bus_subscribed(b))
+				b->cb.on_subscribed(b->ud);
 		}
 		return;
 	}

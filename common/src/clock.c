@@ -30,6 +30,16 @@ struct wf_clock wf_clock_manual(int64_t *now_ms)
 	return (struct wf_clock){ .now = manual_now, .ud = now_ms };
 }
 
+static int64_t shifted_now(void *ud)
+{
+	return system_now(NULL) + *(const int64_t *)ud;
+}
+
+struct wf_clock wf_clock_shifted(const int64_t *offset_ms)
+{
+	return (struct wf_clock){ .now = shifted_now, .ud = (void *)offset_ms };
+}
+
 int64_t wf_clock_now_ms(const struct wf_clock *clock)
 {
 	if (!clock || !clock->now)

@@ -463,6 +463,145 @@ static int deadletter_check(struct ctx *c, const Wf__V1__DeadLetter *d)
 	return 0;
 }
 
+/* --- dispatch.proto: Approval, DutyNotice, DutyAck, FollowUp, Silence,
+ * BroadcastState --- */
+
+static int check_code12(struct ctx *c, const char *s, const char *field)
+{
+	char out[13];
+	s = str(s);
+	if (*s && strlen(s) != 12)
+		return fail(c, WF_REASON_BAD_REGION, field, "'%.16s' is not a 12-digit code", s);
+	return check_region(c, s, out, field);
+}
+
+static int approval_check(struct ctx *c, const Wf__V1__Approval *a)
+{
+	TRY(check_topic_id(c, a->operator_, true, "operator"));
+	TRY(check_id(c, a->warning_id, "warning_id"));
+	if (a->version == 0)
+		return fail(c, WF_REASON_MISSING_FIELD, "version", "required (> 0)");
+	TRY(check_enum(c, &wf__v1__decision__descriptor, a->decision, true, "decision"));
+	TRY(check_text(c, a->reason, c->lim->max_text, true,
+		       a->decision == WF__V1__DECISION__DECISION_REJECT, "reason"));
+	TRY(check_skew(c, a->sent_ms, true, "sent_ms"));
+	TRY(check_topic_id(c, a->producer, true, "producer"));
+	if (a->seq == 0)
+		return fail(c, WF_REASON_MISSING_FIELD, "seq", "required (> 0)");
+	return 0;
+}
+
+static int duty_notice_check(struct ctx *c, const Wf__V1__DutyNotice *d)
+{
+	TRY(check_topic_id(c, d->station, true, "station"));
+	TRY(check_id(c, d->warning_id, "warning_id"));
+	if (d->version == 0)
+		return fail(c, WF_REASON_MISSING_FIELD, "version", "required (> 0)");
+	TRY(check_enum(c, &wf__v1__level__descriptor, d->level, true, "level"));
+	TRY(check_enum(c, &wf__v1__hazard__descriptor, d->hazard, true, "hazard"));
+	if (d->n_regions == 0)
+		return fail(c, WF_REASON_MISSING_FIELD, "regions", "at least one region");
+	TRY(check_count(c, d->n_regions, c->lim->max_regions, "regions"));
+	for (size_t i = 0; i < d->n_regions; i++) {
+		c->index = (long)i;
+		TRY(check_code12(c, d->regions[i], "regions"));
+	}
+	c->index = -1;
+	TRY(check_text(c, d->text, c->lim->max_text, true, false, "text"));
+	if (d->deadline_ms < 0)
+		return fail(c, WF_REASON_BAD_TIME_ORDER, "deadline_ms", "negative");
+	TRY(check_enum(c, &wf__v1__notice_kind__descriptor, d->kind, true, "kind"));
+	TRY(check_enum(c, &wf__v1__status__descriptor, d->status, true, "status"));
+	TRY(check_enum(c, &wf__v1__msg_type__descriptor, d->msg_type, true, "msg_type"));
+	TRY(check_topic_id(c, d->escalated_from, false, "escalated_from"));
+	TRY(check_topic_id(c, d->producer, true, "producer"));
+	TRY(check_skew(c, d->sent_ms, true, "sent_ms"));
+	return 0;
+}
+
+static int duty_ack_check(struct ctx *c, const Wf__V1__DutyAck *a)
+{
+	TRY(check_topic_id(c, a->station, true, "station"));
+	TRY(check_id(c, a->warning_id, "warning_id"));
+	if (a->version == 0)
+		return fail(c, WF_REASON_MISSING_FIELD, "version", "required (> 0)");
+	TRY(check_text(c, a->operator_, c->lim->max_label, false, true, "operator"));
+	TRY(check_skew(c, a->acked_ms, true, "acked_ms"));
+	TRY(check_topic_id(c, a->producer, true, "producer"));
+	if (a->seq == 0)
+		return fail(c, WF_REASON_MISSING_FIELD, "seq", "required (> 0)");
+	return 0;
+}
+
+static int followup_check(struct ctx *c, const Wf__V1__FollowUp *f)
+{
+	TRY(check_topic_id(c, f->station, true, "station"));
+	TRY(check_id(c, f->warning_id, "warning_id"));
+	TRY(check_text(c, f->text, c->lim->max_text, true, true, "text"));
+	TRY(check_text(c, f->operator_, c->lim->max_label, false, false, "operator"));
+	TRY(check_skew(c, f->sent_ms, true, "sent_ms"));
+	TRY(check_topic_id(c, f->producer, true, "producer"));
+	if (f->seq == 0)
+		return fail(c, WF_REASON_MISSING_FIELD, "seq", "required (> 0)");
+	return 0;
+}
+
+static int silence_check(struct ctx *c, const Wf__V1__Silence *s)
+{
+	TRY(check_id(c, s->id, "id"));
+	TRY(check_topic_id(c, s->operator_, true, "operator"));
+	const char *ch = str(s->channel);
+	if (!*ch)
+		return fail(c, WF_REASON_MISSING_FIELD, "channel", "required");
+	if (strcmp(ch, "broadcast") != 0 && strcmp(ch, "cap") != 0 && strcmp(ch, "sms") != 0)
+		return fail(c, WF_REASON_BAD_ID, "channel", "not broadcast, cap or sms");
+	const char *rp = str(s->region_prefix);
+	size_t n = strlen(rp);
+	if (n && n != 2 && n != 4 && n != 6 && n != 9 && n != 12)
+		return fail(c, WF_REASON_BAD_REGION, "region_prefix", "%zu digits (2, 4, 6, 9 or 12)", n);
+	for (size_t i = 0; i < n; i++)
+		if (rp[i] < '0' || rp[i] > '9')
+			return fail(c, WF_REASON_BAD_REGION, "region_prefix", "not digits");
+	TRY(check_enum(c, &wf__v1__hazard__descriptor, s->hazard, false, "hazard"));
+	TRY(check_skew(c, s->sent_ms, true, "sent_ms"));
+	if (s->expires_ms == 0)
+		return fail(c, WF_REASON_MISSING_FIELD, "expires_ms", "required");
+	TRY(check_order(c, s->sent_ms, s->expires_ms, "expires_ms"));
+	TRY(check_text(c, s->reason, c->lim->max_label, false, true, "reason"));
+	TRY(check_topic_id(c, s->producer, true, "producer"));
+	if (s->seq == 0)
+		return fail(c, WF_REASON_MISSING_FIELD, "seq", "required (> 0)");
+	return 0;
+}
+
+static int broadcast_state_check(struct ctx *c, const Wf__V1__BroadcastState *b)
+{
+	TRY(check_code12(c, b->region, "region"));
+	TRY(check_count(c, b->n_active, c->lim->max_regions, "active"));
+	for (size_t i = 0; i < b->n_active; i++) {
+		const Wf__V1__BroadcastItem *it = b->active[i];
+		c->index = (long)i;
+		if (!it)
+			return fail(c, WF_REASON_MISSING_FIELD, "active", "empty item");
+		TRY(check_id(c, it->warning_id, "active.warning_id"));
+		if (it->version == 0)
+			return fail(c, WF_REASON_MISSING_FIELD, "active.version", "required (> 0)");
+		TRY(check_enum(c, &wf__v1__hazard__descriptor, it->hazard, true, "active.hazard"));
+		TRY(check_enum(c, &wf__v1__level__descriptor, it->level, true, "active.level"));
+		TRY(check_enum(c, &wf__v1__msg_type__descriptor, it->msg_type, true, "active.msg_type"));
+		TRY(check_text(c, it->headline, c->lim->max_text, false, false, "active.headline"));
+		if (it->expires_ms == 0)
+			return fail(c, WF_REASON_MISSING_FIELD, "active.expires_ms", "required");
+		TRY(check_count(c, it->n_regions, c->lim->max_regions, "active.regions"));
+		for (size_t k = 0; k < it->n_regions; k++)
+			TRY(check_code12(c, it->regions[k], "active.regions"));
+	}
+	c->index = -1;
+	TRY(check_skew(c, b->updated_ms, true, "updated_ms"));
+	TRY(check_topic_id(c, b->producer, true, "producer"));
+	return 0;
+}
+
 /* --- wire-level scan ---
  *
  * protobuf-c copies a string field into a NUL-terminated C string, so a
@@ -794,6 +933,18 @@ SIMPLE(state, Wf__V1__ServiceState, wf__v1__service_state__descriptor, state_che
        wf__v1__service_state__free_unpacked)
 SIMPLE(deadletter, Wf__V1__DeadLetter, wf__v1__dead_letter__descriptor, deadletter_check,
        wf__v1__dead_letter__free_unpacked)
+SIMPLE(approval, Wf__V1__Approval, wf__v1__approval__descriptor, approval_check,
+       wf__v1__approval__free_unpacked)
+SIMPLE(duty_notice, Wf__V1__DutyNotice, wf__v1__duty_notice__descriptor, duty_notice_check,
+       wf__v1__duty_notice__free_unpacked)
+SIMPLE(duty_ack, Wf__V1__DutyAck, wf__v1__duty_ack__descriptor, duty_ack_check,
+       wf__v1__duty_ack__free_unpacked)
+SIMPLE(followup, Wf__V1__FollowUp, wf__v1__follow_up__descriptor, followup_check,
+       wf__v1__follow_up__free_unpacked)
+SIMPLE(silence, Wf__V1__Silence, wf__v1__silence__descriptor, silence_check,
+       wf__v1__silence__free_unpacked)
+SIMPLE(broadcast_state, Wf__V1__BroadcastState, wf__v1__broadcast_state__descriptor,
+       broadcast_state_check, wf__v1__broadcast_state__free_unpacked)
 
 /* --- topic checks --- */
 
@@ -873,6 +1024,172 @@ int wf_codec_deadletter_check_topic(const Wf__V1__DeadLetter *dl, const struct w
 	if (!dl)
 		return -EINVAL;
 	return id_topic_check(dl->service, WF_TOPIC_DEADLETTER, "service", topic, ret_err);
+}
+
+/* --- dispatch.proto topic checks and the generic control entry --- */
+
+int wf_codec_approval_check_topic(const Wf__V1__Approval *m, const struct wf_topic *topic,
+				  struct wf_codec_error *ret_err)
+{
+	if (!m)
+		return -EINVAL;
+	return id_topic_check(m->operator_, WF_TOPIC_APPROVAL, "operator", topic, ret_err);
+}
+
+int wf_codec_silence_check_topic(const Wf__V1__Silence *m, const struct wf_topic *topic,
+				 struct wf_codec_error *ret_err)
+{
+	if (!m)
+		return -EINVAL;
+	return id_topic_check(m->operator_, WF_TOPIC_SILENCE, "operator", topic, ret_err);
+}
+
+int wf_codec_duty_notice_check_topic(const Wf__V1__DutyNotice *m, const struct wf_topic *topic,
+				     struct wf_codec_error *ret_err)
+{
+	if (!m)
+		return -EINVAL;
+	return id_topic_check(m->station, WF_TOPIC_DUTY_INBOX, "station", topic, ret_err);
+}
+
+int wf_codec_duty_ack_check_topic(const Wf__V1__DutyAck *m, const struct wf_topic *topic,
+				  struct wf_codec_error *ret_err)
+{
+	if (!m)
+		return -EINVAL;
+	return id_topic_check(m->station, WF_TOPIC_DUTY_ACK, "station", topic, ret_err);
+}
+
+int wf_codec_followup_check_topic(const Wf__V1__FollowUp *m, const struct wf_topic *topic,
+				  struct wf_codec_error *ret_err)
+{
+	if (!m)
+		return -EINVAL;
+	return id_topic_check(m->station, WF_TOPIC_DUTY_FOLLOWUP, "station", topic, ret_err);
+}
+
+int wf_codec_broadcast_state_check_topic(const Wf__V1__BroadcastState *m,
+					 const struct wf_topic *topic,
+					 struct wf_codec_error *ret_err)
+{
+	struct ctx c_ = { NULL, 0, ret_err, -1 }, *c = &c_;
+	err_clear(ret_err);
+	if (!m || !topic)
+		return -EINVAL;
+	if (topic->kind != WF_TOPIC_BROADCAST)
+		return fail(c, WF_REASON_BAD_TOPIC, "", "not a broadcast topic");
+	const char *r = str(m->region);
+	if (strlen(r) != 12 || strncmp(r, topic->county, 6) != 0 || strcmp(r + 6, "000000") != 0)
+		return fail(c, WF_REASON_BAD_TOPIC, "region", "region %.12s is not topic county %s",
+			    r, topic->county);
+	return 0;
+}
+
+bool wf_codec_control_kind(enum wf_topic_kind kind)
+{
+	switch (kind) {
+	case WF_TOPIC_APPROVAL:
+	case WF_TOPIC_DUTY_INBOX:
+	case WF_TOPIC_DUTY_ACK:
+	case WF_TOPIC_DUTY_FOLLOWUP:
+	case WF_TOPIC_SILENCE:
+	case WF_TOPIC_BROADCAST:
+		return true;
+	default:
+		return false;
+	}
+}
+
+int wf_codec_control_unpack(enum wf_topic_kind kind, const void *data, size_t len,
+			    const struct wf_codec_limits *lim, int64_t now_ms,
+			    ProtobufCMessage **ret, struct wf_codec_error *ret_err)
+{
+	if (!ret)
+		return -EINVAL;
+	switch (kind) {
+	case WF_TOPIC_APPROVAL:
+		return wf_codec_approval_unpack(data, len, lim, now_ms, (Wf__V1__Approval **)ret,
+						ret_err);
+	case WF_TOPIC_DUTY_INBOX:
+		return wf_codec_duty_notice_unpack(data, len, lim, now_ms,
+						   (Wf__V1__DutyNotice **)ret, ret_err);
+	case WF_TOPIC_DUTY_ACK:
+		return wf_codec_duty_ack_unpack(data, len, lim, now_ms, (Wf__V1__DutyAck **)ret,
+						ret_err);
+	case WF_TOPIC_DUTY_FOLLOWUP:
+		return wf_codec_followup_unpack(data, len, lim, now_ms, (Wf__V1__FollowUp **)ret,
+						ret_err);
+	case WF_TOPIC_SILENCE:
+		return wf_codec_silence_unpack(data, len, lim, now_ms, (Wf__V1__Silence **)ret,
+					       ret_err);
+	case WF_TOPIC_BROADCAST:
+		return wf_codec_broadcast_state_unpack(data, len, lim, now_ms,
+						       (Wf__V1__BroadcastState **)ret, ret_err);
+	default:
+		return -EINVAL;
+	}
+}
+
+int wf_codec_control_check_topic(enum wf_topic_kind kind, const ProtobufCMessage *m,
+				 const struct wf_topic *topic, struct wf_codec_error *ret_err)
+{
+	switch (kind) {
+	case WF_TOPIC_APPROVAL:
+		return wf_codec_approval_check_topic((const Wf__V1__Approval *)m, topic, ret_err);
+	case WF_TOPIC_DUTY_INBOX:
+		return wf_codec_duty_notice_check_topic((const Wf__V1__DutyNotice *)m, topic, ret_err);
+	case WF_TOPIC_DUTY_ACK:
+		return wf_codec_duty_ack_check_topic((const Wf__V1__DutyAck *)m, topic, ret_err);
+	case WF_TOPIC_DUTY_FOLLOWUP:
+		return wf_codec_followup_check_topic((const Wf__V1__FollowUp *)m, topic, ret_err);
+	case WF_TOPIC_SILENCE:
+		return wf_codec_silence_check_topic((const Wf__V1__Silence *)m, topic, ret_err);
+	case WF_TOPIC_BROADCAST:
+		return wf_codec_broadcast_state_check_topic((const Wf__V1__BroadcastState *)m, topic,
+							    ret_err);
+	default:
+		return -EINVAL;
+	}
+}
+
+const char *wf_codec_control_producer(enum wf_topic_kind kind, const ProtobufCMessage *m,
+				      uint64_t *ret_seq)
+{
+	uint64_t seq = 0;
+	const char *p = NULL;
+
+	if (m) {
+		switch (kind) {
+		case WF_TOPIC_APPROVAL:
+			p = ((const Wf__V1__Approval *)m)->producer;
+			seq = ((const Wf__V1__Approval *)m)->seq;
+			break;
+		case WF_TOPIC_DUTY_ACK:
+			p = ((const Wf__V1__DutyAck *)m)->producer;
+			seq = ((const Wf__V1__DutyAck *)m)->seq;
+			break;
+		case WF_TOPIC_DUTY_FOLLOWUP:
+			p = ((const Wf__V1__FollowUp *)m)->producer;
+			seq = ((const Wf__V1__FollowUp *)m)->seq;
+			break;
+		case WF_TOPIC_SILENCE:
+			p = ((const Wf__V1__Silence *)m)->producer;
+			seq = ((const Wf__V1__Silence *)m)->seq;
+			break;
+		default:
+			break;
+		}
+	}
+	if (ret_seq)
+		*ret_seq = seq;
+	return seq ? p : NULL;
+}
+
+ProtobufCMessage *wf_codec_control_free(ProtobufCMessage *m)
+{
+	if (m)
+		protobuf_c_message_free_unpacked(m, NULL);
+	return NULL;
 }
 
 /* --- dead letters --- */

@@ -55,6 +55,7 @@ struct parser {
 	int err_line; /* 0: no error yet */
 	int err_code;
 	char msg[MSG_MAX];
+	bool partial; /* sections the table does not name are skipped */
 };
 
 const char *wf_config_type_to_string(enum wf_config_type type)
@@ -708,6 +709,8 @@ static void check_section(struct parser *p, const char *start, const char *end)
 	for (size_t i = 0; i < p->n; i++)
 		if (strcmp(p->table[i].section, name) == 0)
 			return;
+	if (p->partial)
+		return;
 	const char *s = suggest_section(p, name);
 	if (s)
 		fail(p, -EINVAL, "unknown section [%s] (did you mean [%s]?)", name, s);
@@ -786,9 +789,16 @@ static int handler(void *user, const char *section, const char *name, const char
 		return 0;
 	}
 	size_t idx;
-	for (idx = 0; idx < p->n; idx++)
-		if (strcmp(p->table[idx].section, section) == 0 && strcmp(p->table[idx].name, name) == 0)
-			break;
+	bool known_section = false;
+	for (idx = 0; idx < p->n; idx++) {
+		if (strcmp(p->table[idx].section, section) == 0) {
+			known_section = true;
+			if (strcmp(p->table[idx].name, name) == 0)
+				break;
+		}
+	}
+	if (idx == p->n && p->partial && !known_section)
+		return 1; /* another reader's section */
 	if (idx == p->n) {
 		bool other = false;
 		const struct wf_config_key *s = suggest_key(p, section, name, &other);
@@ -825,10 +835,10 @@ static int handler(void *user, const char *section, const char *name, const char
 
 static int parse_buffer(const char *name, const char *buf, size_t len,
 			const struct wf_config_key *table, size_t n, void *target,
-			char *err, size_t errlen)
+			char *err, size_t errlen, bool partial)
 {
 	struct parser p = {
-		.name = name, .table = table, .n = n, .buf = buf, .len = len,
+		.name = name, .table = table, .n = n, .buf = buf, .len = len, .partial = partial,
 	};
 	int r;
 
@@ -897,11 +907,11 @@ int wf_config_load_string(const char *name, const char *text, const struct wf_co
 		return -EINVAL;
 	}
 	size_t len = strnlen(text, (size_t)WF_CONFIG_FILE_MAX + 1);
-	return parse_buffer(name, text, len, table, n, target, err, errlen);
+	return parse_buffer(name, text, len, table, n, target, err, errlen, false);
 }
 
-int wf_config_load(const char *path, const struct wf_config_key *table, size_t n,
-		   void *target, char *err, size_t errlen)
+static int load_file(const char *path, const struct wf_config_key *table, size_t n,
+		     void *target, char *err, size_t errlen, bool partial)
 {
 	struct stat st;
 	char *buf = NULL;
@@ -954,7 +964,7 @@ int wf_config_load(const char *path, const struct wf_config_key *table, size_t n
 			break;
 		len += (size_t)got;
 	}
-	r = parse_buffer(path, buf, len, table, n, target, err, errlen);
+	r = parse_buffer(path, buf, len, table, n, target, err, errlen, partial);
 out:
 	free(buf);
 	close(fd);
@@ -1036,4 +1046,16 @@ int wf_config_print_defaults(FILE *out, const struct wf_config_key *table, size_
 	if (fflush(out) != 0 || ferror(out))
 		return -EIO;
 	return 0;
+}
+
+int wf_config_load(const char *path, const struct wf_config_key *table, size_t n,
+		   void *target, char *err, size_t errlen)
+{
+	return load_file(path, table, n, target, err, errlen, false);
+}
+
+int wf_config_load_sections(const char *path, const struct wf_config_key *table, size_t n,
+			    void *target, char *err, size_t errlen)
+{
+	return load_file(path, table, n, target, err, errlen, true);
 }

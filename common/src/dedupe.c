@@ -16,7 +16,7 @@
 #include <string.h>
 
 #define DEFAULT_MAX_PRODUCERS 1024u
-#define DEFAULT_MAX_SPARSE    4096u
+#define DEFAULT_MAX_SPARSE    65536u
 #define DEFAULT_ACK_RANGES    256u
 #define MAX_ACK_RANGES        4096u
 #define DEFAULT_PENDING       4096u
@@ -213,6 +213,56 @@ int wf_dedupe_apply(struct wf_dedupe *d, struct wf_txn *t, const char *producer,
 	}
 	r = wm_put(d, t, producer, plen, &w);
 	return r < 0 ? r : 0;
+}
+
+int wf_dedupe_floor(struct wf_dedupe *d, struct wf_txn *t, const char *producer, uint64_t floor)
+{
+	unsigned char k[WF_PRODUCER_MAX + 9];
+	struct wm w;
+
+	if (!d || !wf_store_txn_writable(t) || !wf_dedupe_producer_valid(producer))
+		return -EINVAL;
+	if (floor <= 1)
+		return 0;
+	size_t plen = strlen(producer);
+	int r = wm_get(d, t, producer, plen, &w);
+	if (r == -ENOENT) {
+		uint64_t n = 0;
+		r = wf_store_count(t, d->wm_dbi, &n);
+		if (r < 0)
+			return r;
+		if (n >= d->o.max_producers)
+			return -ENOSPC;
+		w = (struct wm){ 0, 0 };
+	} else if (r < 0) {
+		return r;
+	}
+	if (w.watermark >= floor - 1)
+		return 0;
+	/* drop the sparse entries at or below the new watermark */
+	if (w.sparse > 0) {
+		unsigned char lo[WF_PRODUCER_MAX + 9], hi[WF_PRODUCER_MAX + 9];
+		size_t lol = seen_key(lo, producer, plen, w.watermark + 1);
+		size_t hil = seen_key(hi, producer, plen, floor - 1);
+		uint64_t gone = 0;
+		r = wf_store_del_range(t, d->seen_dbi, lo, lol, hi, hil, &gone, NULL);
+		if (r < 0)
+			return r;
+		w.sparse = gone >= w.sparse ? 0 : w.sparse - (uint32_t)gone;
+	}
+	w.watermark = floor - 1;
+	while (w.sparse > 0 && w.watermark < UINT64_MAX) {
+		size_t kl = seen_key(k, producer, plen, w.watermark + 1);
+		r = wf_store_del(t, d->seen_dbi, k, kl);
+		if (r == -ENOENT)
+			break;
+		if (r < 0)
+			return r;
+		w.watermark++;
+		w.sparse--;
+	}
+	r = wm_put(d, t, producer, plen, &w);
+	return r < 0 ? r : 1;
 }
 
 int wf_dedupe_state(struct wf_dedupe *d, struct wf_txn *t, const char *producer,

@@ -16,18 +16,33 @@
 #define MAX_PEERS 256u /* services whose last start time we remember */
 #define FLUSH_CHUNK 1000u /* outbox entries one wf_outbox_flush publishes */
 
-enum outcome { OUT_NONE, OUT_APPLIED, OUT_DUP, OUT_REJECT };
+enum outcome { OUT_NONE, OUT_APPLIED, OUT_DUP, OUT_REJECT, OUT_DEFER };
 
 struct pending {
 	char *topic;
 	struct wf_topic parsed;
-	Wf__V1__Event *ev;     /* exactly one of ev, w */
+	Wf__V1__Event *ev;     /* exactly one of ev, w, ctl */
 	Wf__V1__Warning *w;
+	ProtobufCMessage *ctl; /* a control message of kind parsed.kind */
 	uint8_t *raw;          /* payload copy for a dead letter */
 	size_t raw_len;
 	enum outcome outcome;
 	struct wf_codec_error why;
+	/* ordered inputs: a message rejected on receipt still takes its place
+	 * in its producer's sequence (recorded in the batch, then dead-lettered) */
+	char *early_producer;
+	uint64_t early_seq;
+	/* a producer's ServiceState.outbox_floor, applied in order with the
+	 * messages around it (early_producer, early_seq = the floor) */
+	bool floor_only;
 };
+
+/* ordered inputs: since when a producer's next message has been missing */
+struct order_wait {
+	char producer[WF_TOPIC_ID_MAX + 1];
+	int64_t since_ms;
+};
+#define MAX_ORDER_WAITS 256u
 
 struct peer {
 	char service[WF_TOPIC_ID_MAX + 1];
@@ -67,6 +82,10 @@ struct wf_node {
 
 	struct peer peers[MAX_PEERS];
 	size_t n_peers;
+	struct order_wait waits[MAX_ORDER_WAITS];
+	size_t n_waits;
+	uint64_t floor_sent;         /* outbox floor in our last ServiceState */
+	int64_t floor_sent_mono_ms;
 	struct wf_node_stats stats;
 };
 
@@ -104,12 +123,33 @@ static int pack_state(struct wf_node *n, bool online, uint8_t **buf, size_t *len
 		st.version = n->version;
 	st.pid = (uint32_t)getpid();
 	st.agency = n->o.agency;
+	if (online && n->outbox != NULL && wf_outbox_floor(n->outbox, &st.outbox_floor) == 0) {
+		n->floor_sent = st.outbox_floor;
+		n->floor_sent_mono_ms = wf_clock_mono_ms();
+	}
 	if (online) {
 		st.started_ms = n->started_ms;
 		st.heartbeat_ms = now;
 		st.heartbeat_interval_s = (uint32_t)((n->o.heartbeat_ms + 999) / 1000);
 	}
 	return wf_codec_state_pack(&st, &n->limits, now, buf, len, &why);
+}
+
+static void publish_state(struct wf_node *n, bool online);
+
+/* Partitioned consumers compact their dedupe state with our outbox floor
+ * (ServiceState.outbox_floor): besides every heartbeat, announce it when
+ * acks moved it by FLOOR_STEP, at most once a second. */
+#define FLOOR_STEP 4096u
+static void announce_floor(struct wf_node *n)
+{
+	uint64_t floor = 0;
+	int64_t now = wf_clock_mono_ms();
+
+	if (now - n->floor_sent_mono_ms < 1000 || wf_outbox_floor(n->outbox, &floor) < 0 ||
+	    floor < n->floor_sent + FLOOR_STEP)
+		return;
+	publish_state(n, true);
 }
 
 static void publish_state(struct wf_node *n, bool online)
@@ -141,7 +181,10 @@ static void schedule_resend(struct wf_node *n)
 	ev_timer_stop(n->loop, &n->resend_timer);
 	if (due == INT64_MAX || n->stopping)
 		return;
-	after = (double)(due - now_ms(n)) / 1000.0;
+	/* DUE may be INT64_MIN ("at once", after a refused publish): compare
+	 * before subtracting, which would overflow */
+	int64_t now = now_ms(n);
+	after = due <= now ? 0.001 : (double)(due - now) / 1000.0;
 	if (after < 0.001)
 		after = 0.001;
 	ev_timer_set(&n->resend_timer, after, 0.);
@@ -243,38 +286,125 @@ static void pending_clear(struct pending *p)
 	free(p->topic);
 	wf_codec_event_free(p->ev);
 	wf_codec_warning_free(p->w);
+	wf_codec_control_free(p->ctl);
 	free(p->raw);
+	free(p->early_producer);
 	memset(p, 0, sizeof *p);
 }
 
 static const char *pending_producer(const struct pending *p)
 {
+	if (p->early_producer != NULL)
+		return p->early_producer;
+	if (p->ctl != NULL)
+		return wf_codec_control_producer(p->parsed.kind, p->ctl, NULL);
 	return p->ev != NULL ? p->ev->producer : p->w->producer;
 }
 
 static uint64_t pending_seq(const struct pending *p)
 {
+	uint64_t seq = 0;
+
+	if (p->early_producer != NULL)
+		return p->early_seq;
+	if (p->ctl != NULL) {
+		(void)wf_codec_control_producer(p->parsed.kind, p->ctl, &seq);
+		return seq;
+	}
 	return p->ev != NULL ? p->ev->seq : p->w->seq;
+}
+
+/* Ordered inputs: 0 when (PRODUCER, SEQ) may be applied now (the next one
+ * expected, an old one, or its predecessor has been missing longer than
+ * order_timeout_ms: then the gap is given up on), 1 to defer it (not
+ * applied, not acked: the producer resends it once the gap is filled). */
+static int order_check(struct wf_node *n, struct wf_txn *t, const char *producer, uint64_t seq)
+{
+	uint64_t wm = 0;
+	int64_t now = wf_clock_mono_ms();
+	size_t i;
+	int r = wf_dedupe_state(n->dedupe, t, producer, &wm, NULL);
+
+	if (r < 0 && r != -ENOENT)
+		return r;
+	for (i = 0; i < n->n_waits; i++)
+		if (strcmp(n->waits[i].producer, producer) == 0)
+			break;
+	if (seq <= wm + 1) {
+		if (i < n->n_waits) /* in order again */
+			n->waits[i] = n->waits[--n->n_waits];
+		return 0;
+	}
+	if (i == n->n_waits) {
+		if (n->n_waits == MAX_ORDER_WAITS)
+			return 0; /* too many producers waiting: do not stall any */
+		snprintf(n->waits[i].producer, sizeof n->waits[i].producer, "%s", producer);
+		n->waits[i].since_ms = now;
+		n->n_waits++;
+		return 1;
+	}
+	if (now - n->waits[i].since_ms >= n->o.order_timeout_ms) {
+		char detail[160];
+		snprintf(detail, sizeof detail, "%s: seq %llu missing for %lld ms, applying %llu",
+			 producer, (unsigned long long)(wm + 1),
+			 (long long)(now - n->waits[i].since_ms), (unsigned long long)seq);
+		notice(n, WF_NODE_TRANSIENT, -ETIMEDOUT, detail);
+		n->waits[i].since_ms = now;
+		return 0;
+	}
+	return 1;
 }
 
 static int apply_batch(struct wf_txn *t, void *ud)
 {
 	struct wf_node *n = ud;
 
+	if (n->cb.on_batch_begin != NULL)
+		n->cb.on_batch_begin(n->ud);
 	for (size_t i = 0; i < n->n_batch; i++) {
 		struct pending *p = &n->batch[i];
 		struct wf_node_msg m = { p->topic, &p->parsed, pending_producer(p), pending_seq(p) };
 		int r;
 
-		memset(&p->why, 0, sizeof p->why);
+		if (p->floor_only) {
+			r = wf_dedupe_floor(n->dedupe, t, p->early_producer, p->early_seq);
+			if (r < 0 && r != -ENOSPC)
+				return r;
+			p->outcome = OUT_NONE;
+			continue;
+		}
+		if (n->o.ordered) {
+			r = order_check(n, t, m.producer, m.seq);
+			if (r < 0)
+				return r;
+			if (r == 1) {
+				p->outcome = OUT_DEFER;
+				continue;
+			}
+		}
+		if (p->early_producer == NULL)
+			memset(&p->why, 0, sizeof p->why);
 		r = wf_dedupe_apply(n->dedupe, t, m.producer, m.seq);
+		if (r == -ENOSPC) {
+			/* a gap that is not filling (or too many producers): hold
+			 * this one back, not the batch; the producer resends it,
+			 * and its floor makes room (wf_dedupe_floor) */
+			p->outcome = OUT_DEFER;
+			continue;
+		}
 		if (r < 0)
 			return r;
 		if (r == 1) {
 			p->outcome = OUT_DUP;
 			continue;
 		}
-		if (p->ev != NULL)
+		if (p->early_producer != NULL) {
+			p->outcome = OUT_REJECT; /* rejected on receipt; now in sequence */
+			continue;
+		}
+		if (p->ctl != NULL)
+			r = n->cb.on_control(n->ud, t, p->parsed.kind, p->ctl, &m, &p->why);
+		else if (p->ev != NULL)
 			r = n->cb.on_event != NULL ? n->cb.on_event(n->ud, t, p->ev, &m, &p->why) : 0;
 		else
 			r = n->cb.on_warning != NULL ? n->cb.on_warning(n->ud, t, p->w, &m, &p->why) : 0;
@@ -303,6 +433,12 @@ static void run_batch(struct wf_node *n)
 		for (size_t i = 0; i < n->n_batch; i++) {
 			struct pending *p = &n->batch[i];
 
+			if (p->outcome == OUT_NONE)
+				continue; /* a floor */
+			if (p->outcome == OUT_DEFER) {
+				n->stats.deferred++;
+				continue; /* not acked: resent by its producer */
+			}
 			if (p->outcome == OUT_APPLIED)
 				n->stats.applied++;
 			else if (p->outcome == OUT_DUP)
@@ -343,7 +479,24 @@ static void enqueue(struct wf_node *n, const char *topic, const struct wf_topic 
 	p = &n->batch[n->n_batch];
 	memset(p, 0, sizeof *p);
 	memset(&why, 0, sizeof why);
-	if (parsed->kind == WF_TOPIC_EVENT) {
+	if (wf_codec_control_kind(parsed->kind)) {
+		r = wf_codec_control_unpack(parsed->kind, payload, len, &n->limits, now, &p->ctl, &why);
+		if (r == 0)
+			r = wf_codec_control_check_topic(parsed->kind, p->ctl, parsed, &why);
+		if (r == 0 && wf_codec_control_producer(parsed->kind, p->ctl, NULL) == NULL) {
+			/* no producer/seq (DutyNotice, BroadcastState): idempotent
+			 * messages, applied outside any transaction, not deduped */
+			struct wf_node_msg m = { topic, parsed, NULL, 0 };
+			memset(&why, 0, sizeof why);
+			r = n->cb.on_control(n->ud, NULL, parsed->kind, p->ctl, &m, &why);
+			if (r == WF_NODE_REJECT)
+				dead_letter(n, topic, payload, len, &why, NULL, 0);
+			else if (r < 0)
+				notice(n, WF_NODE_TRANSIENT, r, topic);
+			pending_clear(p);
+			return;
+		}
+	} else if (parsed->kind == WF_TOPIC_EVENT) {
 		r = wf_codec_event_unpack(payload, len, &n->limits, now, &p->ev, &why);
 		if (r == 0)
 			r = wf_codec_event_check_topic(p->ev, parsed, &why);
@@ -357,6 +510,37 @@ static void enqueue(struct wf_node *n, const char *topic, const struct wf_topic 
 		 * message that can never be accepted. */
 		const char *prod = p->ev != NULL ? p->ev->producer : p->w != NULL ? p->w->producer : NULL;
 		uint64_t seq = p->ev != NULL ? p->ev->seq : p->w != NULL ? p->w->seq : 0;
+		if (p->ctl != NULL)
+			prod = wf_codec_control_producer(parsed->kind, p->ctl, &seq);
+		if (n->o.ordered && prod != NULL && seq > 0 && wf_dedupe_producer_valid(prod)) {
+			/* keep its place in the producer's sequence: recorded in the
+			 * next batch, dead-lettered after its commit */
+			char *pc = strdup(prod), *tc = strdup(topic);
+			uint8_t *raw = malloc(len > 0 ? len : 1);
+			wf_codec_event_free(p->ev);
+			wf_codec_warning_free(p->w);
+			wf_codec_control_free(p->ctl);
+			memset(p, 0, sizeof *p);
+			if (pc == NULL || tc == NULL || raw == NULL) {
+				free(pc);
+				free(tc);
+				free(raw);
+				notice(n, WF_NODE_TRANSIENT, -ENOMEM, topic);
+				return;
+			}
+			memcpy(raw, payload, len);
+			p->early_producer = pc;
+			p->early_seq = seq;
+			p->topic = tc;
+			p->raw = raw;
+			p->raw_len = len;
+			p->parsed = *parsed;
+			p->why = why;
+			n->n_batch++;
+			if (!ev_is_active(&n->batch_idle))
+				ev_idle_start(n->loop, &n->batch_idle);
+			return;
+		}
 		dead_letter(n, topic, payload, len, &why, prod, seq);
 		if (prod != NULL && seq > 0 && wf_dedupe_producer_valid(prod))
 			owe_ack(n, prod, seq);
@@ -379,6 +563,25 @@ static void enqueue(struct wf_node *n, const char *topic, const struct wf_topic 
 }
 
 /* --- peers' states --- */
+
+static void queue_floor(struct wf_node *n, const char *producer, uint64_t floor)
+{
+	struct pending *p;
+	char *pc;
+
+	if (n->n_batch >= WF_NODE_MAX_BATCH)
+		run_batch(n);
+	pc = strdup(producer);
+	if (pc == NULL)
+		return; /* the next heartbeat carries it again */
+	p = &n->batch[n->n_batch++];
+	memset(p, 0, sizeof *p);
+	p->early_producer = pc;
+	p->early_seq = floor;
+	p->floor_only = true;
+	if (!ev_is_active(&n->batch_idle))
+		ev_idle_start(n->loop, &n->batch_idle);
+}
 
 static bool peer_started(struct wf_node *n, const char *service, int64_t started_ms)
 {
@@ -427,6 +630,11 @@ static void on_state_msg(struct wf_node *n, const struct wf_topic *parsed, const
 		wf_outbox_consumer_birth(n->outbox);
 		wf_node_flush(n);
 	}
+	/* Consumers: the producer's floor, in order with its messages (see
+	 * ServiceState.outbox_floor). */
+	if (n->o.n_inputs > 0 && st->status == WF__V1__SERVICE_STATUS__SERVICE_ONLINE &&
+	    st->outbox_floor > 1 && wf_dedupe_producer_valid(st->service))
+		queue_floor(n, st->service, st->outbox_floor);
 	if (n->cb.on_state != NULL)
 		n->cb.on_state(n->ud, st, retained);
 	wf_codec_state_free(st);
@@ -452,6 +660,7 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 		    wf_outbox_ack_packed(n->outbox, payload, len) >= 0) {
 			n->stats.acks_received++;
 			schedule_resend(n);
+			announce_floor(n);
 		}
 		return;
 	case WF_TOPIC_STATE:
@@ -463,6 +672,13 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 		enqueue(n, topic, &parsed, payload, len);
 		return;
 	default:
+		/* control messages only for a service that takes them; a
+		 * retained empty payload clears a retained topic */
+		if (n->cb.on_control == NULL || !wf_codec_control_kind(parsed.kind) ||
+		    (retained && len == 0))
+			return;
+		n->stats.received++;
+		enqueue(n, topic, &parsed, payload, len);
 		return;
 	}
 }
@@ -477,8 +693,20 @@ static void on_connection(void *ud, bool up, int reason)
 	}
 	notice(n, WF_NODE_CONNECTED, 0,
 	       wf_bus_session_present(n->bus) ? "session present" : "new session");
-	publish_state(n, true);
+	/* The birth (ONLINE) waits until every subscription is granted: a
+	 * producer that sees it resends what we have not acked, and that must
+	 * reach us. (With nothing to subscribe, or a session whose
+	 * subscriptions the broker kept, it goes now.) */
+	if (wf_bus_subscribed(n->bus))
+		publish_state(n, true);
 	wf_node_flush(n);
+}
+
+static void on_subscribed(void *ud)
+{
+	struct wf_node *n = ud;
+
+	publish_state(n, true);
 }
 
 static void on_publish(void *ud, int mid, int result, int reason)
@@ -530,7 +758,8 @@ int wf_node_new(struct ev_loop *loop, const struct wf_node_options *o,
 	struct wf_outbox_options oo = { 0 };
 	struct wf_dedupe_options dopt = { 0 };
 	struct wf_bus_options bo;
-	struct wf_bus_callbacks bcb = { on_message, on_connection, on_publish, on_subscribe_error };
+	struct wf_bus_callbacks bcb = { on_message, on_connection, on_publish, on_subscribe_error,
+					on_subscribed };
 	uint8_t *will = NULL;
 	size_t will_len = 0;
 	bool oom = false;
@@ -554,6 +783,8 @@ int wf_node_new(struct ev_loop *loop, const struct wf_node_options *o,
 		n->o.heartbeat_ms = 10000;
 	if (n->o.ack_delay_ms == 0)
 		n->o.ack_delay_ms = 20;
+	if (n->o.order_timeout_ms <= 0)
+		n->o.order_timeout_ms = 30000;
 	if (o->limits != NULL)
 		n->limits = *o->limits;
 	else
@@ -781,6 +1012,89 @@ int wf_node_emit_warning(struct wf_node *n, struct wf_txn *t, Wf__V1__Warning *w
 		r = emit(n, t, topic, buf, len, seq);
 	free(buf);
 	return r;
+}
+
+int wf_node_emit_control(struct wf_node *n, struct wf_txn *t, enum wf_topic_kind kind,
+			 ProtobufCMessage *msg, struct wf_codec_error *why)
+{
+	struct wf_codec_error tmp;
+	char topic[WF_TOPIC_MAX];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	uint64_t seq = 0;
+	int r;
+
+	if (why == NULL)
+		why = &tmp;
+	if (msg == NULL)
+		return -EINVAL;
+	switch (kind) {
+	case WF_TOPIC_APPROVAL:
+	case WF_TOPIC_DUTY_ACK:
+	case WF_TOPIC_DUTY_FOLLOWUP:
+	case WF_TOPIC_SILENCE:
+		break;
+	default:
+		return -EINVAL;
+	}
+	r = wf_outbox_next_seq(n->outbox, t, &seq);
+	if (r < 0)
+		return r;
+	/* shallow copies: the caller's strings stay the caller's */
+	switch (kind) {
+	case WF_TOPIC_APPROVAL: {
+		Wf__V1__Approval c = *(Wf__V1__Approval *)msg;
+		c.producer = n->service;
+		c.seq = seq;
+		((Wf__V1__Approval *)msg)->seq = seq;
+		r = wf_codec_approval_pack(&c, &n->limits, now_ms(n), &buf, &len, why);
+		if (r == 0)
+			r = wf_topic_approval(topic, sizeof topic, c.operator_);
+		break;
+	}
+	case WF_TOPIC_DUTY_ACK: {
+		Wf__V1__DutyAck c = *(Wf__V1__DutyAck *)msg;
+		c.producer = n->service;
+		c.seq = seq;
+		((Wf__V1__DutyAck *)msg)->seq = seq;
+		r = wf_codec_duty_ack_pack(&c, &n->limits, now_ms(n), &buf, &len, why);
+		if (r == 0)
+			r = wf_topic_duty(topic, sizeof topic, c.station, WF_TOPIC_DUTY_ACK);
+		break;
+	}
+	case WF_TOPIC_DUTY_FOLLOWUP: {
+		Wf__V1__FollowUp c = *(Wf__V1__FollowUp *)msg;
+		c.producer = n->service;
+		c.seq = seq;
+		((Wf__V1__FollowUp *)msg)->seq = seq;
+		r = wf_codec_followup_pack(&c, &n->limits, now_ms(n), &buf, &len, why);
+		if (r == 0)
+			r = wf_topic_duty(topic, sizeof topic, c.station, WF_TOPIC_DUTY_FOLLOWUP);
+		break;
+	}
+	default: {
+		Wf__V1__Silence c = *(Wf__V1__Silence *)msg;
+		c.producer = n->service;
+		c.seq = seq;
+		((Wf__V1__Silence *)msg)->seq = seq;
+		r = wf_codec_silence_pack(&c, &n->limits, now_ms(n), &buf, &len, why);
+		if (r == 0)
+			r = wf_topic_silence(topic, sizeof topic, c.operator_);
+		break;
+	}
+	}
+	if (r == 0)
+		r = emit(n, t, topic, buf, len, seq);
+	free(buf);
+	return r;
+}
+
+int wf_node_publish(struct wf_node *n, const char *topic, const void *payload, size_t len,
+		    bool retain)
+{
+	if (n == NULL || topic == NULL)
+		return -EINVAL;
+	return wf_bus_publish(n->bus, topic, payload, len, 1, retain, NULL);
 }
 
 void wf_node_set_ud(struct wf_node *n, void *ud, void *notice_ud)

@@ -718,3 +718,41 @@ int wf_outbox_oldest_ms(struct wf_outbox *o, int64_t *ret_age_ms)
 	*ret_age_ms = age;
 	return 0;
 }
+
+struct floor_ctx {
+	struct wf_outbox *o;
+	uint64_t seq;
+};
+
+static int floor_fn(struct wf_txn *t, void *ud)
+{
+	struct floor_ctx *c = ud;
+	unsigned char k[8];
+	size_t kl = 0;
+	struct meta m;
+	int r = wf_store_first_key(t, c->o->entries_dbi, k, sizeof k, &kl);
+
+	if (r == 0 && kl == sizeof k) {
+		c->seq = get_u64(k);
+		return 0;
+	}
+	if (r < 0 && r != -ENOENT)
+		return r;
+	r = meta_get(c->o, t, &m);
+	if (r < 0)
+		return r;
+	c->seq = m.last_seq + 1;
+	return 0;
+}
+
+int wf_outbox_floor(struct wf_outbox *o, uint64_t *ret_seq)
+{
+	if (!o || !ret_seq)
+		return -EINVAL;
+	struct floor_ctx c = { .o = o };
+	int r = wf_store_view(o->s, floor_fn, &c);
+	if (r < 0)
+		return r;
+	*ret_seq = c.seq;
+	return 0;
+}

@@ -223,6 +223,12 @@ static const char *const kind_names[WF_TOPIC_KIND_MAX] = {
 	[WF_TOPIC_ACK] = "ack",
 	[WF_TOPIC_STATE] = "state",
 	[WF_TOPIC_DEADLETTER] = "deadletter",
+	[WF_TOPIC_APPROVAL] = "approval",
+	[WF_TOPIC_DUTY_INBOX] = "duty_inbox",
+	[WF_TOPIC_DUTY_ACK] = "duty_ack",
+	[WF_TOPIC_DUTY_FOLLOWUP] = "duty_followup",
+	[WF_TOPIC_SILENCE] = "silence",
+	[WF_TOPIC_BROADCAST] = "broadcast",
 };
 
 const char *wf_topic_kind_to_string(enum wf_topic_kind kind)
@@ -321,6 +327,65 @@ int wf_topic_state(char *buf, size_t size, const char *service)
 int wf_topic_deadletter(char *buf, size_t size, const char *service)
 {
 	return id_topic(buf, size, "deadletter", service);
+}
+
+int wf_topic_approval(char *buf, size_t size, const char *operator_id)
+{
+	return id_topic(buf, size, "approval", operator_id);
+}
+
+int wf_topic_silence(char *buf, size_t size, const char *operator_id)
+{
+	return id_topic(buf, size, "silence", operator_id);
+}
+
+static const char *duty_leaf(enum wf_topic_kind kind)
+{
+	switch (kind) {
+	case WF_TOPIC_DUTY_INBOX:
+		return "inbox";
+	case WF_TOPIC_DUTY_ACK:
+		return "ack";
+	case WF_TOPIC_DUTY_FOLLOWUP:
+		return "followup";
+	default:
+		return NULL;
+	}
+}
+
+int wf_topic_duty(char *buf, size_t size, const char *station, enum wf_topic_kind kind)
+{
+	const char *leaf = duty_leaf(kind);
+
+	if (!leaf || !wf_topic_id_valid(station))
+		return -EINVAL;
+	return put(buf, size, "wf/v1/duty/%s/%s", station, leaf);
+}
+
+int wf_topic_broadcast(char *buf, size_t size, const char *region)
+{
+	char c[13];
+	if (region_code(region, c, NULL) < 0)
+		return -EINVAL;
+	return put(buf, size, "wf/v1/broadcast/%.2s/%.4s/%.6s", c, c, c);
+}
+
+int wf_topic_broadcast_filter(char *buf, size_t size, const char *region)
+{
+	if (!region || !*region)
+		return put(buf, size, "wf/v1/broadcast/#");
+	char c[13];
+	enum wf_region_level l;
+	if (region_code(region, c, &l) < 0)
+		return -EINVAL;
+	switch (l) {
+	case WF_REGION_PROVINCE:
+		return put(buf, size, "wf/v1/broadcast/%.2s/#", c);
+	case WF_REGION_PREFECTURE:
+		return put(buf, size, "wf/v1/broadcast/%.2s/%.4s/#", c, c);
+	default:
+		return put(buf, size, "wf/v1/broadcast/%.2s/%.4s/%.6s", c, c, c);
+	}
 }
 
 int wf_topic_event_filter(char *buf, size_t size, Wf__V1__Agency agency, const char *region)
@@ -439,12 +504,33 @@ int wf_topic_parse(const char *topic, struct wf_topic *ret)
 		t.hazard = (Wf__V1__Hazard)h;
 		memcpy(t.county, seg[5], 7);
 	} else if (n == 4 && (strcmp(seg[2], "ack") == 0 || strcmp(seg[2], "state") == 0 ||
-			      strcmp(seg[2], "deadletter") == 0)) {
+			      strcmp(seg[2], "deadletter") == 0 || strcmp(seg[2], "approval") == 0 ||
+			      strcmp(seg[2], "silence") == 0)) {
 		if (!wf_topic_id_valid(seg[3]))
 			return -EINVAL;
-		t.kind = seg[2][0] == 'a' ? WF_TOPIC_ACK : seg[2][0] == 's' ? WF_TOPIC_STATE
-									    : WF_TOPIC_DEADLETTER;
+		t.kind = strcmp(seg[2], "ack") == 0        ? WF_TOPIC_ACK
+			 : strcmp(seg[2], "state") == 0    ? WF_TOPIC_STATE
+			 : strcmp(seg[2], "approval") == 0 ? WF_TOPIC_APPROVAL
+			 : strcmp(seg[2], "silence") == 0  ? WF_TOPIC_SILENCE
+							   : WF_TOPIC_DEADLETTER;
 		memcpy(t.id, seg[3], strlen(seg[3]) + 1);
+	} else if (n == 5 && strcmp(seg[2], "duty") == 0) {
+		if (!wf_topic_id_valid(seg[3]))
+			return -EINVAL;
+		if (strcmp(seg[4], "inbox") == 0)
+			t.kind = WF_TOPIC_DUTY_INBOX;
+		else if (strcmp(seg[4], "ack") == 0)
+			t.kind = WF_TOPIC_DUTY_ACK;
+		else if (strcmp(seg[4], "followup") == 0)
+			t.kind = WF_TOPIC_DUTY_FOLLOWUP;
+		else
+			return -EINVAL;
+		memcpy(t.id, seg[3], strlen(seg[3]) + 1);
+	} else if (n == 6 && strcmp(seg[2], "broadcast") == 0) {
+		if (!region_parts_ok(seg[3], seg[4], seg[5]))
+			return -EINVAL;
+		t.kind = WF_TOPIC_BROADCAST;
+		memcpy(t.county, seg[5], 7);
 	} else {
 		return -EINVAL;
 	}

@@ -1,6 +1,6 @@
 /* contract-emit: builds one valid message of each wire type with the codec
  * and writes each packed message to DIR/<type>.bin (event, warning, ack,
- * state, deadletter), for test-contract to decode with the stock protoc.
+ * state, deadletter, approval, notice), for test-contract to decode with the stock protoc.
  * Usage: contract-emit DIR */
 #include <errno.h>
 #include <stdio.h>
@@ -153,6 +153,45 @@ int contract_emit(const char *dir)
 					   "wf-met-1", 43, NOW, &buf, &len),
 		  &why) < 0 ||
 	    write_file(dir, "deadletter", buf, len) < 0)
+		goto out;
+	free(buf);
+	buf = NULL;
+
+	/* dispatch.proto: an approval and a duty notice */
+	Wf__V1__Approval ap = WF__V1__APPROVAL__INIT;
+	ap.operator_ = "op-zhang";
+	ap.warning_id = "410185-rainstorm-1";
+	ap.version = 2;
+	ap.decision = WF__V1__DECISION__DECISION_APPROVE;
+	ap.reason = "同意发布";
+	ap.sent_ms = NOW;
+	ap.producer = "wfctl-zhang";
+	ap.seq = 5;
+	if (check("approval", wf_codec_approval_pack(&ap, &lim, NOW, &buf, &len, &err), &err) < 0 ||
+	    write_file(dir, "approval", buf, len) < 0)
+		goto out;
+	free(buf);
+	buf = NULL;
+	static char *nregions[] = { "410185001000" };
+	Wf__V1__DutyNotice dn = WF__V1__DUTY_NOTICE__INIT;
+	dn.station = "duty-410185";
+	dn.warning_id = "410185-rainstorm-1";
+	dn.version = 2;
+	dn.level = WF__V1__LEVEL__LEVEL_II;
+	dn.hazard = WF__V1__HAZARD__HAZARD_RAINSTORM;
+	dn.regions = nregions;
+	dn.n_regions = 1;
+	dn.text = "嵩阳街道暴雨橙色预警";
+	dn.pending_review = true;
+	dn.deadline_ms = NOW + 600000;
+	dn.kind = WF__V1__NOTICE_KIND__NOTICE_KIND_ESCALATION;
+	dn.status = WF__V1__STATUS__STATUS_ACTUAL;
+	dn.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_UPDATE;
+	dn.escalated_from = "duty-410185001";
+	dn.producer = "wf-dispatch-1";
+	dn.sent_ms = NOW;
+	if (check("notice", wf_codec_duty_notice_pack(&dn, &lim, NOW, &buf, &len, &err), &err) < 0 ||
+	    write_file(dir, "notice", buf, len) < 0)
 		goto out;
 	rc = 0;
 out:

@@ -239,6 +239,32 @@ START_TEST(test_control_decodes)
 }
 END_TEST
 
+START_TEST(test_dispatch_decodes)
+{
+	DECODED(a, "Approval", "approval", "dispatch.proto");
+	expect_line("approval", a, "operator: \"op-zhang\"");
+	expect_line("approval", a, "warning_id: \"410185-rainstorm-1\"");
+	expect_line("approval", a, "version: 2");
+	expect_line("approval", a, "decision: DECISION_APPROVE");
+	expect_line("approval", a, "reason: \"同意发布\"");
+	expect_line("approval", a, "seq: 5");
+	free(a);
+	free(a_raw);
+
+	DECODED(n, "DutyNotice", "notice", "dispatch.proto");
+	expect_line("notice", n, "station: \"duty-410185\"");
+	expect_line("notice", n, "level: LEVEL_II");
+	expect_line("notice", n, "hazard: HAZARD_RAINSTORM");
+	expect_line("notice", n, "regions: \"410185001000\"");
+	expect_line("notice", n, "text: \"嵩阳街道暴雨橙色预警\"");
+	expect_line("notice", n, "pending_review: true");
+	expect_line("notice", n, "kind: NOTICE_KIND_ESCALATION");
+	expect_line("notice", n, "escalated_from: \"duty-410185001\"");
+	free(n);
+	free(n_raw);
+}
+END_TEST
+
 int main(int argc, char **argv)
 {
 	if (argc != 2) {
@@ -252,6 +278,7 @@ int main(int argc, char **argv)
 	tcase_add_test(tc, test_event_decodes);
 	tcase_add_test(tc, test_warning_decodes);
 	tcase_add_test(tc, test_control_decodes);
+	tcase_add_test(tc, test_dispatch_decodes);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -480,11 +480,16 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 static bool run(struct ev_loop *loop, bool (*pred)(void *ud), void *ud, double timeout)
 {
-	ev_timer t;
+	ev_timer t, poll;
 	ev_now_update(loop);
 	double end = ev_now(loop) + timeout;
 	ev_timer_init(&t, deadline_cb, timeout, 0.);
 	ev_timer_start(loop, &t);
+	/* predicates may watch things outside the loop (files, child
+	 * processes): wake every 10 ms to look again */
+	ev_timer_init(&poll, deadline_cb, 0.01, 0.01);
+	if (pred)
+		ev_timer_start(loop, &poll);
 	/* bounded: every iteration either makes progress or the timer fires */
 	while (!(pred && pred(ud))) {
 		ev_now_update(loop);
@@ -493,6 +498,7 @@ static bool run(struct ev_loop *loop, bool (*pred)(void *ud), void *ud, double t
 		ev_run(loop, EVRUN_ONCE);
 	}
 	ev_timer_stop(loop, &t);
+	ev_timer_stop(loop, &poll);
 	return pred ? pred(ud) : true;
 }
 

@@ -44,6 +44,8 @@ static const struct wf_test_broker_user users[] = {
 	{ "wf-water-1", "pw-water" },
 	{ "wf-fusion-1", "pw-fusion" },
 	{ "wf-dispatch-1", "pw-dispatch" },
+	{ "duty-twn-a", "pw-console" },   /* a duty station's console */
+	{ "op-zhang", "pw-operator" },    /* an operator (wfctl) */
 };
 
 static char *read_acl(void)
@@ -200,6 +202,95 @@ START_TEST(test_shipped_acl)
 }
 END_TEST
 
+/* The release workflow and delivery topics (dispatch.proto): only the
+ * dispatcher writes duty inboxes and broadcast state; a console writes only
+ * its own acks and follow-ups and reads only its own inbox; an operator
+ * writes only approvals and silences in its own name. */
+START_TEST(test_dispatch_topics)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct wf_test_broker_options bo;
+	struct wf_test_broker *br = NULL;
+	char *acl = read_acl();
+
+	wf_test_broker_options_init(&bo);
+	bo.users = users;
+	bo.n_users = sizeof users / sizeof users[0];
+	bo.acl = acl;
+	ck_assert_int_eq(wf_test_broker_start(&bo, &br), 0);
+
+	struct cl met, disp, con, op;
+	cl_new(&met, loop, br, 0);
+	cl_new(&disp, loop, br, 3);
+	cl_new(&con, loop, br, 4);
+	cl_new(&op, loop, br, 5);
+	ck_assert_int_eq(wf_bus_subscribe(disp.bus, "wf/v1/#", 1), 0);
+	ck_assert_int_eq(wf_bus_subscribe(con.bus, "wf/v1/#", 1), 0);
+	ck_assert_int_eq(wf_bus_subscribe(met.bus, "wf/v1/#", 1), 0);
+	wf_bus_start(met.bus);
+	wf_bus_start(disp.bus);
+	wf_bus_start(con.bus);
+	wf_bus_start(op.bus);
+	ck_assert(wf_test_run_until(loop, subscribed, &disp, 10000));
+	ck_assert(wf_test_run_until(loop, subscribed, &con, 10000));
+	ck_assert(wf_test_run_until(loop, subscribed, &met, 10000));
+	ck_assert(wf_test_run_until(loop, connected, &op, 10000));
+
+	/* dispatcher: inboxes and broadcast state; not acks of stations */
+	ck_assert_int_eq(pub(loop, &disp, "wf/v1/duty/duty-twn-a/inbox"), 0);
+	ck_assert_int_eq(pub(loop, &disp, "wf/v1/duty/duty-twn-b/inbox"), 0);
+	ck_assert_int_eq(pub(loop, &disp, "wf/v1/broadcast/41/4101/410185"), 0);
+	ck_assert_int_eq(pub(loop, &disp, "wf/v1/approval/op-zhang"), -EACCES);
+	/* nobody else writes inboxes or broadcast state */
+	ck_assert_int_eq(pub(loop, &met, "wf/v1/duty/duty-twn-a/inbox"), -EACCES);
+	ck_assert_int_eq(pub(loop, &met, "wf/v1/broadcast/41/4101/410185"), -EACCES);
+	ck_assert_int_eq(pub(loop, &con, "wf/v1/duty/duty-twn-a/inbox"), -EACCES);
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/broadcast/41/4101/410185"), -EACCES);
+	/* a console: its own acks and follow-ups only */
+	ck_assert_int_eq(pub(loop, &con, "wf/v1/duty/duty-twn-a/ack"), 0);
+	ck_assert_int_eq(pub(loop, &con, "wf/v1/duty/duty-twn-a/followup"), 0);
+	ck_assert_int_eq(pub(loop, &con, "wf/v1/duty/duty-twn-b/ack"), -EACCES);
+	/* the approval pattern lets any identity write its own approval topic:
+	 * wf-dispatch refuses approvals from users not listed as operators */
+	ck_assert_int_eq(pub(loop, &con, "wf/v1/approval/duty-twn-a"), 0);
+	ck_assert_int_eq(pub(loop, &con, "wf/v1/approval/op-zhang"), -EACCES);
+	/* an operator: approvals and silences in its own name only */
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/approval/op-zhang"), 0);
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/silence/op-zhang"), 0);
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/approval/op-li"), -EACCES);
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/duty/duty-twn-a/ack"), -EACCES);
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/warning/41/4101/410185/flood"), -EACCES);
+	ck_assert_int_eq(pub(loop, &met, "wf/v1/approval/op-zhang"), -EACCES);
+
+	/* delivery: the dispatcher gets approvals, silences, acks, follow-ups */
+	struct seen s1 = { &disp, "wf/v1/silence/op-zhang" };
+	ck_assert(wf_test_run_until(loop, seen, &s1, 10000));
+	ck_assert(has(&disp, "wf/v1/approval/op-zhang"));
+	ck_assert(has(&disp, "wf/v1/duty/duty-twn-a/ack"));
+	ck_assert(has(&disp, "wf/v1/duty/duty-twn-a/followup"));
+	/* the console gets its own inbox and the broadcast state, not B's inbox */
+	struct seen s2 = { &con, "wf/v1/broadcast/41/4101/410185" };
+	ck_assert(wf_test_run_until(loop, seen, &s2, 10000));
+	ck_assert(has(&con, "wf/v1/duty/duty-twn-a/inbox"));
+	ck_assert(!has(&con, "wf/v1/duty/duty-twn-b/inbox"));
+	ck_assert(!has(&con, "wf/v1/approval/op-zhang"));
+	/* an agency reads none of it but the public broadcast state */
+	struct seen s3 = { &met, "wf/v1/broadcast/41/4101/410185" };
+	ck_assert(wf_test_run_until(loop, seen, &s3, 10000));
+	ck_assert(!has(&met, "wf/v1/duty/duty-twn-a/inbox"));
+	ck_assert(!has(&met, "wf/v1/duty/duty-twn-a/ack"));
+	ck_assert(!has(&met, "wf/v1/approval/op-zhang"));
+
+	wf_bus_free(met.bus);
+	wf_bus_free(disp.bus);
+	wf_bus_free(con.bus);
+	wf_bus_free(op.bus);
+	wf_test_broker_free(br);
+	free(acl);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
 int main(void)
 {
 	char *tmp = wf_test_mkdtemp("itest-acl");
@@ -209,6 +300,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, test_shipped_acl);
+	tcase_add_test(tc, test_dispatch_topics);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

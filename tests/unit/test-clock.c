@@ -16,6 +16,18 @@ START_TEST(test_manual_clock_follows_variable)
 }
 END_TEST
 
+START_TEST(test_shifted_clock_runs_from_offset)
+{
+	int64_t off = -86400000; /* one day back */
+	struct wf_clock c = wf_clock_shifted(&off);
+	int64_t sys = wf_clock_now_ms(NULL), shifted = wf_clock_now_ms(&c);
+	ck_assert_int_ge(shifted, sys - 86400000);
+	ck_assert_int_lt(shifted, sys - 86400000 + 1000);
+	off = 0;
+	ck_assert_int_ge(wf_clock_now_ms(&c), sys);
+}
+END_TEST
+
 START_TEST(test_system_clock_is_plausible)
 {
 	struct wf_clock c = wf_clock_system();
@@ -74,6 +86,7 @@ int main(void)
 	Suite *s = suite_create("clock");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_manual_clock_follows_variable);
+	tcase_add_test(tc, test_shifted_clock_runs_from_offset);
 	tcase_add_test(tc, test_system_clock_is_plausible);
 	tcase_add_test(tc, test_parse_forms);
 	tcase_add_test(tc, test_parse_rejects);

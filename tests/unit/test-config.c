@@ -459,6 +459,25 @@ START_TEST(test_files)
 		 "%s:3: invalid value '0' for 'port' in [mqtt]: out of range [1, 65535]", path);
 	ck_assert_str_eq(err, want);
 
+	/* a shared file: wf_config_load_sections skips sections it does not
+	 * know (another reader's), but still checks keys of its own */
+	snprintf(path, sizeof path, "%s/shared.conf", tmpdir);
+	const char *shared = "[water]\nwarning_stage = 1\n[mqtt]\nport = 2883\n[water.station 1]\nx=1\n";
+	write_file(path, shared, strlen(shared));
+	ck_assert_int_eq(wf_config_load(path, T, N, &c, err, sizeof err), -EINVAL);
+	snprintf(want, sizeof want, "%s:1: unknown section [water]", path);
+	ck_assert_str_eq(err, want);
+	memset(&c, 0, sizeof c);
+	ck_assert_msg(wf_config_load_sections(path, T, N, &c, err, sizeof err) == 0, "%s", err);
+	ck_assert_int_eq(c.port, 2883);
+	ck_assert_str_eq(c.host, "127.0.0.1");
+	wf_config_free(T, N, &c);
+	const char *shared_bad = "[water]\nq = 1\n[mqtt]\nprt = 2883\n";
+	write_file(path, shared_bad, strlen(shared_bad));
+	ck_assert_int_eq(wf_config_load_sections(path, T, N, &c, err, sizeof err), -EINVAL);
+	snprintf(want, sizeof want, "%s:4: unknown key 'prt' in [mqtt] (did you mean 'port'?)", path);
+	ck_assert_str_eq(err, want);
+
 	/* a NUL byte */
 	snprintf(path, sizeof path, "%s/nul.conf", tmpdir);
 	write_file(path, "[mqtt]\nhost = a\0b\n", 17);

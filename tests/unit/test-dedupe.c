@@ -205,6 +205,60 @@ START_TEST(test_out_of_order_and_compaction)
 }
 END_TEST
 
+static const char *p2_name(void) { return "wf-water-1"; }
+
+static int floor1(struct wf_store *s, struct wf_dedupe *d, const char *p, uint64_t floor)
+{
+	struct wf_txn *t = NULL;
+	ck_assert_int_eq(wf_store_txn_begin(s, true, &t), 0);
+	int r = wf_dedupe_floor(d, t, p, floor);
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+	return r;
+}
+
+/* A partition sees every other seq of a producer; the producer's floor
+ * (ServiceState.outbox_floor) keeps the gaps from filling max_sparse. */
+START_TEST(test_floor_covers_gaps)
+{
+	struct wf_store *s = open_store("floor");
+	struct wf_dedupe *d = open_dd(s, 4, 8);
+	const char *p = "wf-met-1";
+	uint64_t w = 0;
+	uint32_t sp = 0;
+
+	ck_assert_int_eq(floor1(s, d, p, 1), 0); /* nothing below 1 */
+	for (uint64_t i = 2; i <= 16; i += 2)
+		ck_assert_int_eq(apply1(s, d, p, i), 0);
+	ck_assert_int_eq(apply1(s, d, p, 18), -ENOSPC); /* 8 sparse: full */
+	state(s, d, p, &w, &sp);
+	ck_assert_uint_eq(w, 0);
+	ck_assert_uint_eq(sp, 8);
+	/* everything below 11 was acked by someone: 2..10 dropped, 12.. stay */
+	ck_assert_int_eq(floor1(s, d, p, 11), 1);
+	state(s, d, p, &w, &sp);
+	ck_assert_uint_eq(w, 10);
+	ck_assert_uint_eq(sp, 3);
+	ck_assert_uint_eq(seen_records(s), 3);
+	ck_assert_int_eq(apply1(s, d, p, 6), 1);  /* below the floor: a duplicate */
+	ck_assert_int_eq(apply1(s, d, p, 18), 0); /* room again */
+	ck_assert_int_eq(apply1(s, d, p, 12), 1);
+	/* a floor just below a sparse run compacts it into the watermark */
+	ck_assert_int_eq(apply1(s, d, p, 13), 0);
+	ck_assert_int_eq(floor1(s, d, p, 12), 1); /* W=11, then 12, 13, 14 continue it */
+	state(s, d, p, &w, &sp);
+	ck_assert_uint_eq(w, 14);
+	ck_assert_uint_eq(sp, 2); /* 16, 18 */
+	ck_assert_int_eq(floor1(s, d, p, 5), 0); /* an old floor changes nothing */
+	/* a new producer starts at its floor */
+	ck_assert_int_eq(floor1(s, d, p2_name(), 100), 1);
+	state(s, d, p2_name(), &w, &sp);
+	ck_assert_uint_eq(w, 99);
+	ck_assert_int_eq(apply1(s, d, p2_name(), 100), 0);
+	wf_dedupe_close(d);
+	wf_store_close(s);
+}
+END_TEST
+
 START_TEST(test_limits)
 {
 	struct wf_store *s = open_store("limits");
@@ -496,6 +550,7 @@ int main(void)
 	tcase_add_test(tc, test_new_and_duplicate);
 	tcase_add_test(tc, test_out_of_order_and_compaction);
 	tcase_add_test(tc, test_limits);
+	tcase_add_test(tc, test_floor_covers_gaps);
 	tcase_add_test(tc, test_effect_and_record_atomic);
 	tcase_add_test(tc, test_ack_take_merges);
 	tcase_add_test(tc, test_ack_bounds);

@@ -142,7 +142,8 @@ START_TEST(test_parse_rejects)
 		"wf/v1/ack/a/b",
 		"wf/v1/state/#",
 		"wf/v1/deadletter/a b",
-		"wf/v1/approval/op1",
+		"wf/v1/approval/op+1",  /* approval topics exist since dispatch.proto */
+		"wf/v1/approvals/op1",
 		"wf/v1/ack/aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa",
 	};
 	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {

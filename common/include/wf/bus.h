@@ -88,6 +88,9 @@ struct wf_bus_callbacks {
 	 * borrowed until the callback returns. The pattern stays remembered and
 	 * is tried again when the broker next reports a fresh session. */
 	void (*on_subscribe_error)(void *ud, const char *pattern, int reason_code);
+	/* Every subscription of this connection is granted (wf_bus_subscribed
+	 * just became true). May be NULL. */
+	void (*on_subscribed)(void *ud);
 };
 
 enum wf_bus_state {

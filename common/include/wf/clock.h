@@ -21,6 +21,11 @@ struct wf_clock wf_clock_system(void);
  * The pointer is borrowed for the lifetime of the returned clock. */
 struct wf_clock wf_clock_manual(int64_t *now_ms);
 
+/* The system clock shifted by *OFFSET_MS (caller-owned, borrowed): a
+ * running clock that started at a chosen time, for daemons rehearsing a
+ * past scenario (`--now TIME` in daemon mode). */
+struct wf_clock wf_clock_shifted(const int64_t *offset_ms);
+
 /* Current time of CLOCK (NULL means the system clock). */
 int64_t wf_clock_now_ms(const struct wf_clock *clock);
 

@@ -14,10 +14,12 @@
 #ifndef WF_CODEC_H
 #define WF_CODEC_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "control.pb-c.h"
+#include "dispatch.pb-c.h"
 #include "event.pb-c.h"
 #include "types.pb-c.h"
 #include "warning.pb-c.h"
@@ -153,6 +155,66 @@ int wf_codec_deadletter_pack(const Wf__V1__DeadLetter *dl, const struct wf_codec
 			     int64_t now_ms, uint8_t **ret_buf, size_t *ret_len,
 			     struct wf_codec_error *ret_err);
 Wf__V1__DeadLetter *wf_codec_deadletter_free(Wf__V1__DeadLetter *dl);
+
+/* The release-workflow and delivery messages of dispatch.proto, same
+ * pattern as above: T in {approval, duty_notice, duty_ack, followup,
+ * silence, broadcast_state}. Rules (docs/protocol.md):
+ *   Approval: operator (id syntax), warning_id (id), version > 0, decision
+ *     (not UNSPECIFIED), reason (multi-line text; required for REJECT),
+ *     sent_ms (skew), producer (id syntax), seq > 0.
+ *   DutyNotice: station, warning_id, version, level (not NONE), hazard,
+ *     regions (>= 1, each a 12-digit code, at most max_regions), text
+ *     (multi-line), kind (not UNSPECIFIED), status, msg_type, escalated_from
+ *     (optional id syntax), producer, sent_ms (skew); deadline_ms >= 0.
+ *   DutyAck: station, warning_id, version, operator (label, required),
+ *     acked_ms (skew), producer, seq.
+ *   FollowUp: station, warning_id, text (multi-line, required), operator
+ *     (label, optional), sent_ms (skew), producer, seq.
+ *   Silence: id (id syntax), operator, channel (one of "broadcast", "cap",
+ *     "sms"), region_prefix ("" or 2/4/6/9/12 digits), hazard (optional),
+ *     sent_ms (skew), expires_ms after sent_ms (at most max_validity_ms),
+ *     reason (one line, required), producer, seq.
+ *   BroadcastState: region (12-digit county-or-coarser code), active (each
+ *     item: warning_id, version, hazard, level, msg_type, headline, expires;
+ *     at most max_regions items), updated_ms (skew), producer.
+ * Region codes in these messages are not normalised: they must already be
+ * 12 digits (6 is BAD_REGION). */
+#define WF_CODEC_DECLARE(T, CT)                                                                 \
+	int wf_codec_##T##_unpack(const void *data, size_t len, const struct wf_codec_limits *lim, \
+				  int64_t now_ms, CT **ret, struct wf_codec_error *ret_err);       \
+	int wf_codec_##T##_validate(const CT *m, const struct wf_codec_limits *lim, int64_t now_ms, \
+				    struct wf_codec_error *ret_err);                               \
+	int wf_codec_##T##_pack(const CT *m, const struct wf_codec_limits *lim, int64_t now_ms,   \
+				uint8_t **ret_buf, size_t *ret_len, struct wf_codec_error *ret_err); \
+	CT *wf_codec_##T##_free(CT *m);                                                            \
+	int wf_codec_##T##_check_topic(const CT *m, const struct wf_topic *topic,                  \
+				       struct wf_codec_error *ret_err)
+
+WF_CODEC_DECLARE(approval, Wf__V1__Approval);
+WF_CODEC_DECLARE(duty_notice, Wf__V1__DutyNotice);
+WF_CODEC_DECLARE(duty_ack, Wf__V1__DutyAck);
+WF_CODEC_DECLARE(followup, Wf__V1__FollowUp);
+WF_CODEC_DECLARE(silence, Wf__V1__Silence);
+WF_CODEC_DECLARE(broadcast_state, Wf__V1__BroadcastState);
+
+/* Generic entry for the control messages above by topic kind (APPROVAL,
+ * DUTY_INBOX, DUTY_ACK, DUTY_FOLLOWUP, SILENCE, BROADCAST): unpacks and
+ * validates like wf_codec_T_unpack; *RET is freed with
+ * wf_codec_control_free(). -EINVAL for another kind. */
+int wf_codec_control_unpack(enum wf_topic_kind kind, const void *data, size_t len,
+			    const struct wf_codec_limits *lim, int64_t now_ms,
+			    ProtobufCMessage **ret, struct wf_codec_error *ret_err);
+/* wf_codec_T_check_topic for a message of KIND. */
+int wf_codec_control_check_topic(enum wf_topic_kind kind, const ProtobufCMessage *m,
+				 const struct wf_topic *topic, struct wf_codec_error *ret_err);
+/* Producer id (borrowed from M) and sequence number of a control message
+ * of KIND; NULL and 0 when the kind carries none (BroadcastState has no
+ * seq; DutyNotice neither). This function can't fail. */
+const char *wf_codec_control_producer(enum wf_topic_kind kind, const ProtobufCMessage *m,
+				      uint64_t *ret_seq);
+/* True for the kinds wf_codec_control_unpack() accepts. */
+bool wf_codec_control_kind(enum wf_topic_kind kind);
+ProtobufCMessage *wf_codec_control_free(ProtobufCMessage *m);
 
 /* Checks a validated event against the topic it arrived on (TOPIC from
  * wf_topic_parse()): BAD_TOPIC unless TOPIC is an event topic whose

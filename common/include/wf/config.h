@@ -110,6 +110,14 @@ int wf_config_defaults(const struct wf_config_key *table, size_t n, void *target
 int wf_config_load(const char *path, const struct wf_config_key *table, size_t n,
 		   void *target, char *err, size_t errlen);
 
+/* As wf_config_load, but sections the table does not name are skipped
+ * without a word: for a file shared by several readers (an adapter's file
+ * holds [service]/[mqtt], read here, beside its agency's own sections, read
+ * by the agency's parser). Keys of the sections the table names are checked
+ * as usual (an unknown key there is still an error). */
+int wf_config_load_sections(const char *path, const struct wf_config_key *table, size_t n,
+			    void *target, char *err, size_t errlen);
+
 /* As wf_config_load, but parses the NUL-terminated TEXT; NAME stands in for
  * the path in error messages. TEXT longer than WF_CONFIG_FILE_MAX is
  * rejected with -EFBIG. */

@@ -37,8 +37,9 @@ struct wf_dedupe_options {
 	/* Producers tracked in the store (0: 1024); a new producer beyond it
 	 * gets -ENOSPC. */
 	uint32_t max_producers;
-	/* Applied seqs above a producer's watermark (0: 4096); beyond it
-	 * wf_dedupe_apply gives -ENOSPC until the gap fills. */
+	/* Applied seqs above a producer's watermark (0: 65536); beyond it
+	 * wf_dedupe_apply gives -ENOSPC until the gap fills or the producer's
+	 * floor (wf_dedupe_floor) covers it. */
 	uint32_t max_sparse;
 	/* Ranges per Ack message (0: 256; at most 4096). */
 	uint32_t max_ack_ranges;
@@ -66,6 +67,15 @@ struct wf_dedupe *wf_dedupe_close(struct wf_dedupe *d);
  * docs/delivery.md), store errors. Any order and any number of repeats
  * are handled. On an error, abort T (or let wf_store_update do it). */
 int wf_dedupe_apply(struct wf_dedupe *d, struct wf_txn *t, const char *producer, uint64_t seq);
+
+/* PRODUCER announced FLOOR (ServiceState.outbox_floor): every seq below it
+ * was applied by some consumer. Raises the watermark to FLOOR - 1 (creating
+ * the producer's record when it is new), drops the sparse entries it
+ * covers and compacts what then continues it. Seqs of the gap that this
+ * consumer never received (another partition's) stop counting against
+ * max_sparse. Returns 1 when the watermark moved, 0 when not, or a
+ * negative errno as wf_dedupe_apply. */
+int wf_dedupe_floor(struct wf_dedupe *d, struct wf_txn *t, const char *producer, uint64_t floor);
 
 /* Reads PRODUCER's watermark and sparse count in T (ret pointers may be
  * NULL). -ENOENT if PRODUCER was never seen. For tests and monitoring. */

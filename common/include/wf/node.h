@@ -18,7 +18,9 @@
  * queued and applied in batches: one write transaction per batch (group
  * commit) in which wf_dedupe_apply() records (producer, seq) and
  * cb->on_event / cb->on_warning applies the effect; acks are published
- * after the commit, batched (ack_delay_ms).
+ * after the commit, batched (ack_delay_ms). Control messages of
+ * dispatch.proto (approvals, duty acks, follow-ups, silences) arriving on
+ * an input filter go the same way to cb->on_control, when it is set.
  *
  * Producing: in a write transaction (the one a callback got, or one from
  * wf_node_update()), wf_node_emit_event() / wf_node_emit_warning() stamp
@@ -36,6 +38,7 @@
 #include <stdint.h>
 
 #include "control.pb-c.h"
+#include "dispatch.pb-c.h"
 #include "event.pb-c.h"
 #include "warning.pb-c.h"
 #include "wf/bus.h"
@@ -72,6 +75,20 @@ struct wf_node_options {
 	int64_t ack_delay_ms;       /* acks are batched this long (0: 20; -1: at once) */
 	int64_t resend_ms;          /* outbox resend timeout (0: 5000) */
 	uint64_t outbox_max_entries; /* 0: outbox default */
+	/* Ordered inputs: each producer's messages are applied in sequence
+	 * order. One that arrives beyond the next expected seq (its
+	 * predecessor was lost with an uncommitted batch, say) is neither
+	 * applied nor acked; the producer resends it after the gap is filled
+	 * (at once when this node is reborn, else on its resend timeout). A
+	 * gap still open after order_timeout_ms is given up on (a notice says
+	 * so) and later messages are applied. Messages rejected on receipt
+	 * keep their place (recorded, then dead-lettered). Use it only when
+	 * this node receives EVERY message of each producer it hears from
+	 * (e.g. a single fusion instance, or adapters partitioned like
+	 * fusion): otherwise the gaps never fill. This is what makes a
+	 * consumer's output after a crash identical to an uninterrupted run. */
+	bool ordered;
+	int64_t order_timeout_ms;   /* 0: 30000 */
 	/* Validation limits; NULL: wf_codec_limits_init() defaults, no region
 	 * table. Borrowed for the node's lifetime (the region table too). */
 	const struct wf_codec_limits *limits;
@@ -109,6 +126,26 @@ struct wf_node_callbacks {
 			const struct wf_node_msg *m, struct wf_codec_error *why);
 	int (*on_warning)(void *ud, struct wf_txn *t, const Wf__V1__Warning *w,
 			  const struct wf_node_msg *m, struct wf_codec_error *why);
+	/* Optional (NULL: control topics are ignored). A control message of
+	 * dispatch.proto arrived on an input filter, validated and checked
+	 * against its topic; KIND is its topic kind and MSG the unpacked
+	 * message (cast to Wf__V1__Approval for WF_TOPIC_APPROVAL, DutyAck for
+	 * DUTY_ACK, FollowUp for DUTY_FOLLOWUP, Silence for SILENCE, DutyNotice
+	 * for DUTY_INBOX, BroadcastState for BROADCAST), borrowed for the call.
+	 * Kinds with producer/seq (APPROVAL, DUTY_ACK, DUTY_FOLLOWUP, SILENCE)
+	 * are applied exactly like events: new ones only, in the batch's
+	 * transaction T, same return values. Kinds without (DUTY_INBOX,
+	 * BROADCAST: idempotent, at-least-once) are delivered as they arrive
+	 * with T NULL and M->producer NULL; WF_NODE_REJECT dead-letters them. */
+	int (*on_control)(void *ud, struct wf_txn *t, enum wf_topic_kind kind,
+			  const ProtobufCMessage *msg, const struct wf_node_msg *m,
+			  struct wf_codec_error *why);
+	/* At the start of each attempt to apply a batch, before the first
+	 * on_event/on_warning in T. A second call without on_batch_done in
+	 * between means the previous attempt's T was aborted and the batch is
+	 * re-run (map growth): drop in-memory effects of that attempt. May be
+	 * NULL. */
+	void (*on_batch_begin)(void *ud);
 	/* After each batch: COMMITTED true when its transaction committed. */
 	void (*on_batch_done)(void *ud, bool committed);
 	/* A valid ServiceState (births, heartbeats, wills) of another service.
@@ -127,6 +164,7 @@ struct wf_node_stats {
 	uint64_t acks_received;   /* Acks applied to our outbox */
 	uint64_t emitted;         /* messages put into our outbox */
 	uint64_t publish_refused; /* broker refusals (PUBACK >= 0x80) */
+	uint64_t deferred;        /* inputs held back for order (resent later) */
 };
 
 /* Opens the store (and its outbox and dedupe state), creates the bus
@@ -161,6 +199,19 @@ int wf_node_emit_event(struct wf_node *n, struct wf_txn *t, Wf__V1__Event *ev,
 /* The same for a warning (topic from its first region and hazard). */
 int wf_node_emit_warning(struct wf_node *n, struct wf_txn *t, Wf__V1__Warning *w,
 			 struct wf_codec_error *why);
+
+/* The same for a control message with producer/seq: KIND is
+ * WF_TOPIC_APPROVAL (MSG a Wf__V1__Approval, topic from its operator),
+ * DUTY_ACK (DutyAck, its station), DUTY_FOLLOWUP (FollowUp) or SILENCE
+ * (Silence, its operator); else -EINVAL. MSG's seq is set. */
+int wf_node_emit_control(struct wf_node *n, struct wf_txn *t, enum wf_topic_kind kind,
+			 ProtobufCMessage *msg, struct wf_codec_error *why);
+
+/* Publishes PAYLOAD directly (QoS 1, not through the outbox), e.g. a
+ * retained state or an idempotent notice whose delivery the service tracks
+ * itself. -ENOTCONN when not connected (nothing queued). */
+int wf_node_publish(struct wf_node *n, const char *topic, const void *payload, size_t len,
+		    bool retain);
 
 /* Publishes outbox entries now (after a commit made outside wf_node_update). */
 void wf_node_flush(struct wf_node *n);

@@ -135,6 +135,11 @@ void wf_outbox_consumer_birth(struct wf_outbox *o);
  * pointer may be NULL), read in a fresh read transaction. */
 int wf_outbox_pending(struct wf_outbox *o, uint64_t *ret_count, uint64_t *ret_bytes);
 
+/* The lowest unacknowledged seq, or the next seq to be used when every
+ * entry is acknowledged (1 for a new outbox): ServiceState.outbox_floor.
+ * Read in a fresh read transaction. */
+int wf_outbox_floor(struct wf_outbox *o, uint64_t *ret_seq);
+
 /* Age in ms (by the outbox's clock) of the oldest unacknowledged entry,
  * 0 when the outbox is empty; for monitoring. */
 int wf_outbox_oldest_ms(struct wf_outbox *o, int64_t *ret_age_ms);

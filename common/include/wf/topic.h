@@ -6,10 +6,16 @@
  *   wf/v1/ack/<producer>                            acks to a producer
  *   wf/v1/state/<service>                           retained ServiceState
  *   wf/v1/deadletter/<service>                      dead letters
+ *   wf/v1/approval/<operator>                       Approval (operators write)
+ *   wf/v1/duty/<station>/inbox                      DutyNotice (dispatcher writes)
+ *   wf/v1/duty/<station>/ack                        DutyAck (the station writes)
+ *   wf/v1/duty/<station>/followup                   FollowUp (the station writes)
+ *   wf/v1/silence/<operator>                        Silence (operators write)
+ *   wf/v1/broadcast/<pp>/<ppcc>/<ppccdd>            retained BroadcastState
  *
  * <ppccdd> is the first 6 digits of the message's 12-digit region code (its
  * county, or a coarser unit padded with zeros). Producer and service ids
- * are [A-Za-z0-9._-]{1,64}.
+ * are [A-Za-z0-9._-]{1,64}; so are operator and station ids.
  *
  * Builders write into a caller buffer and return 0, -EINVAL for a bad part
  * or -ENAMETOOLONG if the topic does not fit (the buffer then holds no
@@ -31,6 +37,12 @@ enum wf_topic_kind {
 	WF_TOPIC_ACK,
 	WF_TOPIC_STATE,
 	WF_TOPIC_DEADLETTER,
+	WF_TOPIC_APPROVAL,      /* id: operator */
+	WF_TOPIC_DUTY_INBOX,    /* id: station */
+	WF_TOPIC_DUTY_ACK,      /* id: station */
+	WF_TOPIC_DUTY_FOLLOWUP, /* id: station */
+	WF_TOPIC_SILENCE,       /* id: operator */
+	WF_TOPIC_BROADCAST,     /* county */
 	WF_TOPIC_KIND_MAX,
 	WF_TOPIC_KIND_INVALID = -1,
 };
@@ -40,11 +52,14 @@ struct wf_topic {
 	enum wf_topic_kind kind;
 	Wf__V1__Agency agency;      /* EVENT */
 	Wf__V1__Hazard hazard;      /* WARNING */
-	char county[7];             /* EVENT, WARNING: <ppccdd> */
-	char id[WF_TOPIC_ID_MAX + 1]; /* ACK: producer; STATE, DEADLETTER: service */
+	char county[7];             /* EVENT, WARNING, BROADCAST: <ppccdd> */
+	char id[WF_TOPIC_ID_MAX + 1]; /* ACK: producer; STATE, DEADLETTER: service;
+				       * APPROVAL, SILENCE: operator; DUTY_*: station */
 };
 
-/* "event", "warning", "ack", "state", "deadletter"; NULL otherwise. */
+/* "event", "warning", "ack", "state", "deadletter", "approval",
+ * "duty_inbox", "duty_ack", "duty_followup", "silence", "broadcast"; NULL
+ * otherwise. */
 const char *wf_topic_kind_to_string(enum wf_topic_kind kind);
 
 /* True if ID is a valid producer/service id: [A-Za-z0-9._-]{1,64}. */
@@ -61,6 +76,23 @@ int wf_topic_warning(char *buf, size_t size, const char *region, Wf__V1__Hazard 
 int wf_topic_ack(char *buf, size_t size, const char *producer);
 int wf_topic_state(char *buf, size_t size, const char *service);
 int wf_topic_deadletter(char *buf, size_t size, const char *service);
+
+/* wf/v1/approval/<operator>, wf/v1/silence/<operator>. */
+int wf_topic_approval(char *buf, size_t size, const char *operator_id);
+int wf_topic_silence(char *buf, size_t size, const char *operator_id);
+
+/* wf/v1/duty/<station>/inbox|ack|followup: KIND is WF_TOPIC_DUTY_INBOX,
+ * _ACK or _FOLLOWUP (else -EINVAL). */
+int wf_topic_duty(char *buf, size_t size, const char *station, enum wf_topic_kind kind);
+
+/* wf/v1/broadcast/<pp>/<ppcc>/<ppccdd> of REGION (6 or 12 digits; its
+ * county, or the padded coarser unit, as for events). */
+int wf_topic_broadcast(char *buf, size_t size, const char *region);
+
+/* Broadcast terminals subscribe by prefix (REGION NULL or "": everywhere):
+ *   province 41 -> wf/v1/broadcast/41/#, prefecture 4101 ->
+ *   wf/v1/broadcast/41/4101/#, county or finer -> its county's topic. */
+int wf_topic_broadcast_filter(char *buf, size_t size, const char *region);
 
 /* Subscription filter for events of AGENCY (AGENCY_UNSPECIFIED = any, '+')
  * within REGION (6 or 12 digits; NULL or "" = everywhere):
