@@ -148,6 +148,9 @@ struct wf_adapter_spool {
 	size_t max_file;                  /* 0: WF_ADAPTER_MAX_FILE */
 	const struct wf_codec_limits *limits; /* NULL: codec defaults */
 	const struct wf_clock *clock;     /* NULL: system clock */
+	/* At most this many files per wf_adapter_spool_scan call (0: all), so
+	 * a daemon with a backlog publishes and heartbeats between files. */
+	unsigned max_files;
 	/* Called once per file with its outcome (for logs): KIND is "done",
 	 * "duplicate", "rejected" or "error"; DETAIL the reason or a count. May
 	 * be NULL. */
@@ -161,7 +164,8 @@ struct wf_adapter_spool {
  * set. Returns 0 or a negative errno. */
 int wf_adapter_spool_init(struct wf_adapter_spool *sp);
 
-/* Processes every ready file in SP->dir once, in name order (see above).
+/* Processes every ready file in SP->dir once, in name order (see above),
+ * or the first SP->max_files of them.
  * Per-file problems (rejections) are counted, not returned. Returns the
  * number of files handled (>= 0), or a negative errno for a failure that
  * stops the scan (store error, -ENOBUFS when the outbox is full: call

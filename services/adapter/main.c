@@ -33,29 +33,38 @@ struct opts {
 static void usage(FILE *out, const struct wf_adapter_ops *ops)
 {
 	fprintf(out,
-		"Usage: wf-%s [OPTIONS]\n"
+		"Usage: wf-%s [--config FILE] [--spool DIR] [--now TIME]   (the daemon)\n"
+		"       wf-%s [--config FILE] --stdin [--now TIME]\n"
+		"       wf-%s [--config FILE] --once [--spool DIR | --stdin]\n"
 		"       wf-%s [--config FILE] --dry-run FILE...\n"
 		"       wf-%s [--config FILE] --check FILE...\n"
-		"       wf-%s [--config FILE] --spool DIR [--once] [--stdin]\n"
 		"\n"
 		"The %s agency adapter: reads native feed files, grades them and publishes\n"
-		"wf.v1.Event messages through the outbox (docs/adapters.md).\n"
+		"wf.v1.Event messages to MQTT through its outbox, resending each until fusion\n"
+		"acknowledges it (docs/adapters.md). Without a mode option it runs as a daemon:\n"
+		"it watches the spool directory, moves each file to done/ or rejected/ (with a\n"
+		".reason file), publishes its ONLINE state and heartbeats, and stops cleanly on\n"
+		"SIGTERM; SIGHUP reloads the thresholds.\n"
 		"\n"
-		"  -c, --config FILE   configuration file ([adapter] section + agency sections)\n"
+		"  -c, --config FILE   configuration file ([service], [mqtt], [adapter] and the\n"
+		"                      agency's sections; default: built-in defaults)\n"
 		"      --check-config  load the configuration (and region table), report, exit\n"
+		"      --spool DIR     the spool directory (default: [adapter] spool)\n"
+		"      --stdin         all of stdin is one input file; with the broker, exit once\n"
+		"                      every event from it is acknowledged\n"
+		"      --once          process the spool (or stdin) into the outbox without the\n"
+		"                      broker, print counts as JSON, exit (the daemon sends them)\n"
 		"      --dry-run       parse and grade FILE... ('-' = stdin); one JSON line per\n"
 		"                      event, {\"rejected\": FILE, \"reason\": ...} per rejected file\n"
 		"      --check         validate FILE... only: 'FILE: OK' or 'FILE: INVALID: reason'\n"
-		"      --spool DIR     process the spool directory DIR (default: [adapter] spool)\n"
-		"      --once          process what is there into the outbox, print counts, exit\n"
-		"      --stdin         (spool mode) treat all of stdin as one input file\n"
-		"      --now TIME      pretend the current time is TIME (RFC 3339; replays, tests)\n"
+		"      --now TIME      the current time is TIME (RFC 3339); in the daemon the clock\n"
+		"                      starts at TIME and runs on (rehearsals, tests)\n"
 		"  -h, --help          this text\n"
 		"  -V, --version       version\n"
 		"\n"
 		"Exit status: 0 all accepted, 3 some input rejected, 2 usage or configuration\n"
 		"error, 1 other failure.\n",
-		ops->kind, ops->kind, ops->kind, ops->kind, ops->kind);
+		ops->kind, ops->kind, ops->kind, ops->kind, ops->kind, ops->kind);
 	if (ops->formats_help)
 		fprintf(out, "\nInput formats:\n%s\n", ops->formats_help);
 }
@@ -149,7 +158,8 @@ static int parse_args(int argc, char **argv, const struct wf_adapter_ops *ops, s
 		return -EINVAL;
 	}
 	if ((o->once || o->use_stdin) && o->mode != MODE_SPOOL && o->mode != MODE_NONE) {
-		fprintf(stderr, "wf-%s: --once and --stdin are for spool mode\n", ops->kind);
+		fprintf(stderr, "wf-%s: --once and --stdin exclude --dry-run and --check\n",
+			ops->kind);
 		return -EINVAL;
 	}
 	if (o->mode == MODE_CHECK && !ops->check) {
@@ -169,27 +179,17 @@ static void spool_notice(void *ud, const char *kind, const char *name, const cha
 	wf_log(prio, group, "%s: %s: %s", name, kind, detail);
 }
 
+/* --once: the outbox is filled offline; the daemon publishes it later */
 static int no_broker_publish(void *ud, const char *topic, const void *payload, size_t len)
 {
 	return -ENOTCONN;
-}
-
-/* The daemon loop plugs in here: watch SP->dir (libev stat/inotify +
- * timer), call wf_adapter_spool_scan(SP) on changes and wf_outbox_flush()
- * after each commit, with the outbox's publish wired to the bus (wf_node).
- * Until that lands only --once is available. */
-static int adapter_daemon_run(struct wf_adapter_spool *sp, const struct adapter_conf *conf)
-{
-	wf_log(3, sp->ops->kind,
-	       "daemon mode (MQTT) is not wired into this build yet; use --once");
-	return -ENOSYS;
 }
 
 static int run_spool(const struct wf_adapter_ops *ops, void *state,
 		     const struct wf_region_table *regions, const struct adapter_conf *conf,
 		     const struct opts *o, const struct wf_clock *clock)
 {
-	struct wf_store_options so = { .path = conf->state_dir };
+	struct wf_store_options so = { .path = conf->node.state_dir };
 	struct wf_outbox_options oo = { .publish = no_broker_publish, .clock = clock };
 	struct wf_codec_limits lim;
 	struct wf_store *store = NULL;
@@ -202,14 +202,14 @@ static int run_spool(const struct wf_adapter_ops *ops, void *state,
 	lim.regions = regions;
 	r = wf_store_open(&so, &store);
 	if (r < 0) {
-		fprintf(stderr, "wf-%s: %s: cannot open the store: %s\n", ops->kind, conf->state_dir,
+		fprintf(stderr, "wf-%s: %s: cannot open the store: %s\n", ops->kind, conf->node.state_dir,
 			strerror(-r));
 		return WF_EXIT_FAILURE;
 	}
-	r = wf_outbox_open(store, conf->producer, &oo, &outbox);
+	r = wf_outbox_open(store, conf->node.id, &oo, &outbox);
 	if (r < 0) {
 		fprintf(stderr, "wf-%s: cannot open the outbox of '%s': %s\n", ops->kind,
-			conf->producer, strerror(-r));
+			conf->node.id, strerror(-r));
 		goto out;
 	}
 	sp.ops = ops;
@@ -224,7 +224,7 @@ static int run_spool(const struct wf_adapter_ops *ops, void *state,
 	sp.notice_ud = (void *)ops->kind;
 	r = wf_adapter_spool_init(&sp);
 	if (r < 0) {
-		fprintf(stderr, "wf-%s: %s: %s\n", ops->kind, sp.dir ? sp.dir : conf->state_dir,
+		fprintf(stderr, "wf-%s: %s: %s\n", ops->kind, sp.dir ? sp.dir : conf->node.state_dir,
 			strerror(-r));
 		goto out;
 	}
@@ -240,10 +240,8 @@ static int run_spool(const struct wf_adapter_ops *ops, void *state,
 			r = wf_adapter_spool_buffer(&sp, "-", buf, len, NULL, 0);
 			free(buf);
 		}
-	} else if (o->once) {
-		r = wf_adapter_spool_scan(&sp);
 	} else {
-		r = adapter_daemon_run(&sp, conf);
+		r = wf_adapter_spool_scan(&sp);
 	}
 	if (r < 0) {
 		fprintf(stderr, "wf-%s: spool: %s\n", ops->kind, strerror(-r));
@@ -269,6 +267,7 @@ int wf_adapter_main(int argc, char **argv, const struct wf_adapter_ops *ops)
 	struct wf_region_table *regions = NULL;
 	struct wf_region_error rerr;
 	struct wf_clock clock;
+	int64_t offset_ms = 0;
 	void *state = NULL;
 	char err[512] = "";
 	int status, r;
@@ -284,10 +283,10 @@ int wf_adapter_main(int argc, char **argv, const struct wf_adapter_ops *ops)
 		return WF_EXIT_USAGE;
 	}
 	memset(&rerr, 0, sizeof rerr);
-	r = wf_region_table_load(conf.regions, &regions, &rerr);
+	r = wf_region_table_load(conf.node.regions, &regions, &rerr);
 	if (r < 0) {
 		fprintf(stderr, "wf-%s: %s: cannot load the region table: %s\n", ops->kind,
-			conf.regions, strerror(-r));
+			conf.node.regions, strerror(-r));
 		status = WF_EXIT_USAGE;
 		goto out;
 	}
@@ -313,7 +312,15 @@ int wf_adapter_main(int argc, char **argv, const struct wf_adapter_ops *ops)
 				       argv + optind, argc - optind, stdout, stderr);
 		break;
 	default:
-		status = run_spool(ops, state, regions, &conf, &o, &clock);
+		if (o.once) {
+			status = run_spool(ops, state, regions, &conf, &o, &clock);
+			break;
+		}
+		/* daemon mode: a running clock (shifted to --now when given) */
+		offset_ms = o.have_now ? o.now_ms - wf_clock_now_ms(NULL) : 0;
+		clock = wf_clock_shifted(&offset_ms);
+		status = adapter_daemon_run(ops, &state, regions, &conf, o.config,
+					    o.spool ? o.spool : conf.spool, o.use_stdin, &clock);
 		break;
 	}
 out:

@@ -339,6 +339,8 @@ int wf_adapter_spool_scan(struct wf_adapter_spool *sp)
 	if (n)
 		qsort(names, n, sizeof(*names), cmp_names);
 	for (size_t i = 0; i < n; i++) {
+		if (sp->max_files && (unsigned)handled >= sp->max_files)
+			break;
 		r = handle_one(sp, dfd, names[i]);
 		if (r < 0)
 			goto out;

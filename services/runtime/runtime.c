@@ -33,6 +33,8 @@ struct wf_runtime {
 	char password[256];
 	struct wf_ratelimit rl_reject;
 	struct wf_ratelimit rl_conn;
+	int64_t clock_offset_ms;
+	struct wf_clock clock;
 };
 
 static struct wf_node_config *nodecfg(struct wf_runtime *rt, void *config)
@@ -169,9 +171,15 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 	if (spec->nkeys + WF_NODECONF_NKEYS > MAX_KEYS)
 		return WF_EXIT_FAILURE;
 	memcpy(rt->keys, spec->keys, spec->nkeys * sizeof *spec->keys);
-	rt->nkeys = spec->nkeys + wf_nodeconf_keys(spec->node_offset, spec->default_id,
-						     spec->default_state_dir,
-						     WF_DATADIR "/regions.csv", rt->keys + spec->nkeys);
+	/* WF_REGIONS (tests, the demo) replaces the installed table as the
+	 * default; a config file's [service] regions wins */
+	const char *env_regions = getenv("WF_REGIONS");
+	rt->nkeys = spec->nkeys +
+		    wf_nodeconf_keys(spec->node_offset, spec->default_id, spec->default_state_dir,
+				     env_regions != NULL && *env_regions != '\0'
+					     ? env_regions
+					     : WF_DATADIR "/regions.csv",
+				     rt->keys + spec->nkeys);
 
 	r = wf_cli_parse(&rt->info, argc, argv, &rt->cli, stdout, stderr);
 	if (r == 1)
@@ -189,7 +197,23 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 		goto out;
 	}
 
+	rt->clock = wf_clock_system();
+	{
+		const char *now_env = getenv("WF_NOW");
+		int64_t at;
+		if (now_env != NULL && *now_env != '\0') {
+			if (wf_clock_parse(now_env, &at) < 0) {
+				fprintf(stderr, "%s: WF_NOW: not an RFC 3339 time: %s\n", spec->name,
+					now_env);
+				status = WF_EXIT_USAGE;
+				goto out;
+			}
+			rt->clock_offset_ms = at - wf_clock_now_ms(NULL);
+			rt->clock = wf_clock_shifted(&rt->clock_offset_ms);
+		}
+	}
 	wf_node_options_init(&no);
+	no.clock = &rt->clock;
 	no.kind = spec->kind;
 	no.agency = spec->agency;
 	no.version = WF_VERSION;
@@ -210,6 +234,10 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 	no.limits = &lim;
 	if (spec->inputs != NULL)
 		inputs = spec->inputs(rt->config, &n_inputs);
+	if (spec->node_options != NULL && spec->node_options(rt->config, &no) < 0) {
+		status = WF_EXIT_USAGE;
+		goto out;
+	}
 	no.inputs = inputs;
 	no.n_inputs = n_inputs;
 
@@ -224,8 +252,10 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 	memset(&ncb, 0, sizeof ncb);
 	ncb.on_event = spec->on_event;
 	ncb.on_warning = spec->on_warning;
+	ncb.on_batch_begin = spec->on_batch_begin;
 	ncb.on_batch_done = spec->on_batch_done;
 	ncb.on_state = spec->on_state;
+	ncb.on_control = spec->on_control;
 	ncb.on_notice = on_notice;
 	/* The node's callbacks get the service's state; on_notice needs the
 	 * runtime: the runtime is the UD, and forwards. */
@@ -248,6 +278,17 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 	wf_daemon_ready(rt->daemon, "running");
 	ev_run(rt->loop, 0);
 	status = rt->exit_status;
+	{
+		struct wf_node_stats ns;
+		wf_node_get_stats(rt->node, &ns);
+		wf_log(LOG_NOTICE, NULL,
+		       "stopped: %llu received, %llu applied, %llu duplicate, %llu rejected, "
+		       "%llu deferred for order; %llu emitted, %llu acks received",
+		       (unsigned long long)ns.received, (unsigned long long)ns.applied,
+		       (unsigned long long)ns.duplicates, (unsigned long long)ns.rejected,
+		       (unsigned long long)ns.deferred, (unsigned long long)ns.emitted,
+		       (unsigned long long)ns.acks_received);
+	}
 out:
 	rt->node = wf_node_free(rt->node);
 	if (spec->destroy != NULL && rt->state != NULL)
@@ -267,5 +308,6 @@ out:
 struct ev_loop *wf_runtime_loop(struct wf_runtime *rt) { return rt->loop; }
 struct wf_node *wf_runtime_node(struct wf_runtime *rt) { return rt->node; }
 const struct wf_region_table *wf_runtime_regions(struct wf_runtime *rt) { return rt->regions; }
+struct wf_clock wf_runtime_clock(struct wf_runtime *rt) { return rt->clock; }
 int wf_runtime_nargs(const struct wf_runtime *rt) { return rt->cli.nargs; }
 char *const *wf_runtime_args(const struct wf_runtime *rt) { return rt->cli.args; }

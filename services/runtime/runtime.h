@@ -45,6 +45,10 @@ struct wf_runtime_spec {
 	/* MQTT input filters for the loaded config (borrowed until the next
 	 * reload); NULL: none (a pure producer). */
 	const char *const *(*inputs)(const void *config, size_t *ret_n);
+	/* Adjusts the node options from the loaded config (e.g. ordered
+	 * inputs) before the node is made. Returns 0 or a negative errno (exit
+	 * 2). May be NULL. */
+	int (*node_options)(const void *config, struct wf_node_options *o);
 	/* Called after the node exists, before it starts: set up the service
 	 * (open its databases in wf_node_store(), watch its spool, ...).
 	 * Returns 0 and *ret_state (the callbacks' UD), or a negative errno
@@ -65,8 +69,14 @@ struct wf_runtime_spec {
 			const struct wf_node_msg *m, struct wf_codec_error *why);
 	int (*on_warning)(void *ud, struct wf_txn *t, const Wf__V1__Warning *w,
 			  const struct wf_node_msg *m, struct wf_codec_error *why);
+	void (*on_batch_begin)(void *ud);
 	void (*on_batch_done)(void *ud, bool committed);
 	void (*on_state)(void *ud, const Wf__V1__ServiceState *st, bool retained);
+	/* Control messages (approvals, duty acks, ...): see wf/node.h. NULL:
+	 * the service takes none. */
+	int (*on_control)(void *ud, struct wf_txn *t, enum wf_topic_kind kind,
+			  const ProtobufCMessage *msg, const struct wf_node_msg *m,
+			  struct wf_codec_error *why);
 };
 
 /* The whole program. Returns the exit status (wf/cli.h WF_EXIT_*). */
@@ -75,6 +85,10 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec);
 struct ev_loop *wf_runtime_loop(struct wf_runtime *rt);
 struct wf_node *wf_runtime_node(struct wf_runtime *rt);
 const struct wf_region_table *wf_runtime_regions(struct wf_runtime *rt);
+/* The service's clock (the node's too): the system clock, or, when the
+ * environment has WF_NOW=TIME (RFC 3339), a clock that started at TIME and
+ * runs on (rehearsals of a past scenario, tests). */
+struct wf_clock wf_runtime_clock(struct wf_runtime *rt);
 /* Positional command-line arguments (after the options). */
 int wf_runtime_nargs(const struct wf_runtime *rt);
 char *const *wf_runtime_args(const struct wf_runtime *rt);
