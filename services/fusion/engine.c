@@ -1110,3 +1110,23 @@ int wf_fusion_source_liveness(struct wf_fusion *e, struct wf_txn *t, int agency,
 	r = eval_dirty(e, t, emit, ud);
 	return finish(e, t, r);
 }
+
+int wf_fusion_advance(struct wf_fusion *e, struct wf_txn *t, int64_t now_ms,
+		      wf_fusion_emit_fn emit, void *ud)
+{
+	int total = 0;
+
+	for (;;) {
+		int64_t d = wf_fusion_next_deadline(e);
+		if (d > now_ms)
+			return total;
+		int r = wf_fusion_tick(e, t, d, emit, ud);
+		if (r < 0)
+			return r;
+		total += r;
+		if (wf_fusion_next_deadline(e) <= d) { /* defensive: no progress */
+			r = wf_fusion_tick(e, t, now_ms, emit, ud);
+			return r < 0 ? r : total + r;
+		}
+	}
+}

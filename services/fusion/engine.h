@@ -134,6 +134,14 @@ int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event 
 int wf_fusion_tick(struct wf_fusion *e, struct wf_txn *t, int64_t now_ms,
 		   wf_fusion_emit_fn emit, void *ud);
 
+/* Runs every timer due up to NOW_MS at its own deadline (one
+ * wf_fusion_tick per deadline, in order), so a late call gives the same
+ * versions as timely ones: what replay mode does before each event and
+ * the daemon before each event and on its timer. Returns the number of
+ * versions emitted (>= 0) or a negative errno. */
+int wf_fusion_advance(struct wf_fusion *e, struct wf_txn *t, int64_t now_ms,
+		      wf_fusion_emit_fn emit, void *ud);
+
 /* Earliest virtual time at which wf_fusion_tick has work (INT64_MAX when
  * none): the daemon's timer. This function can't fail. */
 int64_t wf_fusion_next_deadline(const struct wf_fusion *e);

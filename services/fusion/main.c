@@ -1,17 +1,19 @@
 /* wf-fusion: the fusion engine's command line.
  *
+ *   wf-fusion [--config FILE] ...    the daemon (daemon.c, on the service runtime)
  *   wf-fusion --replay FILE --rules FILE [--regions FILE] [--owned P,...] [--drain]
  *   wf-fusion --check-rules FILE
- *   wf-fusion --config FILE          daemon mode (not built yet: issue 4 wiring)
  *
- * Exit codes: 0 success; 1 replay finished but some lines were rejected;
- * 2 usage error, bad rule file or region table; 3 runtime error. */
+ * Replay exit codes: 0 success; 1 replay finished but some lines were
+ * rejected; 2 usage error, bad rule file or region table; 3 runtime error.
+ * The daemon's are the runtime's (wf/cli.h). */
 #include <errno.h>
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon.h"
 #include "engine.h"
 #include "replay.h"
 #include "wf/region.h"
@@ -23,7 +25,7 @@ static void usage(FILE *f)
 	fputs("Usage: wf-fusion --replay FILE --rules FILE [--regions FILE] [--owned PREFIX,...]\n"
 	      "                 [--drain] [--store DIR] [--batch N] [--quiet]\n"
 	      "       wf-fusion --check-rules FILE\n"
-	      "       wf-fusion --config FILE           (daemon mode)\n"
+	      "       wf-fusion [--config FILE]          (the daemon: wf-fusion --help)\n"
 	      "\n"
 	      "Replay mode reads Events as JSON lines (.proto field names, enums by name),\n"
 	      "runs the fusion engine on virtual time taken from the events and prints every\n"
@@ -44,8 +46,21 @@ static void usage(FILE *f)
 	      "error, 3 runtime error.\n", f);
 }
 
+static bool offline_mode(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			break;
+		if (strncmp(argv[i], "--replay", 8) == 0 || strncmp(argv[i], "--check-rules", 13) == 0)
+			return true;
+	}
+	return false;
+}
+
 int main(int argc, char **argv)
 {
+	if (!offline_mode(argc, argv))
+		return wf_fusion_daemon_main(argc, argv);
 	static const struct option opts[] = {
 		{ "replay", required_argument, NULL, 'r' },
 		{ "rules", required_argument, NULL, 'R' },
@@ -56,12 +71,11 @@ int main(int argc, char **argv)
 		{ "batch", required_argument, NULL, 'b' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "check-rules", required_argument, NULL, 'c' },
-		{ "config", required_argument, NULL, 'C' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	const char *replay = NULL, *rules_path = NULL, *regions_path = NULL, *owned = NULL;
-	const char *store = NULL, *check = NULL, *config = NULL;
+	const char *store = NULL, *check = NULL;
 	bool drain = false, quiet = false;
 	unsigned long batch = 0;
 	int c;
@@ -75,7 +89,6 @@ int main(int argc, char **argv)
 		case 's': store = optarg; break;
 		case 'q': quiet = true; break;
 		case 'c': check = optarg; break;
-		case 'C': config = optarg; break;
 		case 'b': {
 			char *end = NULL;
 			batch = strtoul(optarg, &end, 10);
@@ -104,16 +117,9 @@ int main(int argc, char **argv)
 		wf_fusion_rules_free(r);
 		return 0;
 	}
-	if (config) {
-		/* Daemon mode (MQTT subscribe, dedupe, outbox, acks) is wired in
-		 * here by the daemon issue: it opens the engine exactly as
-		 * wf_fusion_replay() does and drives it from the bus. */
-		fprintf(stderr, "wf-fusion: daemon mode not built yet (config %s)\n", config);
-		return EXIT_USAGE;
-	}
 	if (!replay || !rules_path) {
 		fprintf(stderr, "wf-fusion: --replay FILE and --rules FILE are required "
-				"(or --check-rules / --config); see --help\n");
+				"(or --check-rules); see --replay --help\n");
 		return EXIT_USAGE;
 	}
 	struct wf_fusion_rules *rules = NULL;

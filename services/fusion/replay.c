@@ -64,21 +64,6 @@ static double mono_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* Runs every timer due up to NOW at its own time. */
-static int catch_up(struct wf_fusion *e, struct wf_txn *t, int64_t now, struct ctx *c)
-{
-	for (;;) {
-		int64_t d = wf_fusion_next_deadline(e);
-		if (d > now)
-			return 0;
-		int r = wf_fusion_tick(e, t, d, on_warning, c);
-		if (r < 0)
-			return r;
-		if (wf_fusion_next_deadline(e) <= d) /* defensive: no progress */
-			return wf_fusion_tick(e, t, now, on_warning, c) < 0 ? -EIO : 0;
-	}
-}
-
 int wf_fusion_replay(FILE *in, const char *name, struct wf_fusion_rules *rules,
 		     const struct wf_fusion_replay_options *o, struct wf_fusion_replay_stats *st,
 		     char *err, size_t errlen)
@@ -160,7 +145,7 @@ int wf_fusion_replay(FILE *in, const char *name, struct wf_fusion_rules *rules,
 			protobuf_c_message_free_unpacked(m, NULL);
 			goto fail;
 		}
-		r = catch_up(e, t, vnow, &c);
+		r = wf_fusion_advance(e, t, vnow, on_warning, &c);
 		if (r >= 0)
 			r = wf_fusion_ingest(e, t, ev, vnow, on_warning, &c);
 		protobuf_c_message_free_unpacked(m, NULL);

@@ -108,13 +108,19 @@ START_TEST(usage_and_errors)
 	ck_assert_int_eq(run(help, &out, &err), 0);
 	ck_assert_ptr_nonnull(strstr(out, "--replay FILE"));
 	free(out); free(err);
-	char *none[] = { exe, NULL };
-	ck_assert_int_eq(run(none, &out, &err), 2);
+	char *norules[] = { exe, (char *)"--replay", fixture, NULL };
+	ck_assert_int_eq(run(norules, &out, &err), 2);
 	ck_assert_ptr_nonnull(strstr(err, "--replay FILE and --rules FILE are required"));
 	free(out); free(err);
+	/* without --replay / --check-rules it is the daemon: a missing config
+	 * file is a usage error naming it */
 	char *daemon[] = { exe, (char *)"--config", (char *)"x.conf", NULL };
 	ck_assert_int_eq(run(daemon, &out, &err), 2);
-	ck_assert_ptr_nonnull(strstr(err, "daemon mode not built yet"));
+	ck_assert_ptr_nonnull(strstr(err, "x.conf"));
+	free(out); free(err);
+	char *replay_help[] = { exe, (char *)"--replay", (char *)"-", (char *)"--help", NULL };
+	ck_assert_int_eq(run(replay_help, &out, &err), 0);
+	ck_assert_ptr_nonnull(strstr(out, "--drain"));
 	free(out); free(err);
 	char badrules[600];
 	snprintf(badrules, sizeof badrules, "%s/bad.conf", tmpdir);
