@@ -6,9 +6,10 @@ set -eu
 
 BUILD="meson ninja-build pkg-config gcc libc6-dev python3 \
 libmosquitto-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev \
-libsystemd-dev libinih-dev libssl-dev libcjson-dev libxml2-dev libxmlsec1-dev"
+libsystemd-dev libinih-dev libssl-dev libcjson-dev libxml2-dev libxmlsec1-dev \
+libcurl4-openssl-dev libmicrohttpd-dev"
 RUNTIME="mosquitto mosquitto-clients lmdb-utils"
-TEST="check libsubunit-dev protobuf-compiler valgrind"
+TEST="check libsubunit-dev protobuf-compiler valgrind kannel kannel-extras libxml2-utils"
 
 what="${1:-test}"
 case "$what" in
@@ -36,4 +37,6 @@ echo "deps.sh: installing:$missing" >&2
 $SUDO apt-get update -qq
 # The Debian mosquitto package starts a system broker on :1883 where systemd runs;
 # warnfuse's tests never use it (they start private brokers on free ports).
+# Likewise kannel's init script may start a system bearerbox (/etc/kannel/kannel.conf,
+# admin port 13000); the SMS tests run private ones on free loopback ports.
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null

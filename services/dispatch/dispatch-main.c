@@ -1,0 +1,510 @@
+/* wf-dispatch: the dispatcher daemon on the runtime skeleton
+ * (docs/dispatch.md): config keys, the node callbacks into the engine,
+ * publishing the engine's outputs after each commit, the deadline timer,
+ * the reconnect resync, the CAP spool and POST queue, the SMS channel. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include <ev.h>
+
+#include "dispatch.h"
+#include "runtime.h"
+#include "sms.h"
+#include "spool.h"
+#include "wf/log.h"
+
+struct dispatch_config {
+	char *routes;
+	char *input;
+	int release[5];
+	bool downgrade_follows, cancel_follows;
+	int64_t review_timeout[5];
+	int64_t ack_deadline[5];
+	int64_t followup_interval;
+	char *cap_spool, *cap_sender, *cap_sender_name, *cap_post_url;
+	int64_t cap_post_timeout;
+	char *sms_url, *sms_user, *sms_password_file, *sms_from, *sms_subscribers, *sms_dlr_host;
+	int64_t sms_dlr_port, sms_max_parts;
+	double sms_rate;
+	struct wf_node_config node;
+};
+
+#define OFF(f) offsetof(struct dispatch_config, f)
+static const char *const release_words[] = { "auto", "one", "two", NULL };
+
+static const struct wf_config_key keys[] = {
+	{ "dispatch", "routes", WF_CONFIG_STRING, OFF(routes), 1, 0,
+	  "/etc/warnfuse/dispatch-routes.conf",
+	  "Routing file: duty stations, routes, silences (docs/dispatch.md).", NULL },
+	{ "dispatch", "input", WF_CONFIG_STRING, OFF(input), 1, 0, "wf/v1/warning/#",
+	  "Warning subscription filter (e.g. wf/v1/warning/41/4101/# for one prefecture).", NULL },
+	{ "policy", "release_I", WF_CONFIG_ENUM, OFF(release[1]), 0, 0, "two",
+	  "Level I (red): auto, one approval, or two different operators.", release_words },
+	{ "policy", "release_II", WF_CONFIG_ENUM, OFF(release[2]), 0, 0, "two",
+	  "Level II (orange).", release_words },
+	{ "policy", "release_III", WF_CONFIG_ENUM, OFF(release[3]), 0, 0, "one",
+	  "Level III (yellow).", release_words },
+	{ "policy", "release_IV", WF_CONFIG_ENUM, OFF(release[4]), 0, 0, "auto",
+	  "Level IV (blue).", release_words },
+	{ "policy", "downgrade_follows_approval", WF_CONFIG_BOOL, OFF(downgrade_follows), 0, 0,
+	  "true", "An update to a lower level after a released version is released at once.", NULL },
+	{ "policy", "cancel_follows_approval", WF_CONFIG_BOOL, OFF(cancel_follows), 0, 0, "true",
+	  "A cancel after a released version is released at once.", NULL },
+	{ "policy", "review_timeout_I", WF_CONFIG_DURATION, OFF(review_timeout[1]), 0, 86400000,
+	  "10m", "Pending review this long escalates to the next level's duty station (0: never).",
+	  NULL },
+	{ "policy", "review_timeout_II", WF_CONFIG_DURATION, OFF(review_timeout[2]), 0, 86400000,
+	  "15m", "Review timeout for level II.", NULL },
+	{ "policy", "review_timeout_III", WF_CONFIG_DURATION, OFF(review_timeout[3]), 0, 86400000,
+	  "30m", "Review timeout for level III.", NULL },
+	{ "policy", "review_timeout_IV", WF_CONFIG_DURATION, OFF(review_timeout[4]), 0, 86400000,
+	  "0", "Review timeout for level IV.", NULL },
+	{ "duty", "ack_deadline_I", WF_CONFIG_DURATION, OFF(ack_deadline[1]), 0, 86400000, "5m",
+	  "A duty station acknowledges a level I notice within this, or it escalates (0: no ack).",
+	  NULL },
+	{ "duty", "ack_deadline_II", WF_CONFIG_DURATION, OFF(ack_deadline[2]), 0, 86400000, "10m",
+	  "Acknowledgement deadline for level II.", NULL },
+	{ "duty", "ack_deadline_III", WF_CONFIG_DURATION, OFF(ack_deadline[3]), 0, 86400000, "30m",
+	  "Acknowledgement deadline for level III.", NULL },
+	{ "duty", "ack_deadline_IV", WF_CONFIG_DURATION, OFF(ack_deadline[4]), 0, 86400000, "1h",
+	  "Acknowledgement deadline for level IV.", NULL },
+	{ "duty", "followup_interval", WF_CONFIG_DURATION, OFF(followup_interval), 0, 86400000,
+	  "30m", "续报 reminders while a warning is active at II or above (0: none).", NULL },
+	{ "cap", "spool_dir", WF_CONFIG_STRING, OFF(cap_spool), 1, 0,
+	  "/var/lib/warnfuse/dispatch/cap", "Where CAP 1.2 files of released versions go.", NULL },
+	{ "cap", "sender", WF_CONFIG_STRING, OFF(cap_sender), 1, 0, "warnfuse@localhost",
+	  "CAP <sender> (no spaces or commas).", NULL },
+	{ "cap", "sender_name", WF_CONFIG_STRING, OFF(cap_sender_name), 1, 0, NULL,
+	  "CAP <senderName> and SMS signature, e.g. 登封市应急管理局.", NULL },
+	{ "cap", "post_url", WF_CONFIG_STRING, OFF(cap_post_url), 1, 0, NULL,
+	  "Broadcast platform URL each CAP file is POSTed to (retried until 2xx).", NULL },
+	{ "cap", "post_timeout", WF_CONFIG_DURATION, OFF(cap_post_timeout), 100, 60000, "5s",
+	  "Timeout of one POST.", NULL },
+	{ "sms", "sendsms_url", WF_CONFIG_STRING, OFF(sms_url), 1, 0, NULL,
+	  "Kannel sendsms URL; unset: SMS off (routed SMS recorded as not_configured).", NULL },
+	{ "sms", "username", WF_CONFIG_STRING, OFF(sms_user), 1, 0, NULL, "sendsms-user.", NULL },
+	{ "sms", "password_file", WF_CONFIG_STRING, OFF(sms_password_file), 1, 0, NULL,
+	  "File whose first line is the sendsms password.", NULL },
+	{ "sms", "from", WF_CONFIG_STRING, OFF(sms_from), 1, 0, NULL, "Sender id.", NULL },
+	{ "sms", "subscribers", WF_CONFIG_STRING, OFF(sms_subscribers), 1, 0, NULL,
+	  "Subscriber file (msisdn,region).", NULL },
+	{ "sms", "dlr_host", WF_CONFIG_STRING, OFF(sms_dlr_host), 1, 0, "127.0.0.1",
+	  "Host Kannel calls back for delivery reports.", NULL },
+	{ "sms", "dlr_port", WF_CONFIG_INT, OFF(sms_dlr_port), 0, 65535, "0",
+	  "Delivery-report listener port on loopback (0: ephemeral, tests only).", NULL },
+	{ "sms", "rate", WF_CONFIG_DOUBLE, OFF(sms_rate), 0, 100000, "0",
+	  "SMS parts per second to the gateway (0: unlimited).", NULL },
+	{ "sms", "max_parts", WF_CONFIG_INT, OFF(sms_max_parts), 0, 255, "0",
+	  "Longest text in parts (0: the channel's default).", NULL },
+};
+#define NKEYS (sizeof keys / sizeof keys[0])
+
+struct dispatch {
+	struct wf_runtime *rt;
+	struct wf_node *node;
+	struct dsp_engine *engine;
+	struct dsp_spool *spool;
+	struct wf_sms *sms;
+	ev_timer due_timer, watch_timer, post_timer;
+	bool was_connected;
+	bool need_resync;     /* a publish found the broker away: republish all on reconnect */
+	int64_t batch_now;
+	int64_t post_backoff_ms;
+	struct wf_ratelimit rl_post;
+};
+
+static const char *input_list[5];
+
+static const char *const *inputs(const void *config, size_t *n)
+{
+	input_list[0] = ((const struct dispatch_config *)config)->input;
+	input_list[1] = "wf/v1/approval/+";
+	input_list[2] = "wf/v1/duty/+/ack";
+	input_list[3] = "wf/v1/duty/+/followup";
+	input_list[4] = "wf/v1/silence/+";
+	*n = 5;
+	return input_list;
+}
+
+static int64_t now_ms(void)
+{
+	return wf_clock_now_ms(NULL);
+}
+
+/* One time for a whole batch: a retried transaction sees the same time. */
+static int64_t batch_now(struct dispatch *d)
+{
+	if (d->batch_now == 0)
+		d->batch_now = now_ms();
+	return d->batch_now;
+}
+
+static void kick_post(struct dispatch *d, double after)
+{
+	if (!d->spool || dsp_spool_queued(d->spool) == 0)
+		return;
+	ev_timer_stop(wf_runtime_loop(d->rt), &d->post_timer);
+	ev_timer_set(&d->post_timer, after, 0.);
+	ev_timer_start(wf_runtime_loop(d->rt), &d->post_timer);
+}
+
+/* Publishes / writes what the engine queued (after a commit). */
+static void flush_outputs(struct dispatch *d)
+{
+	const struct dsp_out *o;
+	size_t n = dsp_engine_outputs(d->engine, &o);
+	bool wrote = false;
+
+	for (size_t i = 0; i < n; i++) {
+		int r;
+		if (o[i].kind == DSP_OUT_MQTT) {
+			r = wf_node_publish(d->node, o[i].topic, o[i].payload, o[i].len, o[i].retain);
+			/* not connected (or the client's queue full): republished by the
+			 * resync once connected */
+			if (r == -ENOTCONN || r == -ENOBUFS)
+				d->need_resync = true;
+			else if (r < 0)
+				wf_log(LOG_ERR, "publish", "%s: %s", o[i].topic, strerror(-r));
+		} else {
+			r = d->spool ? dsp_spool_write(d->spool, o[i].topic, o[i].payload, o[i].len)
+				     : -ENOENT;
+			if (r < 0)
+				wf_log(LOG_ERR, "cap", "cannot write %s: %s", o[i].topic, strerror(-r));
+			else
+				wrote = true;
+		}
+	}
+	dsp_engine_outputs_clear(d->engine);
+	if (d->sms)
+		(void)wf_sms_kick(d->sms);
+	if (wrote)
+		kick_post(d, 0.001);
+}
+
+struct due_ctx {
+	struct dispatch *d;
+	int64_t due, now;
+};
+
+static int next_due_fn(struct wf_txn *t, void *ud)
+{
+	struct due_ctx *c = ud;
+	return dsp_engine_next_due(c->d->engine, t, &c->due);
+}
+
+static void schedule(struct dispatch *d)
+{
+	struct due_ctx c = { d, INT64_MAX, 0 };
+	struct ev_loop *loop = wf_runtime_loop(d->rt);
+
+	ev_timer_stop(loop, &d->due_timer);
+	if (wf_store_view(wf_node_store(d->node), next_due_fn, &c) < 0 || c.due == INT64_MAX)
+		return;
+	double after = (double)(c.due - now_ms()) / 1000.0;
+	ev_timer_set(&d->due_timer, after < 0.001 ? 0.001 : after, 0.);
+	ev_timer_start(loop, &d->due_timer);
+}
+
+static int tick_fn(struct wf_txn *t, void *ud)
+{
+	struct due_ctx *c = ud;
+	dsp_engine_outputs_clear(c->d->engine); /* a retried transaction starts clean */
+	return dsp_engine_tick(c->d->engine, t, c->now);
+}
+
+static void due_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct dispatch *d = w->data;
+	struct due_ctx c = { d, 0, now_ms() };
+	int r = wf_node_update(d->node, tick_fn, &c);
+	if (r < 0) {
+		wf_log(LOG_ERR, "store", "deadline processing failed: %s", strerror(-r));
+		dsp_engine_outputs_clear(d->engine);
+	} else {
+		flush_outputs(d);
+	}
+	schedule(d);
+}
+
+static int resync_fn(struct wf_txn *t, void *ud)
+{
+	struct due_ctx *c = ud;
+	return dsp_engine_resync(c->d->engine, t, c->now);
+}
+
+static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct dispatch *d = w->data;
+	bool up = wf_node_connected(d->node);
+	if (up && (!d->was_connected || d->need_resync)) {
+		d->need_resync = false;
+		struct due_ctx c = { d, 0, now_ms() };
+		int r = wf_store_view(wf_node_store(d->node), resync_fn, &c);
+		if (r < 0) {
+			wf_log(LOG_ERR, "store", "resync failed: %s", strerror(-r));
+			dsp_engine_outputs_clear(d->engine);
+		} else {
+			flush_outputs(d);
+		}
+	}
+	d->was_connected = up;
+}
+
+static void post_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct dispatch *d = w->data;
+	char detail[256] = "";
+	int r = dsp_spool_post_next(d->spool, detail, sizeof detail);
+	if (r == 1) {
+		wf_log(LOG_INFO, "cap", "posted %s", detail);
+		d->post_backoff_ms = 0;
+		kick_post(d, 0.001);
+	} else if (r < 0) {
+		d->post_backoff_ms = d->post_backoff_ms ? d->post_backoff_ms * 2 : 1000;
+		if (d->post_backoff_ms > 300000)
+			d->post_backoff_ms = 300000;
+		wf_log_ratelimited(&d->rl_post, now_ms(), LOG_WARNING, "cap",
+				   "POST failed (%s), retrying in %lld ms",
+				   r == -EAGAIN ? detail : strerror(-r), (long long)d->post_backoff_ms);
+		kick_post(d, (double)d->post_backoff_ms / 1000.0);
+	}
+}
+
+/* --- SMS --- */
+
+static int sms_enqueue(void *ud, struct wf_txn *t, const char *key, const char *region,
+		       const char *text, int64_t expires_ms, size_t *planned)
+{
+	return wf_sms_enqueue(ud, t, key, region, text, expires_ms, planned);
+}
+
+static void sms_notice(void *ud, int err, const char *what)
+{
+	wf_log(LOG_WARNING, "sms", "%s%s%s", what, err ? ": " : "", err ? strerror(-err) : "");
+}
+
+static int read_secret(const char *path, char *buf, size_t size)
+{
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return -errno;
+	if (!fgets(buf, (int)size, f)) {
+		fclose(f);
+		return -EINVAL;
+	}
+	fclose(f);
+	buf[strcspn(buf, "\r\n")] = '\0';
+	return buf[0] ? 0 : -EINVAL;
+}
+
+static int open_sms(struct dispatch *d, const struct dispatch_config *c)
+{
+	struct wf_sms_config sc;
+	char password[256] = "", err[512] = "";
+	if (!c->sms_url)
+		return 0;
+	if (!c->sms_user || !c->sms_password_file || !c->sms_from || !c->sms_subscribers) {
+		wf_log(LOG_ERR, "config", "[sms] sendsms_url needs username, password_file, from and "
+					  "subscribers");
+		return -EINVAL;
+	}
+	int r = read_secret(c->sms_password_file, password, sizeof password);
+	if (r < 0) {
+		wf_log(LOG_ERR, "config", "[sms] password_file %s: %s", c->sms_password_file,
+		       strerror(-r));
+		return r;
+	}
+	wf_sms_config_init(&sc);
+	sc.sendsms_url = c->sms_url;
+	sc.username = c->sms_user;
+	sc.password = password;
+	sc.from = c->sms_from;
+	sc.subscribers_path = c->sms_subscribers;
+	sc.dlr_host = c->sms_dlr_host;
+	sc.dlr_port = (int)c->sms_dlr_port;
+	sc.rate_parts_per_s = c->sms_rate;
+	sc.max_parts = (unsigned)c->sms_max_parts;
+	sc.on_notice = sms_notice;
+	sc.ud = d;
+	r = wf_sms_open(wf_runtime_loop(d->rt), wf_node_store(d->node), &sc, &d->sms, err,
+			sizeof err);
+	memset(password, 0, sizeof password);
+	if (r < 0)
+		wf_log(LOG_ERR, "sms", "cannot open the SMS channel: %s", err[0] ? err : strerror(-r));
+	return r;
+}
+
+/* --- runtime hooks --- */
+
+static void fill_config(const struct dispatch_config *c, struct dsp_config *dc)
+{
+	dsp_config_defaults(dc);
+	for (int l = 1; l <= 4; l++) {
+		dc->policy.release[l] = (enum dsp_release)c->release[l];
+		dc->policy.review_timeout_ms[l] = c->review_timeout[l];
+		dc->ack_deadline_ms[l] = c->ack_deadline[l];
+	}
+	dc->policy.downgrade_follows = c->downgrade_follows;
+	dc->policy.cancel_follows = c->cancel_follows;
+	dc->followup_interval_ms = c->followup_interval;
+	dc->cap_sender = c->cap_sender;
+	dc->cap_sender_name = c->cap_sender_name;
+}
+
+static int start(struct wf_runtime *rt, const void *config, void **ret)
+{
+	const struct dispatch_config *c = config;
+	struct dispatch *d = calloc(1, sizeof *d);
+	struct dsp_routing routing;
+	struct dsp_config dc;
+	char err[512];
+	int r;
+
+	if (!d)
+		return -ENOMEM;
+	d->rt = rt;
+	d->node = wf_runtime_node(rt);
+	d->rl_post = (struct wf_ratelimit)WF_RATELIMIT_INIT(60000, 5);
+	r = dsp_routing_load(c->routes, wf_runtime_regions(rt), &routing, err, sizeof err);
+	if (r < 0) {
+		wf_log(LOG_ERR, "config", "%s", err);
+		free(d);
+		return r;
+	}
+	fill_config(c, &dc);
+	dc.service = wf_node_service(d->node);
+	r = open_sms(d, c);
+	if (r == 0 && d->sms) {
+		dc.sms_enqueue = sms_enqueue;
+		dc.sms_ud = d->sms;
+	}
+	if (r == 0)
+		r = dsp_engine_new(wf_node_store(d->node), &dc, &routing, wf_runtime_regions(rt),
+				   &d->engine);
+	if (r < 0) {
+		dsp_routing_free(&routing);
+		wf_log(LOG_ERR, "dispatch", "cannot start: %s", strerror(-r));
+		goto fail;
+	}
+	r = dsp_spool_open(c->cap_spool, c->cap_post_url, c->cap_post_timeout, &d->spool);
+	if (r < 0) {
+		wf_log(LOG_ERR, "cap", "spool %s: %s", c->cap_spool, strerror(-r));
+		goto fail;
+	}
+	struct ev_loop *loop = wf_runtime_loop(rt);
+	ev_timer_init(&d->due_timer, due_cb, 1., 0.);
+	ev_timer_init(&d->watch_timer, watch_cb, 0.05, 0.2);
+	ev_timer_init(&d->post_timer, post_cb, 1., 0.);
+	d->due_timer.data = d->watch_timer.data = d->post_timer.data = d;
+	ev_timer_start(loop, &d->watch_timer);
+	schedule(d);
+	kick_post(d, 0.1);
+	const struct dsp_routing *rg = dsp_engine_routing(d->engine);
+	wf_log(LOG_NOTICE, "dispatch", "%zu stations, %zu routes, %zu silences; SMS %s; CAP to %s%s%s",
+	       rg->n_stations, rg->n_routes, rg->n_silences, d->sms ? "on" : "not configured",
+	       c->cap_spool, c->cap_post_url ? " and " : "", c->cap_post_url ? c->cap_post_url : "");
+	if (rg->n_operators == 0)
+		wf_log(LOG_WARNING, "config", "%s lists no [operator]: versions that need review "
+					      "will never be released", c->routes);
+	*ret = d;
+	return 0;
+fail:
+	d->engine = dsp_engine_free(d->engine);
+	d->sms = wf_sms_close(d->sms);
+	free(d);
+	return r < 0 ? r : -EINVAL;
+}
+
+static int reload(struct wf_runtime *rt, void *state, const void *config, char *msg, size_t len)
+{
+	struct dispatch *d = state;
+	const struct dispatch_config *c = config;
+	struct dsp_routing routing;
+	int r = dsp_routing_load(c->routes, wf_runtime_regions(rt), &routing, msg, len);
+	if (r < 0)
+		return r;
+	dsp_engine_set_routing(d->engine, &routing);
+	wf_log(LOG_NOTICE, "dispatch", "routing reloaded from %s ([policy], [duty], [cap] and [sms] "
+				       "changes need a restart)", c->routes);
+	return 0;
+}
+
+static void stop(struct wf_runtime *rt, void *state)
+{
+	struct dispatch *d = state;
+	struct ev_loop *loop = wf_runtime_loop(rt);
+	ev_timer_stop(loop, &d->due_timer);
+	ev_timer_stop(loop, &d->watch_timer);
+	ev_timer_stop(loop, &d->post_timer);
+	d->sms = wf_sms_close(d->sms);
+}
+
+static void destroy(void *state)
+{
+	struct dispatch *d = state;
+	dsp_engine_free(d->engine);
+	dsp_spool_free(d->spool);
+	wf_sms_close(d->sms);
+	free(d);
+}
+
+static int on_warning(void *ud, struct wf_txn *t, const Wf__V1__Warning *w,
+		      const struct wf_node_msg *m, struct wf_codec_error *why)
+{
+	struct dispatch *d = ud;
+	return dsp_engine_warning(d->engine, t, w, batch_now(d), why);
+}
+
+static int on_control(void *ud, struct wf_txn *t, enum wf_topic_kind kind,
+		      const ProtobufCMessage *msg, const struct wf_node_msg *m,
+		      struct wf_codec_error *why)
+{
+	struct dispatch *d = ud;
+	if (t == NULL) {
+		why->reason = WF_REASON_BAD_TOPIC;
+		snprintf(why->detail, sizeof why->detail, "wf-dispatch does not take %s",
+			 wf_topic_kind_to_string(kind));
+		return WF_NODE_REJECT;
+	}
+	return dsp_engine_control(d->engine, t, kind, msg, batch_now(d), why);
+}
+
+static void on_batch_done(void *ud, bool committed)
+{
+	struct dispatch *d = ud;
+	if (committed)
+		flush_outputs(d);
+	else
+		dsp_engine_outputs_clear(d->engine);
+	d->batch_now = 0;
+	schedule(d);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct wf_runtime_spec spec = {
+		.name = "wf-dispatch",
+		.kind = "dispatch",
+		.summary = "release policy, routing, duty stations, broadcast, CAP and SMS delivery",
+		.default_config = "/etc/warnfuse/dispatch.conf",
+		.default_id = "wf-dispatch-1",
+		.default_state_dir = "/var/lib/warnfuse/dispatch",
+		.keys = keys,
+		.nkeys = NKEYS,
+		.config_size = sizeof(struct dispatch_config),
+		.node_offset = offsetof(struct dispatch_config, node),
+		.inputs = inputs,
+		.start = start,
+		.reload = reload,
+		.stop = stop,
+		.destroy = destroy,
+		.on_warning = on_warning,
+		.on_control = on_control,
+		.on_batch_done = on_batch_done,
+	};
+	return wf_runtime_main(argc, argv, &spec);
+}

@@ -1,0 +1,517 @@
+/* duty: duty stations (值班值守): notices, acknowledgement deadlines,
+ * escalation up the administrative tree, review-timeout escalation and
+ * follow-up (续报) reminders (docs/dispatch.md, "Duty stations"). */
+#include "dispatch-internal.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <syslog.h>
+
+#include "wf/log.h"
+#include "wf/node.h"
+
+#define SCAN_MAX 4096u /* due records handled per tick (the rest next tick) */
+
+static void notice_text(struct dsp_engine *e, const Wf__V1__Warning *w, Wf__V1__NoticeKind kind,
+			const char *from, char *buf, size_t size)
+{
+	const char *hz = wf_hazard_name_zh(w->hazard);
+	const char *col = wf_level_colour_zh(w->level);
+	const char *head = w->headline && *w->headline ? w->headline : "";
+	const char *prefix = "";
+	switch (kind) {
+	case WF__V1__NOTICE_KIND__NOTICE_KIND_REMINDER:
+		prefix = "【续报提醒】";
+		break;
+	case WF__V1__NOTICE_KIND__NOTICE_KIND_ESCALATION:
+		prefix = from && *from ? "【逾期未确认，上报】" : "【审核超时，上报】";
+		break;
+	default:
+		break;
+	}
+	const char *rname = "";
+	const struct wf_region *rg = e->regions ? wf_region_find(e->regions, w->regions[0]) : NULL;
+	if (rg)
+		rname = wf_region_name(rg);
+	snprintf(buf, size, "%s%s%s%s预警%s%s%s%s", prefix, rname, hz ? hz : "", col ? col : "",
+		 w->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "（解除）" : "",
+		 *head ? "：" : "", head, from && *from ? "" : "");
+}
+
+/* Queues the notice for STATION (its identity: station, version, kind,
+ * deadline, so a resync replaces rather than repeats it). */
+static int push_notice(struct dsp_engine *e, const Wf__V1__Warning *w, const char *station,
+		       Wf__V1__NoticeKind kind, bool pending_review, int64_t deadline,
+		       const char *from, int64_t now)
+{
+	char text[1024], topic[WF_TOPIC_MAX], key[DSP_KEY_MAX];
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	struct wf_codec_error why;
+	Wf__V1__DutyNotice n = WF__V1__DUTY_NOTICE__INIT;
+
+	notice_text(e, w, kind, from, text, sizeof text);
+	n.station = (char *)station;
+	n.warning_id = w->id;
+	n.version = w->version;
+	n.level = w->level;
+	n.hazard = w->hazard;
+	n.regions = w->regions;
+	n.n_regions = w->n_regions;
+	n.text = text;
+	n.pending_review = pending_review;
+	n.deadline_ms = deadline;
+	n.kind = kind;
+	n.status = w->status;
+	n.msg_type = w->msg_type;
+	n.escalated_from = (char *)(from ? from : "");
+	n.producer = e->service;
+	n.sent_ms = now;
+	int r = wf_codec_duty_notice_pack(&n, &e->limits, now, &buf, &len, &why);
+	if (r < 0) {
+		wf_log(LOG_ERR, "duty", "notice for %s@%u to %s not packed: %s %s", w->id, w->version,
+		       station, why.field, why.detail);
+		return r == -EBADMSG ? -EINVAL : r;
+	}
+	r = wf_topic_duty(topic, sizeof topic, station, WF_TOPIC_DUTY_INBOX);
+	snprintf(key, sizeof key, "notice|%s|%s@%u|%d|%lld", station, w->id, w->version, (int)kind,
+		 (long long)deadline);
+	if (r == 0)
+		r = dsp_out_push(e, DSP_OUT_MQTT, key, topic, false, buf, len);
+	free(buf);
+	return r;
+}
+
+static int put_duty(struct dsp_engine *e, struct wf_txn *t, const char *station, const char *id,
+		    uint32_t version, const struct dsp_duty *d)
+{
+	char key[DSP_KEY_MAX];
+	int r = dsp_key_duty(key, sizeof key, station, id, version);
+	return r < 0 ? r : dsp_put_rec(t, e->db.duty, key, d, sizeof *d);
+}
+
+static int get_duty(struct dsp_engine *e, struct wf_txn *t, const char *station, const char *id,
+		    uint32_t version, struct dsp_duty *d)
+{
+	char key[DSP_KEY_MAX];
+	int r = dsp_key_duty(key, sizeof key, station, id, version);
+	return r < 0 ? r : dsp_get_rec(t, e->db.duty, key, d, sizeof *d);
+}
+
+static int64_t deadline_for(const struct dsp_engine *e, Wf__V1__Level level, int64_t now)
+{
+	int64_t d = (int)level >= 1 && level <= 4 ? e->cfg.ack_deadline_ms[level] : 0;
+	return d > 0 ? now + d : 0;
+}
+
+/* Creates the duty record for STATION and queues its notice. */
+static int notify_one(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
+		      const char *station, Wf__V1__NoticeKind kind, bool pending_review,
+		      const char *from, int64_t now)
+{
+	struct dsp_duty d;
+	memset(&d, 0, sizeof d);
+	d.rec_version = 1;
+	d.state = DSP_DUTY_PENDING;
+	d.kind = (uint8_t)kind;
+	d.pending_review = pending_review;
+	d.sent_ms = now;
+	d.deadline_ms = deadline_for(e, w->level, now);
+	snprintf(d.from, sizeof d.from, "%s", from ? from : "");
+	int r = put_duty(e, t, station, w->id, w->version, &d);
+	if (r == 0)
+		r = push_notice(e, w, station, kind, pending_review, d.deadline_ms, from, now);
+	if (r == 0)
+		r = dsp_record(t, &e->db, w->id, w->version, "duty", station,
+			       kind == WF__V1__NOTICE_KIND__NOTICE_KIND_ESCALATION ? DSP_DLV_ESCALATED
+										  : DSP_DLV_SENT,
+			       now, "deadline %lld%s%s", (long long)d.deadline_ms,
+			       from && *from ? " from " : "", from ? from : "");
+	return r;
+}
+
+int dsp_duty_notify(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
+		    const struct dsp_route_result *route, bool pending_review, int64_t now)
+{
+	const char *ids[DSP_ROUTE_MAX_LIST * 8];
+	size_t n = 0;
+
+	for (size_t i = 0; i < route->n_stations && n < sizeof ids / sizeof ids[0]; i++)
+		ids[n++] = route->stations[i];
+	for (size_t i = 0; route->auto_stations && i < w->n_regions; i++) {
+		const struct dsp_station *s = dsp_station_for(&e->routing, w->regions[i]);
+		if (!s) {
+			wf_log(LOG_WARNING, "duty", "%s@%u: no duty station covers region %s", w->id,
+			       w->version, w->regions[i]);
+			int r = dsp_record(t, &e->db, w->id, w->version, "duty", w->regions[i],
+					   DSP_DLV_NOT_CONFIGURED, now, "no station for the region");
+			if (r < 0)
+				return r;
+			continue;
+		}
+		bool dup = false;
+		for (size_t k = 0; k < n; k++)
+			dup = dup || strcmp(ids[k], s->id) == 0;
+		if (!dup && n < sizeof ids / sizeof ids[0])
+			ids[n++] = s->id;
+	}
+	for (size_t i = 0; i < n; i++) {
+		int r = notify_one(e, t, w, ids[i], WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE,
+				   pending_review, NULL, now);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+int dsp_duty_ack(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__DutyAck *a, int64_t now,
+		 struct wf_codec_error *why)
+{
+	struct dsp_duty d;
+	int r = get_duty(e, t, a->station, a->warning_id, a->version, &d);
+	if (r == -ENOENT) {
+		why->reason = WF_REASON_BAD_REFERENCE;
+		snprintf(why->field, sizeof why->field, "warning_id");
+		snprintf(why->detail, sizeof why->detail, "no notice of %.60s@%u to %.40s",
+			 a->warning_id, a->version, a->station);
+		return WF_NODE_REJECT;
+	}
+	if (r < 0)
+		return r;
+	if (d.state == DSP_DUTY_ACKED)
+		return 0;
+	bool late = d.state == DSP_DUTY_ESCALATED;
+	d.acked_ms = a->acked_ms;
+	snprintf(d.operator_, sizeof d.operator_, "%s", a->operator_);
+	if (d.state == DSP_DUTY_PENDING)
+		d.state = DSP_DUTY_ACKED;
+	r = put_duty(e, t, a->station, a->warning_id, a->version, &d);
+	if (r == 0)
+		r = dsp_record(t, &e->db, a->warning_id, a->version, "duty", a->station,
+			       late ? DSP_DLV_ACKED_LATE : DSP_DLV_ACKED, now, "by %.60s",
+			       a->operator_);
+	if (r < 0)
+		return r;
+	wf_log(LOG_INFO, "duty", "%s acknowledged %s@%u%s (%s)", a->station, a->warning_id,
+	       a->version, late ? " after escalation" : "", a->operator_);
+
+	/* 续报: an active warning at II or above gets follow-up reminders */
+	struct dsp_current cur;
+	if (e->cfg.followup_interval_ms <= 0 ||
+	    dsp_get_rec(t, e->db.current, a->warning_id, &cur, sizeof cur) < 0 || !cur.active ||
+	    cur.level < 1 || cur.level > WF__V1__LEVEL__LEVEL_II)
+		return 0;
+	char key[DSP_KEY_MAX];
+	struct dsp_followup f;
+	r = dsp_key_followup(key, sizeof key, a->station, a->warning_id);
+	if (r < 0)
+		return r;
+	r = dsp_get_rec(t, e->db.followup, key, &f, sizeof f);
+	if (r == 0)
+		return 0; /* already being reminded (or done) */
+	if (r != -ENOENT)
+		return r;
+	memset(&f, 0, sizeof f);
+	f.rec_version = 1;
+	f.next_ms = now + e->cfg.followup_interval_ms;
+	return dsp_put_rec(t, e->db.followup, key, &f, sizeof f);
+}
+
+int dsp_duty_followup(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__FollowUp *fu,
+		      int64_t now)
+{
+	char key[DSP_KEY_MAX];
+	struct dsp_followup f;
+	struct dsp_current cur;
+	int r = dsp_key_followup(key, sizeof key, fu->station, fu->warning_id);
+	if (r < 0)
+		return r;
+	r = dsp_get_rec(t, e->db.followup, key, &f, sizeof f);
+	if (r == -ENOENT) {
+		memset(&f, 0, sizeof f);
+		f.rec_version = 1;
+	} else if (r < 0) {
+		return r;
+	}
+	f.done = 1;
+	r = dsp_put_rec(t, e->db.followup, key, &f, sizeof f);
+	uint32_t ver = dsp_get_rec(t, e->db.current, fu->warning_id, &cur, sizeof cur) == 0
+			       ? cur.latest
+			       : 0;
+	if (r == 0)
+		r = dsp_record(t, &e->db, fu->warning_id, ver, "followup", fu->station,
+			       DSP_DLV_FOLLOWUP, now, "%.90s", fu->text);
+	wf_log(LOG_INFO, "duty", "%s filed a follow-up report on %s", fu->station, fu->warning_id);
+	return r;
+}
+
+/* --- scanning --- */
+
+struct due {
+	int64_t now, min;
+	char (*keys)[DSP_KEY_MAX];
+	size_t n, cap;
+	bool pending_only; /* resync: every pending record */
+};
+
+static void take(struct due *d, const void *k, size_t kl)
+{
+	if (d->keys && d->n < d->cap && kl < DSP_KEY_MAX) {
+		memcpy(d->keys[d->n], k, kl);
+		d->keys[d->n][kl] = '\0';
+		d->n++;
+	}
+}
+
+static int duty_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct due *d = ud;
+	struct dsp_duty rec;
+	if (vl != sizeof rec)
+		return 0;
+	memcpy(&rec, v, sizeof rec);
+	if (rec.state != DSP_DUTY_PENDING)
+		return 0;
+	if (d->pending_only) {
+		take(d, k, kl);
+		return 0;
+	}
+	if (rec.deadline_ms == 0)
+		return 0;
+	if (rec.deadline_ms < d->min)
+		d->min = rec.deadline_ms;
+	if (rec.deadline_ms <= d->now)
+		take(d, k, kl);
+	return 0;
+}
+
+static int followup_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct due *d = ud;
+	struct dsp_followup rec;
+	if (vl != sizeof rec)
+		return 0;
+	memcpy(&rec, v, sizeof rec);
+	if (rec.done)
+		return 0;
+	if (rec.next_ms < d->min)
+		d->min = rec.next_ms;
+	if (rec.next_ms <= d->now)
+		take(d, k, kl);
+	return 0;
+}
+
+/* Splits "station|id@ver" (or "station|id" when VER is NULL) in place. */
+static int split_key(char *key, char **station, char **id, uint32_t *ver)
+{
+	char *bar = strchr(key, '|');
+	if (!bar)
+		return -EINVAL;
+	*bar = '\0';
+	*station = key;
+	*id = bar + 1;
+	if (ver) {
+		char *at = strrchr(*id, '@');
+		if (!at)
+			return -EINVAL;
+		*at = '\0';
+		*ver = (uint32_t)strtoul(at + 1, NULL, 10);
+	}
+	return 0;
+}
+
+static int missed(struct dsp_engine *e, struct wf_txn *t, char *key, int64_t now)
+{
+	char *station, *id;
+	uint32_t ver;
+	struct dsp_duty d;
+	struct dsp_current cur;
+	Wf__V1__Warning *w = NULL;
+
+	if (split_key(key, &station, &id, &ver) < 0 || get_duty(e, t, station, id, ver, &d) < 0 ||
+	    d.state != DSP_DUTY_PENDING)
+		return 0;
+	if (dsp_get_rec(t, e->db.current, id, &cur, sizeof cur) == 0 && ver < cur.latest) {
+		/* a newer version was sent meanwhile, with its own deadline */
+		d.state = DSP_DUTY_SUPERSEDED;
+		int r = put_duty(e, t, station, id, ver, &d);
+		return r < 0 ? r
+			     : dsp_record(t, &e->db, id, ver, "duty", station, DSP_DLV_SUPERSEDED, now,
+					  "version %u sent", cur.latest);
+	}
+	d.state = DSP_DUTY_ESCALATED;
+	int r = put_duty(e, t, station, id, ver, &d);
+	if (r < 0)
+		return r;
+	const struct dsp_station *s = dsp_station_find(&e->routing, station);
+	const struct dsp_station *up = s ? dsp_station_parent(&e->routing, s) : NULL;
+	if (!up) {
+		wf_log(LOG_ERR, "duty", "%s missed the deadline for %s@%u and no station is above it",
+		       station, id, ver);
+		return dsp_record(t, &e->db, id, ver, "duty", station, DSP_DLV_MISSED_TOP, now,
+				  "deadline %lld passed; top of the tree", (long long)d.deadline_ms);
+	}
+	r = dsp_record(t, &e->db, id, ver, "duty", station, DSP_DLV_MISSED, now,
+		       "deadline %lld passed; escalated to %s", (long long)d.deadline_ms, up->id);
+	if (r < 0)
+		return r;
+	struct dsp_duty existing;
+	if (get_duty(e, t, up->id, id, ver, &existing) == 0)
+		return 0; /* the station above already has this version */
+	r = dsp_get_warning(t, &e->db, id, ver, &w);
+	if (r < 0)
+		return r == -ENOENT ? 0 : r;
+	wf_log(LOG_WARNING, "duty", "%s missed the deadline for %s@%u: escalated to %s", station, id,
+	       ver, up->id);
+	r = notify_one(e, t, w, up->id, WF__V1__NOTICE_KIND__NOTICE_KIND_ESCALATION,
+		       d.pending_review, station, now);
+	wf_codec_warning_free(w);
+	return r;
+}
+
+static int remind(struct dsp_engine *e, struct wf_txn *t, char *key, int64_t now)
+{
+	char full[DSP_KEY_MAX];
+	char *station, *id;
+	struct dsp_followup f;
+	struct dsp_current cur;
+
+	snprintf(full, sizeof full, "%s", key);
+	if (dsp_get_rec(t, e->db.followup, full, &f, sizeof f) < 0 || f.done ||
+	    split_key(key, &station, &id, NULL) < 0)
+		return 0;
+	if (dsp_get_rec(t, e->db.current, id, &cur, sizeof cur) < 0 || !cur.active ||
+	    cur.level < 1 || cur.level > WF__V1__LEVEL__LEVEL_II || cur.expires_ms <= now) {
+		f.done = 2; /* the warning ended or fell below II */
+		return dsp_put_rec(t, e->db.followup, full, &f, sizeof f);
+	}
+	Wf__V1__Warning *w = NULL;
+	int r = dsp_get_warning(t, &e->db, id, cur.latest, &w);
+	if (r == -ENOENT) {
+		f.done = 2; /* nothing to remind of: never loop on it */
+		return dsp_put_rec(t, e->db.followup, full, &f, sizeof f);
+	}
+	if (r < 0)
+		return r;
+	f.reminders++;
+	f.next_ms = now + e->cfg.followup_interval_ms;
+	r = dsp_put_rec(t, e->db.followup, full, &f, sizeof f);
+	if (r == 0)
+		r = push_notice(e, w, station, WF__V1__NOTICE_KIND__NOTICE_KIND_REMINDER, false, 0, NULL,
+				now);
+	if (r == 0)
+		r = dsp_record(t, &e->db, id, cur.latest, "followup", station, DSP_DLV_REMINDED, now,
+			       "reminder %u", f.reminders);
+	wf_codec_warning_free(w);
+	return r;
+}
+
+int dsp_duty_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
+{
+	struct due d = { now, INT64_MAX, NULL, 0, SCAN_MAX, false };
+	d.keys = calloc(d.cap, sizeof *d.keys);
+	if (!d.keys)
+		return -ENOMEM;
+	int r = wf_store_foreach(t, e->db.duty, NULL, 0, duty_scan, &d);
+	for (size_t i = 0; r >= 0 && i < d.n; i++)
+		r = missed(e, t, d.keys[i], now);
+	if (r >= 0 && e->cfg.followup_interval_ms > 0) {
+		d.n = 0;
+		r = wf_store_foreach(t, e->db.followup, NULL, 0, followup_scan, &d);
+		for (size_t i = 0; r >= 0 && i < d.n; i++)
+			r = remind(e, t, d.keys[i], now);
+	}
+	free(d.keys);
+	return r < 0 ? r : 0;
+}
+
+int dsp_duty_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *due)
+{
+	struct due d = { 0, INT64_MAX, NULL, 0, 0, false };
+	int r = wf_store_foreach(t, e->db.duty, NULL, 0, duty_scan, &d);
+	if (r == 0 && e->cfg.followup_interval_ms > 0)
+		r = wf_store_foreach(t, e->db.followup, NULL, 0, followup_scan, &d);
+	if (r == 0 && d.min < *due)
+		*due = d.min;
+	return r < 0 ? r : 0;
+}
+
+/* Stations notified (kind NOTICE) for ID@VER: keys "station|id@ver". */
+struct notified {
+	const char *suffix;
+	size_t slen;
+	char (*stations)[DSP_ID_MAX + 1];
+	size_t n, cap;
+};
+
+static int notified_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct notified *s = ud;
+	struct dsp_duty rec;
+	if (vl != sizeof rec || kl <= s->slen || memcmp((const char *)k + kl - s->slen, s->suffix,
+							 s->slen) != 0)
+		return 0;
+	memcpy(&rec, v, sizeof rec);
+	size_t sl = kl - s->slen;
+	if (rec.kind == WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE && s->n < s->cap && sl <= DSP_ID_MAX) {
+		memcpy(s->stations[s->n], k, sl);
+		s->stations[s->n][sl] = '\0';
+		s->n++;
+	}
+	return 0;
+}
+
+int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
+			    int64_t now);
+int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
+			    int64_t now)
+{
+	char suffix[DSP_KEY_MAX];
+	struct notified s = { suffix, 0, NULL, 0, 256 };
+	snprintf(suffix, sizeof suffix, "|%s@%u", w->id, w->version);
+	s.slen = strlen(suffix);
+	s.stations = calloc(s.cap, sizeof *s.stations);
+	if (!s.stations)
+		return -ENOMEM;
+	int r = wf_store_foreach(t, e->db.duty, NULL, 0, notified_scan, &s);
+	for (size_t i = 0; r >= 0 && i < s.n; i++) {
+		const struct dsp_station *st = dsp_station_find(&e->routing, s.stations[i]);
+		const struct dsp_station *up = st ? dsp_station_parent(&e->routing, st) : NULL;
+		struct dsp_duty existing;
+		if (!up || get_duty(e, t, up->id, w->id, w->version, &existing) == 0)
+			continue;
+		r = notify_one(e, t, w, up->id, WF__V1__NOTICE_KIND__NOTICE_KIND_ESCALATION, true, "",
+			       now);
+	}
+	free(s.stations);
+	return r < 0 ? r : 0;
+}
+
+int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
+{
+	struct due d = { now, INT64_MAX, NULL, 0, SCAN_MAX, true };
+	d.keys = calloc(d.cap, sizeof *d.keys);
+	if (!d.keys)
+		return -ENOMEM;
+	int r = wf_store_foreach(t, e->db.duty, NULL, 0, duty_scan, &d);
+	for (size_t i = 0; r >= 0 && i < d.n; i++) {
+		char *station, *id;
+		uint32_t ver;
+		struct dsp_duty rec;
+		Wf__V1__Warning *w = NULL;
+		if (split_key(d.keys[i], &station, &id, &ver) < 0 ||
+		    get_duty(e, t, station, id, ver, &rec) < 0 ||
+		    dsp_get_warning(t, &e->db, id, ver, &w) < 0)
+			continue;
+		/* the original sent time keeps the notice's identity stable */
+		/* pending_review as it is now (released since the first send?) */
+		r = push_notice(e, w, station, (Wf__V1__NoticeKind)rec.kind,
+				rec.pending_review && dsp_review_pending(e, t, id, ver), rec.deadline_ms,
+				rec.from, rec.sent_ms > now - 3600000 ? rec.sent_ms : now);
+		wf_codec_warning_free(w);
+	}
+	free(d.keys);
+	return r < 0 ? r : 0;
+}

@@ -1,0 +1,121 @@
+/* store: the dispatcher's LMDB state (docs/dispatch.md, "State"), in the
+ * node's store next to its outbox and dedupe state, so one transaction
+ * covers an input's dedupe record and its effect.
+ *
+ *   d-warning   <id>@<version>          packed Warning (each version received)
+ *   d-current   <id>                    struct dsp_current
+ *   d-review    <id>@<version>          struct dsp_review (policy.h)
+ *   d-delivery  <id>@<ver>|<ch>|<target> struct dsp_delivery
+ *   d-duty      <station>|<id>@<ver>    struct dsp_duty (ack deadlines)
+ *   d-followup  <station>|<id>          struct dsp_followup (续报 reminders)
+ *   d-bcast     <ppccdd>                packed BroadcastState (retained state)
+ *   d-silence   <id>                    struct dsp_silence (routing.h)
+ *
+ * Fixed records are stored in host layout behind a version byte: a state
+ * directory moves between machines of the same architecture only. */
+#ifndef DSP_STORE_H
+#define DSP_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "policy.h"
+#include "routing.h"
+#include "warning.pb-c.h"
+#include "wf/store.h"
+
+#define DSP_KEY_MAX 320
+
+struct dsp_dbs {
+	unsigned warning, current, review, delivery, duty, followup, bcast, silence;
+};
+
+/* Opens (creating) the databases. Runs its own write transactions. */
+int dsp_store_open(struct wf_store *s, struct dsp_dbs *ret);
+
+struct dsp_current {
+	uint8_t rec_version;          /* 1 */
+	uint8_t level, msg_type, status;
+	uint8_t active;               /* not cancelled, not expired */
+	uint8_t released_level;
+	uint32_t latest;              /* highest version received */
+	uint32_t released;            /* highest version released to the public (0: none) */
+	int64_t expires_ms;
+};
+
+enum dsp_delivery_state {
+	DSP_DLV_SENT = 0,        /* handed to the channel (MQTT, spool) */
+	DSP_DLV_ACKED,           /* duty: acknowledged in time */
+	DSP_DLV_ACKED_LATE,      /* duty: acknowledged after escalation */
+	DSP_DLV_MISSED,          /* duty: deadline passed, escalated */
+	DSP_DLV_MISSED_TOP,      /* duty: deadline passed, no station above */
+	DSP_DLV_ESCALATED,       /* duty: received an escalation */
+	DSP_DLV_SILENCED,        /* a silence was in force (detail: its id and reason) */
+	DSP_DLV_BLOCKED,         /* exercise/test: never public */
+	DSP_DLV_NOT_CONFIGURED,  /* routed to a channel this build/config lacks */
+	DSP_DLV_SUPERSEDED,      /* duty: a newer version replaced it before its deadline */
+	DSP_DLV_REVIEW_TIMEOUT,  /* review took too long: escalated */
+	DSP_DLV_APPROVED,        /* review: an approval counted (target: operator) */
+	DSP_DLV_REFUSED,         /* review: an approval refused (detail: why) */
+	DSP_DLV_REJECTED,        /* review: an operator rejected the version */
+	DSP_DLV_FOLLOWUP,        /* a follow-up report was filed */
+	DSP_DLV_REMINDED,        /* a follow-up reminder went out (detail: count) */
+	DSP_DLV_SKIPPED,         /* nothing to do on the channel (a cancel of an unreleased warning) */
+	DSP_DLV_STATE_MAX,
+};
+
+const char *dsp_delivery_state_to_string(enum dsp_delivery_state s);
+
+struct dsp_delivery {
+	uint8_t rec_version;
+	uint8_t state;            /* enum dsp_delivery_state */
+	int64_t at_ms;
+	char detail[96];
+};
+
+enum dsp_duty_state { DSP_DUTY_PENDING = 0, DSP_DUTY_ACKED, DSP_DUTY_ESCALATED, DSP_DUTY_SUPERSEDED };
+
+struct dsp_duty {
+	uint8_t rec_version;
+	uint8_t state;            /* enum dsp_duty_state */
+	uint8_t kind;             /* Wf__V1__NoticeKind of the notice that created it */
+	uint8_t pending_review;
+	int64_t sent_ms;
+	int64_t deadline_ms;      /* 0: no acknowledgement required */
+	int64_t acked_ms;
+	char operator_[65];
+	char from[65];            /* ESCALATION: the station that missed it */
+};
+
+struct dsp_followup {
+	uint8_t rec_version;
+	uint8_t done;             /* 1: follow-up filed; 2: warning ended */
+	uint32_t reminders;
+	int64_t next_ms;
+};
+
+/* Keys. Return the key length, or -ENAMETOOLONG. */
+int dsp_key_version(char *buf, size_t size, const char *id, uint32_t version);
+int dsp_key_delivery(char *buf, size_t size, const char *id, uint32_t version,
+		     const char *channel, const char *target);
+int dsp_key_duty(char *buf, size_t size, const char *station, const char *id, uint32_t version);
+int dsp_key_followup(char *buf, size_t size, const char *station, const char *id);
+
+/* Fixed-record get/put: get returns 0, -ENOENT, or -EBADMSG for a record
+ * of another size/version. */
+int dsp_get_rec(struct wf_txn *t, unsigned dbi, const char *key, void *rec, size_t size);
+int dsp_put_rec(struct wf_txn *t, unsigned dbi, const char *key, const void *rec, size_t size);
+
+/* The delivery record for (ID@VERSION, CHANNEL, TARGET): STATE at AT_MS
+ * with a printf DETAIL. */
+int dsp_record(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
+	       const char *channel, const char *target, enum dsp_delivery_state state,
+	       int64_t at_ms, const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+
+/* Loads version ID@VERSION (unpacked; free with wf_codec_warning_free),
+ * -ENOENT if never received. */
+int dsp_get_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
+		    Wf__V1__Warning **ret);
+
+#endif

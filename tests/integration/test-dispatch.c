@@ -1,0 +1,529 @@
+/* wf-dispatch as a process against a real mosquitto (docs/dispatch.md):
+ * a level II warning from a fusion-like producer -> broker -> wf-dispatch
+ * -> (a) two township duty consoles: one acknowledges (through its outbox,
+ * exactly as a console would), one does not, and the county station
+ * receives the escalation for the silent one only; (b) two operators
+ * approve (one of them twice), after which a broadcast subscriber that
+ * connects afterwards receives the retained county state, and the CAP file
+ * in the spool validates with `xmllint --schema` against the OASIS XSD.
+ * No sleeps for readiness: every wait polls with a deadline. */
+#include <check.h>
+#include <errno.h>
+#include <ev.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "wf/bus.h"
+#include "wf/clock.h"
+#include "wf/codec.h"
+#include "wf/node.h"
+
+extern char **environ;
+
+#define WID "410185-rainstorm-it1"
+
+static char exe[1024];
+
+static void write_file(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs(text, f);
+	fclose(f);
+}
+
+/* ---- a watcher on plain bus connections ---- */
+
+struct watch {
+	struct wf_bus *bus;
+	int online;
+	int notices_b, notices_a;      /* township inboxes */
+	int escalations, escalations_wrong;
+	char escalated_from[65];
+	int bcast_states, bcast_active;
+	char bcast_warning[130];
+	bool bcast_retained;
+};
+
+static void w_msg(void *ud, const char *topic, const void *p, size_t len, bool retained)
+{
+	struct watch *w = ud;
+	if (strcmp(topic, "wf/v1/state/wf-dispatch-1") == 0 && len > 0) {
+		Wf__V1__ServiceState *st = wf__v1__service_state__unpack(NULL, len, p);
+		if (st && st->status == WF__V1__SERVICE_STATUS__SERVICE_ONLINE)
+			w->online++;
+		if (st)
+			wf__v1__service_state__free_unpacked(st, NULL);
+		return;
+	}
+	if (strncmp(topic, "wf/v1/duty/", 11) == 0) {
+		Wf__V1__DutyNotice *n = NULL;
+		struct wf_topic t;
+		ck_assert_int_eq(wf_topic_parse(topic, &t), 0);
+		ck_assert_int_eq(wf_codec_duty_notice_unpack(p, len, NULL, wf_clock_now_ms(NULL), &n, NULL),
+				 0);
+		ck_assert_int_eq(wf_codec_duty_notice_check_topic(n, &t, NULL), 0);
+		if (strcmp(t.id, "duty-twn-b") == 0)
+			w->notices_b++;
+		if (strcmp(t.id, "duty-twn-a") == 0)
+			w->notices_a++;
+		if (strcmp(t.id, "duty-410185") == 0 &&
+		    n->kind == WF__V1__NOTICE_KIND__NOTICE_KIND_ESCALATION) {
+			w->escalations++;
+			if (strcmp(n->escalated_from, "duty-twn-b") != 0)
+				w->escalations_wrong++;
+			snprintf(w->escalated_from, sizeof w->escalated_from, "%s", n->escalated_from);
+		}
+		wf_codec_duty_notice_free(n);
+		return;
+	}
+	if (strncmp(topic, "wf/v1/broadcast/", 16) == 0) {
+		Wf__V1__BroadcastState *b = NULL;
+		ck_assert_int_eq(
+			wf_codec_broadcast_state_unpack(p, len, NULL, wf_clock_now_ms(NULL), &b, NULL), 0);
+		w->bcast_states++;
+		w->bcast_active = (int)b->n_active;
+		w->bcast_retained = retained;
+		if (b->n_active > 0)
+			snprintf(w->bcast_warning, sizeof w->bcast_warning, "%s@%u",
+				 b->active[0]->warning_id, b->active[0]->version);
+		wf_codec_broadcast_state_free(b);
+	}
+}
+
+static void watch_new(struct watch *w, struct ev_loop *loop, struct wf_test_broker *br,
+		      const char *id, const char *const *filters, size_t n)
+{
+	struct wf_bus_options bo;
+	struct wf_bus_callbacks bcb = { .on_message = w_msg };
+	memset(w, 0, sizeof *w);
+	wf_bus_options_init(&bo);
+	bo.port = wf_test_broker_port(br);
+	bo.client_id = id;
+	ck_assert_int_eq(wf_bus_new(loop, &bo, &bcb, w, &w->bus), 0);
+	for (size_t i = 0; i < n; i++)
+		ck_assert_int_eq(wf_bus_subscribe(w->bus, filters[i], 1), 0);
+	ck_assert_int_eq(wf_bus_start(w->bus), 0);
+}
+
+static bool w_ready(void *ud) { return wf_bus_subscribed(((struct watch *)ud)->bus); }
+static bool w_online(void *ud) { return ((struct watch *)ud)->online > 0; }
+static bool w_escalated(void *ud) { return ((struct watch *)ud)->escalations > 0; }
+static bool w_notice_b(void *ud) { return ((struct watch *)ud)->notices_b > 0; }
+static bool w_bcast(void *ud) { return ((struct watch *)ud)->bcast_active > 0; }
+
+/* ---- the acknowledging console: a node that consumes its inbox ---- */
+
+struct console {
+	struct wf_node *node;
+	int notices;
+	uint32_t version;
+};
+
+static int console_on_control(void *ud, struct wf_txn *t, enum wf_topic_kind kind,
+			      const ProtobufCMessage *msg, const struct wf_node_msg *m,
+			      struct wf_codec_error *why)
+{
+	struct console *c = ud;
+	ck_assert_int_eq(kind, WF_TOPIC_DUTY_INBOX);
+	const Wf__V1__DutyNotice *n = (const Wf__V1__DutyNotice *)msg;
+	ck_assert_str_eq(n->warning_id, WID);
+	ck_assert(n->pending_review); /* II: two approvals needed, none yet */
+	c->version = n->version;
+	c->notices++;
+	return 0;
+}
+
+static int emit_ack(struct wf_txn *t, void *ud)
+{
+	struct console *c = ud;
+	Wf__V1__DutyAck a = WF__V1__DUTY_ACK__INIT;
+	a.station = "duty-twn-a";
+	a.warning_id = WID;
+	a.version = c->version;
+	a.operator_ = "李值班";
+	a.acked_ms = wf_clock_now_ms(NULL);
+	return wf_node_emit_control(c->node, t, WF_TOPIC_DUTY_ACK, &a.base, NULL);
+}
+
+static bool c_notice(void *ud) { return ((struct console *)ud)->notices > 0; }
+static bool n_ready(void *ud) { return wf_node_ready(ud); }
+static bool n_drained(void *ud) { return wf_node_pending(ud) == 0; }
+
+/* ---- producers: fusion's warning, operators' approvals ---- */
+
+static int emit_warning(struct wf_txn *t, void *ud)
+{
+	static char *regions[] = { "410185001000", "410185002000" };
+	int64_t now = wf_clock_now_ms(NULL);
+	Wf__V1__Warning w = WF__V1__WARNING__INIT;
+	w.id = WID;
+	w.version = 1;
+	w.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_ALERT;
+	w.hazard = WF__V1__HAZARD__HAZARD_RAINSTORM;
+	w.level = WF__V1__LEVEL__LEVEL_II;
+	w.regions = regions;
+	w.n_regions = 2;
+	w.expires_ms = now + 6 * 3600 * 1000LL;
+	w.headline = "登封市气象台发布暴雨橙色预警";
+	w.description = "预计未来3小时嵩阳街道、少林街道降雨量将达50毫米以上。";
+	w.status = WF__V1__STATUS__STATUS_ACTUAL;
+	w.review = WF__V1__REVIEW_STATE__REVIEW_PENDING;
+	w.certainty = WF__V1__CERTAINTY__CERTAINTY_LIKELY;
+	w.sent_ms = now;
+	return wf_node_emit_warning(ud, t, &w, NULL);
+}
+
+static int emit_approvals(struct wf_txn *t, void *ud)
+{
+	const char *ops[] = { "op-zhang", "op-zhang", "op-li" };
+	for (int i = 0; i < 3; i++) {
+		Wf__V1__Approval a = WF__V1__APPROVAL__INIT;
+		a.operator_ = (char *)ops[i];
+		a.warning_id = WID;
+		a.version = 1;
+		a.decision = WF__V1__DECISION__DECISION_APPROVE;
+		a.sent_ms = wf_clock_now_ms(NULL);
+		int r = wf_node_emit_control(ud, t, WF_TOPIC_APPROVAL, &a.base, NULL);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static struct wf_node *producer(struct ev_loop *loop, struct wf_test_broker *br, const char *id,
+				const char *kind, const char *dir, const struct wf_node_callbacks *cb,
+				void *ud, const char *const *inputs, size_t n_inputs)
+{
+	struct wf_node_options o;
+	struct wf_node *n = NULL;
+	wf_node_options_init(&o);
+	o.service = id;
+	o.kind = kind;
+	o.state_dir = dir;
+	o.nosync = true;
+	o.bus.port = wf_test_broker_port(br);
+	o.resend_ms = 500;
+	o.inputs = inputs;
+	o.n_inputs = n_inputs;
+	ck_assert_int_eq(wf_node_new(loop, &o, cb, ud, &n), 0);
+	ck_assert_int_eq(wf_node_start(n), 0);
+	return n;
+}
+
+struct child {
+	pid_t pid;
+	int status;
+	bool done;
+};
+static bool c_exited(void *ud)
+{
+	struct child *c = ud;
+	if (!c->done && waitpid(c->pid, &c->status, WNOHANG) == c->pid)
+		c->done = true;
+	return c->done;
+}
+
+struct file_wait {
+	const char *path;
+};
+static bool file_exists(void *ud)
+{
+	struct stat st;
+	return stat(((struct file_wait *)ud)->path, &st) == 0;
+}
+
+static void spawn_dispatch(struct child *ch, const char *conf, const char *log)
+{
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	ck_assert_int_ge(fd, 0);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fd, 2);
+	char *argv[] = { exe, "--config", (char *)conf, NULL };
+	memset(ch, 0, sizeof *ch);
+	ck_assert_int_eq(posix_spawn(&ch->pid, exe, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fd);
+}
+
+static char *read_log(const char *log)
+{
+	char *buf = calloc(1, 65536);
+	FILE *f = fopen(log, "r");
+	ck_assert_ptr_nonnull(f);
+	size_t n = fread(buf, 1, 65535, f);
+	buf[n] = '\0';
+	fclose(f);
+	return buf;
+}
+
+static int emit_warning_iv(struct wf_txn *t, void *ud)
+{
+	static char *regions[] = { "410185001000", "410185002000" };
+	int64_t now = wf_clock_now_ms(NULL);
+	Wf__V1__Warning w = WF__V1__WARNING__INIT;
+	w.id = "410185-fog-it2";
+	w.version = 1;
+	w.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_ALERT;
+	w.hazard = WF__V1__HAZARD__HAZARD_FOG;
+	w.level = WF__V1__LEVEL__LEVEL_IV;
+	w.regions = regions;
+	w.n_regions = 2;
+	w.expires_ms = now + 3600 * 1000LL;
+	w.status = WF__V1__STATUS__STATUS_ACTUAL;
+	w.review = WF__V1__REVIEW_STATE__REVIEW_PENDING;
+	w.sent_ms = now;
+	return wf_node_emit_warning(ud, t, &w, NULL);
+}
+
+struct two {
+	struct watch *w;
+	int a, b;
+};
+static bool both_notices(void *ud)
+{
+	struct two *t = ud;
+	return t->w->notices_a >= t->a && t->w->notices_b >= t->b;
+}
+
+/* kill -9 of wf-dispatch between a notice and its deadline: the restarted
+ * process republishes the pending notices (idempotent: same identity) and
+ * the broadcast state, escalates once at the committed deadline, and
+ * releases nothing again. */
+START_TEST(test_dispatch_sigkill)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct wf_test_broker *br = NULL;
+	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
+	char *dir = wf_test_mkdtemp("dispatch-kill");
+	char conf[512], routes[512], text[4096], log1[512], log2[512], sub[512];
+	const char *regions = getenv("WF_REGIONS");
+	int deadline_s = 4 * wf_test_time_factor();
+
+	snprintf(routes, sizeof routes, "%s/routes.conf", dir);
+	write_file(routes, "[station duty-twn-a]\nregion = 410185001000\n"
+			   "[station duty-twn-b]\nregion = 410185002000\n"
+			   "[station duty-410185]\nregion = 410185\n"
+			   "[route all]\nchannels = duty, broadcast, cap\n");
+	snprintf(conf, sizeof conf, "%s/dispatch.conf", dir);
+	snprintf(log1, sizeof log1, "%s/dispatch-1.log", dir);
+	snprintf(log2, sizeof log2, "%s/dispatch-2.log", dir);
+	snprintf(text, sizeof text,
+		 "[dispatch]\nroutes = %s\n[duty]\nack_deadline_IV = %ds\n"
+		 "[cap]\nspool_dir = %s/cap\n"
+		 "[service]\nid = wf-dispatch-1\nstate_dir = %s/state\nregions = %s\nheartbeat = 1s\n"
+		 "[mqtt]\nport = %d\n",
+		 routes, deadline_s, dir, dir, regions ? regions : "", wf_test_broker_port(br));
+	write_file(conf, text);
+
+	struct watch w;
+	const char *filters[] = { "wf/v1/state/wf-dispatch-1", "wf/v1/duty/+/inbox" };
+	watch_new(&w, loop, br, "dsp-watch", filters, 2);
+	ck_assert(wf_test_run_until(loop, w_ready, &w, 10000));
+	struct child ch;
+	spawn_dispatch(&ch, conf, log1);
+	ck_assert(wf_test_run_until(loop, w_online, &w, 10000));
+
+	snprintf(sub, sizeof sub, "%s/fusion", dir);
+	struct wf_node *fusion = producer(loop, br, "wf-fusion-1", "fusion", sub, NULL, NULL, NULL, 0);
+	ck_assert(wf_test_run_until(loop, n_ready, fusion, 10000));
+	ck_assert_int_eq(wf_node_update(fusion, emit_warning_iv, fusion), 0);
+	ck_assert(wf_test_run_until(loop, n_drained, fusion, 10000));
+	struct two t1 = { &w, 1, 1 };
+	ck_assert(wf_test_run_until(loop, both_notices, &t1, 10000));
+	ck_assert_int_eq(w.escalations, 0);
+
+	ck_assert_int_eq(kill(ch.pid, SIGKILL), 0);
+	ck_assert(wf_test_run_until(loop, c_exited, &ch, 10000));
+	w.online = 0;
+	spawn_dispatch(&ch, conf, log2);
+	ck_assert(wf_test_run_until(loop, w_online, &w, 10000));
+	/* the pending notices again, after the reconnect */
+	struct two t2 = { &w, 2, 2 };
+	ck_assert_msg(wf_test_run_until(loop, both_notices, &t2, 10000), "notices not republished");
+	/* one escalation to the county at the deadline committed before the kill */
+	ck_assert_msg(wf_test_run_until(loop, w_escalated, &w, 10000 + deadline_s * 1000),
+		      "no escalation after the restart");
+	struct watch term;
+	const char *tf[] = { "wf/v1/broadcast/41/4101/410185" };
+	watch_new(&term, loop, br, "terminal", tf, 1);
+	ck_assert(wf_test_run_until(loop, w_bcast, &term, 10000));
+	ck_assert_str_eq(term.bcast_warning, "410185-fog-it2@1");
+
+	ck_assert_int_eq(kill(ch.pid, SIGTERM), 0);
+	ck_assert(wf_test_run_until(loop, c_exited, &ch, 10000));
+	ck_assert_int_eq(WEXITSTATUS(ch.status), 0);
+	ck_assert_int_eq(w.escalations, 1);
+	char *l1 = read_log(log1), *l2 = read_log(log2);
+	ck_assert_msg(strstr(l1, "410185-fog-it2@1 released") != NULL, "%s", l1);
+	ck_assert_msg(strstr(l2, "@1 released (") == NULL, "released again after the restart:\n%s", l2);
+	ck_assert_msg(strstr(l2, "missed the deadline") != NULL, "%s", l2);
+	free(l1);
+	free(l2);
+
+	wf_bus_free(term.bus);
+	wf_node_free(fusion);
+	wf_bus_free(w.bus);
+	wf_test_broker_free(br);
+	wf_test_rmtree(dir);
+	free(dir);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
+START_TEST(test_dispatch_live)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct wf_test_broker *br = NULL;
+	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
+	char *dir = wf_test_mkdtemp("dispatch");
+	char conf[512], routes[512], text[4096], log[512], sub[512], cap[1024];
+	const char *regions = getenv("WF_REGIONS");
+
+	snprintf(routes, sizeof routes, "%s/routes.conf", dir);
+	write_file(routes, "[station duty-twn-a]\nregion = 410185001000\n"
+			   "[station duty-twn-b]\nregion = 410185002000\n"
+			   "[station duty-410185]\nregion = 410185\n"
+			   "[operator op-zhang]\n[operator op-li]\n"
+			   "[route all]\nchannels = duty, broadcast, cap, sms\n");
+	snprintf(conf, sizeof conf, "%s/dispatch.conf", dir);
+	snprintf(log, sizeof log, "%s/dispatch.log", dir);
+	snprintf(text, sizeof text,
+		 "[dispatch]\nroutes = %s\n[policy]\nreview_timeout_II = 0\n"
+		 "[duty]\nack_deadline_II = %ds\n"
+		 "[cap]\nspool_dir = %s/cap\nsender = warnfuse@410185.example\n"
+		 "sender_name = 登封市应急管理局\n"
+		 "[service]\nid = wf-dispatch-1\nstate_dir = %s/state\nregions = %s\nheartbeat = 1s\n"
+		 "[mqtt]\nport = %d\n",
+		 routes, 3 * wf_test_time_factor(), dir, dir, regions ? regions : "",
+		 wf_test_broker_port(br));
+	write_file(conf, text);
+
+	struct watch w;
+	const char *filters[] = { "wf/v1/state/wf-dispatch-1", "wf/v1/duty/+/inbox" };
+	watch_new(&w, loop, br, "dsp-watch", filters, 2);
+	ck_assert(wf_test_run_until(loop, w_ready, &w, 10000));
+
+	int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	posix_spawn_file_actions_t fa;
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_adddup2(&fa, fd, 2);
+	char *argv[] = { exe, "--config", conf, NULL };
+	struct child ch = { 0 };
+	ck_assert_int_eq(posix_spawn(&ch.pid, exe, &fa, NULL, argv, environ), 0);
+	posix_spawn_file_actions_destroy(&fa);
+	close(fd);
+	ck_assert_msg(wf_test_run_until(loop, w_online, &w, 10000), "wf-dispatch did not come up");
+
+	/* console A consumes its inbox through a node and acknowledges */
+	struct console ca = { 0 };
+	struct wf_node_callbacks ccb = { .on_control = console_on_control };
+	static const char *const cin[] = { "wf/v1/duty/duty-twn-a/inbox" };
+	snprintf(sub, sizeof sub, "%s/console-a", dir);
+	ca.node = producer(loop, br, "console-twn-a", "console", sub, &ccb, &ca, cin, 1);
+	ck_assert(wf_test_run_until(loop, n_ready, ca.node, 10000));
+
+	/* fusion's warning */
+	snprintf(sub, sizeof sub, "%s/fusion", dir);
+	struct wf_node *fusion = producer(loop, br, "wf-fusion-1", "fusion", sub, NULL, NULL, NULL, 0);
+	ck_assert(wf_test_run_until(loop, n_ready, fusion, 10000));
+	ck_assert_int_eq(wf_node_update(fusion, emit_warning, fusion), 0);
+	ck_assert_msg(wf_test_run_until(loop, n_drained, fusion, 10000), "warning not acked");
+
+	/* A acknowledges; B (a plain subscriber) never does */
+	ck_assert(wf_test_run_until(loop, c_notice, &ca, 10000));
+	ck_assert_int_eq(wf_node_update(ca.node, emit_ack, &ca), 0);
+	ck_assert_msg(wf_test_run_until(loop, n_drained, ca.node, 10000), "duty ack not acked");
+	ck_assert(wf_test_run_until(loop, w_notice_b, &w, 10000));
+
+	/* B's deadline passes: the county station gets the escalation */
+	ck_assert_msg(wf_test_run_until(loop, w_escalated, &w, 20000), "no escalation");
+	ck_assert_str_eq(w.escalated_from, "duty-twn-b");
+
+	/* two operators (one twice) approve version 1 */
+	snprintf(sub, sizeof sub, "%s/wfctl", dir);
+	struct wf_node *ctl = producer(loop, br, "wfctl-ops", "wfctl", sub, NULL, NULL, NULL, 0);
+	ck_assert(wf_test_run_until(loop, n_ready, ctl, 10000));
+	ck_assert_int_eq(wf_node_update(ctl, emit_approvals, ctl), 0);
+	ck_assert_msg(wf_test_run_until(loop, n_drained, ctl, 10000), "approvals not acked");
+
+	/* a broadcast terminal that connects now gets the retained state */
+	snprintf(cap, sizeof cap, "%s/cap/" WID ".v1.xml", dir);
+	struct file_wait fw = { cap };
+	ck_assert_msg(wf_test_run_until(loop, file_exists, &fw, 10000), "no CAP file %s", cap);
+	struct watch term;
+	const char *tf[] = { "wf/v1/broadcast/41/4101/#" };
+	watch_new(&term, loop, br, "terminal-410185", tf, 1);
+	ck_assert_msg(wf_test_run_until(loop, w_bcast, &term, 10000), "no retained broadcast state");
+	ck_assert(term.bcast_retained);
+	ck_assert_str_eq(term.bcast_warning, WID "@1");
+
+	/* the CAP file validates against the OASIS CAP 1.2 schema */
+	char cmd[3072];
+	const char *root = getenv("WF_SOURCE_ROOT");
+	snprintf(cmd, sizeof cmd, "xmllint --noout --schema '%s/services/met/schema/CAP-v1.2.xsd' '%s'",
+		 root ? root : ".", cap);
+	ck_assert_msg(system(cmd) == 0, "xmllint failed: %s", cmd);
+
+	/* exactly one escalation, for B only; A was never escalated */
+	ck_assert_int_eq(w.escalations, 1);
+	ck_assert_int_eq(w.escalations_wrong, 0);
+
+	ck_assert_int_eq(kill(ch.pid, SIGTERM), 0);
+	ck_assert(wf_test_run_until(loop, c_exited, &ch, 10000));
+	ck_assert(WIFEXITED(ch.status));
+	ck_assert_int_eq(WEXITSTATUS(ch.status), 0);
+
+	char buf[16384];
+	FILE *f = fopen(log, "r");
+	size_t n = fread(buf, 1, sizeof buf - 1, f);
+	buf[n] = '\0';
+	fclose(f);
+	if (getenv("WF_DISPATCH_TEST_LOG"))
+		fputs(buf, stderr);
+	ck_assert_msg(strstr(buf, "escalated to duty-410185") != NULL, "%s", buf);
+	ck_assert_msg(strstr(buf, "approved again; counts once") != NULL, "%s", buf);
+	ck_assert_msg(strstr(buf, WID "@1 released") != NULL, "%s", buf);
+
+	wf_bus_free(term.bus);
+	wf_node_free(ctl);
+	wf_node_free(fusion);
+	wf_node_free(ca.node);
+	wf_bus_free(w.bus);
+	wf_test_broker_free(br);
+	wf_test_rmtree(dir);
+	free(dir);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
+int main(void)
+{
+	const char *b = getenv("WF_BUILD_ROOT");
+	snprintf(exe, sizeof exe, "%s/services/dispatch/wf-dispatch", b ? b : ".");
+	char *tmp = wf_test_mkdtemp("itest-dispatch");
+	if (!tmp || setenv("TMPDIR", tmp, 1) < 0)
+		return EXIT_FAILURE;
+	Suite *s = suite_create("dispatch");
+	TCase *tc = tcase_create("core");
+	tcase_set_timeout(tc, 120);
+	tcase_add_test(tc, test_dispatch_live);
+	tcase_add_test(tc, test_dispatch_sigkill);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	wf_test_rmtree(tmp);
+	free(tmp);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}

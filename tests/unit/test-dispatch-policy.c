@@ -1,0 +1,327 @@
+/* Unit tests for the release policy (services/dispatch/policy.c) and the
+ * engine's review workflow (engine.c): one rule per test. */
+#include "dispatch-test.h"
+
+#define A WF__V1__MSG_TYPE__MSG_TYPE_ALERT
+#define U WF__V1__MSG_TYPE__MSG_TYPE_UPDATE
+#define C WF__V1__MSG_TYPE__MSG_TYPE_CANCEL
+#define ACTUAL WF__V1__STATUS__STATUS_ACTUAL
+#define L1 WF__V1__LEVEL__LEVEL_I
+#define L2 WF__V1__LEVEL__LEVEL_II
+#define L3 WF__V1__LEVEL__LEVEL_III
+#define L4 WF__V1__LEVEL__LEVEL_IV
+
+static size_t n_bcast(void) { return outputs_to("wf/v1/broadcast/", NULL); }
+
+START_TEST(test_required_by_level)
+{
+	struct dsp_policy p;
+	struct dsp_prior none = { 0, 0 };
+	dsp_policy_defaults(&p);
+	Wf__V1__Warning w = mkw("w", 1, L1, A, ACTUAL, T0);
+	ck_assert_uint_eq(dsp_policy_required(&p, &w, &none), 2);
+	w.level = L2;
+	ck_assert_uint_eq(dsp_policy_required(&p, &w, &none), 2);
+	w.level = L3;
+	ck_assert_uint_eq(dsp_policy_required(&p, &w, &none), 1);
+	w.level = L4;
+	ck_assert_uint_eq(dsp_policy_required(&p, &w, &none), 0);
+	p.release[L4] = DSP_RELEASE_ONE; /* configurable */
+	ck_assert_uint_eq(dsp_policy_required(&p, &w, &none), 1);
+}
+END_TEST
+
+/* Level IV is released at once: broadcast state and CAP out in the same
+ * transaction as the warning; duty stations get it without "pending". */
+START_TEST(test_auto_release)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w = mkw("w-auto", 1, L4, A, ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	ck_assert_uint_eq(n_bcast(), 1);
+	ck_assert_int_eq(delivery("w-auto", 1, "cap", "spool", NULL), DSP_DLV_SENT);
+	ck_assert_int_eq(delivery("w-auto", 1, "broadcast", "410185", NULL), DSP_DLV_SENT);
+	Wf__V1__DutyNotice *n = notice_to("duty-twn-a");
+	ck_assert_ptr_nonnull(n);
+	ck_assert(!n->pending_review);
+	wf__v1__duty_notice__free_unpacked(n, NULL);
+	fx_close();
+}
+END_TEST
+
+/* Level III: duty stations see it at once, marked pending review; public
+ * channels only after one approval. */
+START_TEST(test_one_approval)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w = mkw("w-3", 1, L3, A, ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	Wf__V1__DutyNotice *n = notice_to("duty-twn-b");
+	ck_assert_ptr_nonnull(n);
+	ck_assert(n->pending_review);
+	wf__v1__duty_notice__free_unpacked(n, NULL);
+	ck_assert_int_eq(delivery("w-3", 1, "cap", "spool", NULL), -1);
+	ck_assert_int_eq(approve("op-zhang", "w-3", 1, T0 + MIN, NULL), 0);
+	ck_assert_uint_eq(n_bcast(), 1);
+	ck_assert_int_eq(delivery("w-3", 1, "cap", "spool", NULL), DSP_DLV_SENT);
+	ck_assert_int_eq(delivery("w-3", 1, "review", "op-zhang", NULL), DSP_DLV_APPROVED);
+	fx_close();
+}
+END_TEST
+
+/* Levels I/II need two DIFFERENT operators: the same operator approving
+ * twice counts once, and nothing is released until a second one does. */
+START_TEST(test_two_operators_same_counts_once)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w = mkw("w-1", 1, L1, A, ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	ck_assert_int_eq(approve("op-zhang", "w-1", 1, T0 + MIN, NULL), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	ck_assert_int_eq(approve("op-zhang", "w-1", 1, T0 + 2 * MIN, NULL), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	ck_assert_int_eq(delivery("w-1", 1, "cap", "spool", NULL), -1);
+	ck_assert_int_eq(approve("op-li", "w-1", 1, T0 + 3 * MIN, NULL), 0);
+	ck_assert_uint_eq(n_bcast(), 1);
+	ck_assert_int_eq(delivery("w-1", 1, "cap", "spool", NULL), DSP_DLV_SENT);
+	/* a third approval after release changes nothing */
+	ck_assert_int_eq(approve("op-wang", "w-1", 1, T0 + 4 * MIN, NULL), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	fx_close();
+}
+END_TEST
+
+/* An approval names the exact version: one for a superseded version is
+ * refused (dead-lettered with BAD_REFERENCE), and the newer version needs
+ * its own approvals. */
+START_TEST(test_superseded_refused)
+{
+	struct wf_codec_error why;
+	fx_open(NULL);
+	Wf__V1__Warning w1 = mkw("w-s", 1, L3, A, ACTUAL, T0);
+	Wf__V1__Warning w2 = mkw("w-s", 2, L2, U, ACTUAL, T0 + MIN);
+	ck_assert_int_eq(apply_warning(&w1, T0), 0);
+	ck_assert_int_eq(apply_warning(&w2, T0 + MIN), 0);
+	ck_assert_int_eq(approve("op-zhang", "w-s", 1, T0 + 2 * MIN, &why), WF_NODE_REJECT);
+	ck_assert_int_eq(why.reason, WF_REASON_BAD_REFERENCE);
+	ck_assert_ptr_nonnull(strstr(why.detail, "superseded"));
+	ck_assert_uint_eq(n_bcast(), 0);
+	ck_assert_int_eq(delivery("w-s", 1, "review", "op-zhang", NULL), DSP_DLV_REFUSED);
+	/* so is anyone not listed as an operator (e.g. a service identity) */
+	ck_assert_int_eq(approve("wf-met-1", "w-s", 2, T0 + 2 * MIN, &why), WF_NODE_REJECT);
+	ck_assert_ptr_nonnull(strstr(why.detail, "not_an_operator"));
+	/* unknown versions and warnings are refused too */
+	ck_assert_int_eq(approve("op-zhang", "w-s", 3, T0 + 2 * MIN, &why), WF_NODE_REJECT);
+	ck_assert_int_eq(approve("op-zhang", "nope", 1, T0 + 2 * MIN, &why), WF_NODE_REJECT);
+	/* version 2 (level II) needs two operators of its own */
+	ck_assert_int_eq(approve("op-zhang", "w-s", 2, T0 + 3 * MIN, NULL), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	ck_assert_int_eq(approve("op-li", "w-s", 2, T0 + 3 * MIN, NULL), 0);
+	ck_assert_uint_eq(n_bcast(), 1);
+	fx_close();
+}
+END_TEST
+
+/* An update after an approved (released) alert needs its own approval
+ * unless it is a downgrade; a cancel follows at once. With the policy off,
+ * both need approval again. */
+START_TEST(test_downgrade_and_cancel_follow)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w1 = mkw("w-d", 1, L2, A, ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w1, T0), 0);
+	ck_assert_int_eq(approve("op-zhang", "w-d", 1, T0 + MIN, NULL), 0);
+	ck_assert_int_eq(approve("op-li", "w-d", 1, T0 + MIN, NULL), 0);
+	ck_assert_uint_eq(n_bcast(), 1);
+	/* same level again: not a downgrade, needs review */
+	Wf__V1__Warning w2 = mkw("w-d", 2, L2, U, ACTUAL, T0 + 2 * MIN);
+	ck_assert_int_eq(apply_warning(&w2, T0 + 2 * MIN), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	/* II -> III after the released II: follows */
+	Wf__V1__Warning w3 = mkw("w-d", 3, L3, U, ACTUAL, T0 + 3 * MIN);
+	ck_assert_int_eq(apply_warning(&w3, T0 + 3 * MIN), 0);
+	ck_assert_uint_eq(n_bcast(), 1);
+	/* the CAP Update refers to the last published version (1), not 2 */
+	const struct dsp_out *o = NULL;
+	ck_assert_uint_eq(outputs_to("w-d.v3.xml", &o), 1);
+	ck_assert_ptr_nonnull(strstr((const char *)o->payload, "w-d.v1,"));
+	ck_assert_ptr_null(strstr((const char *)o->payload, "w-d.v2,"));
+	Wf__V1__Warning w4 = mkw("w-d", 4, L3, C, ACTUAL, T0 + 4 * MIN);
+	ck_assert_int_eq(apply_warning(&w4, T0 + 4 * MIN), 0);
+	ck_assert_uint_eq(n_bcast(), 1);
+	ck_assert_int_eq(delivery("w-d", 4, "cap", "spool", NULL), DSP_DLV_SENT);
+	fx_close();
+
+	struct dsp_config cfg;
+	dsp_config_defaults(&cfg);
+	cfg.policy.downgrade_follows = false;
+	cfg.policy.cancel_follows = false;
+	fx_open_cfg(NULL, &cfg);
+	ck_assert_int_eq(apply_warning(&w1, T0), 0);
+	ck_assert_int_eq(approve("op-zhang", "w-d", 1, T0 + MIN, NULL), 0);
+	ck_assert_int_eq(approve("op-li", "w-d", 1, T0 + MIN, NULL), 0);
+	Wf__V1__Warning w3b = mkw("w-d", 2, L3, U, ACTUAL, T0 + 3 * MIN);
+	ck_assert_int_eq(apply_warning(&w3b, T0 + 3 * MIN), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	Wf__V1__Warning w4b = mkw("w-d", 3, L3, C, ACTUAL, T0 + 4 * MIN);
+	ck_assert_int_eq(apply_warning(&w4b, T0 + 4 * MIN), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	fx_close();
+}
+END_TEST
+
+/* Exercise and test warnings never reach a public channel, whatever the
+ * routes say (here: duty, broadcast, cap and sms for everything), even
+ * after full approval; duty stations still see them. */
+START_TEST(test_exercise_never_public)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w = mkw("w-x", 1, L4, A, WF__V1__STATUS__STATUS_TEST, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	ck_assert_uint_eq(outputs_to("w-x", NULL), 0); /* no CAP file */
+	ck_assert_int_eq(delivery("w-x", 1, "sms", "*", NULL), DSP_DLV_BLOCKED);
+	ck_assert_int_eq(delivery("w-x", 1, "broadcast", "*", NULL), DSP_DLV_BLOCKED);
+	ck_assert_int_eq(delivery("w-x", 1, "cap", "*", NULL), DSP_DLV_BLOCKED);
+	Wf__V1__DutyNotice *n = notice_to("duty-twn-a");
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(n->status, WF__V1__STATUS__STATUS_TEST);
+	wf__v1__duty_notice__free_unpacked(n, NULL);
+
+	Wf__V1__Warning x = mkw("w-ex", 1, L1, A, WF__V1__STATUS__STATUS_EXERCISE, T0);
+	ck_assert_int_eq(apply_warning(&x, T0), 0);
+	ck_assert_int_eq(approve("op-zhang", "w-ex", 1, T0 + MIN, NULL), 0);
+	ck_assert_int_eq(approve("op-li", "w-ex", 1, T0 + MIN, NULL), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	ck_assert_int_eq(delivery("w-ex", 1, "sms", "*", NULL), DSP_DLV_BLOCKED);
+	fx_close();
+}
+END_TEST
+
+/* An operator's rejection stops the version; later approvals of it change
+ * nothing. */
+START_TEST(test_rejection)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w = mkw("w-r", 1, L3, A, ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	Wf__V1__Approval a = WF__V1__APPROVAL__INIT;
+	a.operator_ = "op-li";
+	a.warning_id = "w-r";
+	a.version = 1;
+	a.decision = WF__V1__DECISION__DECISION_REJECT;
+	a.reason = "雨量站数据异常";
+	a.sent_ms = T0;
+	a.producer = "wfctl";
+	a.seq = 1;
+	struct call c = { .a = &a, .now = T0 + MIN };
+	ck_assert_int_eq(wf_store_update(fx.store, call_fn, &c), 0);
+	ck_assert_int_eq(c.result, 0);
+	ck_assert_int_eq(delivery("w-r", 1, "review", "op-li", NULL), DSP_DLV_REJECTED);
+	ck_assert_int_eq(approve("op-zhang", "w-r", 1, T0 + 2 * MIN, NULL), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	ck_assert_int_eq(delivery("w-r", 1, "cap", "spool", NULL), -1);
+	fx_close();
+}
+END_TEST
+
+/* A repeated or older version (e.g. a rebuilt fusion state) is ignored. */
+START_TEST(test_old_version_ignored)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w2 = mkw("w-o", 2, L4, U, ACTUAL, T0);
+	Wf__V1__Warning w1 = mkw("w-o", 1, L4, A, ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w2, T0), 0);
+	ck_assert_uint_eq(n_bcast(), 1);
+	ck_assert_int_eq(apply_warning(&w1, T0 + MIN), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	ck_assert_int_eq(apply_warning(&w2, T0 + MIN), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	fx_close();
+}
+END_TEST
+
+/* A cancel of a warning the public never saw needs no review and touches
+ * no public channel; an update that is the first version released is
+ * published to CAP as an Alert (nothing to reference). */
+START_TEST(test_cancel_unreleased_and_first_update)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w1 = mkw("w-c", 1, L2, A, ACTUAL, T0);
+	Wf__V1__Warning w2 = mkw("w-c", 2, L2, C, ACTUAL, T0 + MIN);
+	ck_assert_int_eq(apply_warning(&w1, T0), 0);
+	ck_assert_int_eq(apply_warning(&w2, T0 + MIN), 0);
+	ck_assert_uint_eq(n_bcast(), 0);
+	ck_assert_int_eq(delivery("w-c", 2, "cap", "*", NULL), DSP_DLV_SKIPPED);
+	ck_assert_int_eq(delivery("w-c", 2, "broadcast", "*", NULL), DSP_DLV_SKIPPED);
+	ck_assert(has_notice("duty-twn-a")); /* duty stations still hear of it */
+
+	Wf__V1__Warning u1 = mkw("w-f1", 1, L3, A, ACTUAL, T0);
+	Wf__V1__Warning u2 = mkw("w-f1", 2, L3, U, ACTUAL, T0 + MIN);
+	ck_assert_int_eq(apply_warning(&u1, T0), 0);
+	ck_assert_int_eq(apply_warning(&u2, T0 + MIN), 0);
+	ck_assert_int_eq(approve("op-zhang", "w-f1", 2, T0 + 2 * MIN, NULL), 0);
+	const struct dsp_out *o = NULL;
+	ck_assert_uint_eq(outputs_to("w-f1.v2.xml", &o), 1);
+	ck_assert_ptr_nonnull(strstr((const char *)o->payload, "<msgType>Alert</msgType>"));
+	ck_assert_ptr_null(strstr((const char *)o->payload, "<references>"));
+	fx_close();
+}
+END_TEST
+
+/* With the SMS channel not configured, a routed SMS delivery is recorded
+ * as not_configured; with one, it is planned per region. */
+static int fake_sms_calls;
+static int fake_sms(void *ud, struct wf_txn *t, const char *key, const char *region,
+		    const char *text, int64_t expires, size_t *planned)
+{
+	ck_assert_str_eq(key, "w-m@1");
+	ck_assert_ptr_nonnull(strstr(text, "登封市应急管理局"));
+	fake_sms_calls++;
+	*planned = 3;
+	return 0;
+}
+
+START_TEST(test_sms_channel_hook)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w = mkw("w-m", 1, L4, A, ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	ck_assert_int_eq(delivery("w-m", 1, "sms", "*", NULL), DSP_DLV_NOT_CONFIGURED);
+	fx_close();
+	struct dsp_config cfg;
+	dsp_config_defaults(&cfg);
+	cfg.sms_enqueue = fake_sms;
+	fx_open_cfg(NULL, &cfg);
+	struct dsp_delivery d;
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	ck_assert_int_eq(fake_sms_calls, 2); /* one per region */
+	ck_assert_int_eq(delivery("w-m", 1, "sms", "*", &d), DSP_DLV_SENT);
+	ck_assert_str_eq(d.detail, "6 recipients planned");
+	fx_close();
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("dispatch-policy");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_required_by_level);
+	tcase_add_test(tc, test_auto_release);
+	tcase_add_test(tc, test_one_approval);
+	tcase_add_test(tc, test_two_operators_same_counts_once);
+	tcase_add_test(tc, test_superseded_refused);
+	tcase_add_test(tc, test_downgrade_and_cancel_follow);
+	tcase_add_test(tc, test_exercise_never_public);
+	tcase_add_test(tc, test_rejection);
+	tcase_add_test(tc, test_old_version_ignored);
+	tcase_add_test(tc, test_sms_channel_hook);
+	tcase_add_test(tc, test_cancel_unreleased_and_first_update);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
