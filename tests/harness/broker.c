@@ -205,6 +205,10 @@ static int write_config(struct wf_test_broker *b)
 	fprintf(f, "log_dest stderr\n");
 	fprintf(f, "log_type error\nlog_type warning\nlog_type notice\nlog_type information\n");
 	fprintf(f, "log_timestamp true\n");
+	/* the queue limits of deploy/mosquitto/warnfuse.conf: mosquitto's
+	 * default (1000 queued per client) drops bursts that a slow consumer
+	 * (a sanitizer build) cannot take at once; extra_config may override */
+	fprintf(f, "max_queued_messages 100000\nmax_inflight_messages 1000\n");
 	if (geteuid() == 0)
 		fprintf(f, "user root\n");
 	if (b->o.persistence) {
