@@ -733,7 +733,9 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, heartbeat_timer));
 
-	publish_state(n, true);
+	/* not between CONNACK and SUBACK: ONLINE means "subscribed" */
+	if (wf_bus_subscribed(n->bus))
+		publish_state(n, true);
 }
 
 /* --- life cycle --- */

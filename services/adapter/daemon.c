@@ -257,7 +257,10 @@ int adapter_daemon_run(const struct wf_adapter_ops *ops, void **state,
 
 	wf_node_options_init(&no);
 	no.kind = ops->kind;
-	no.agency = ops->agency;
+	/* A one-shot --stdin run does not claim to be its agency's live source:
+	 * its exit is not the agency going silent (fusion's monitoring gaps
+	 * follow the spool daemons' states). */
+	no.agency = use_stdin ? WF__V1__AGENCY__AGENCY_UNSPECIFIED : ops->agency;
 	no.version = WF_VERSION;
 	no.clock = clock;
 	r = wf_nodeconf_apply(&conf->node, &no, password, sizeof password, err, sizeof err);

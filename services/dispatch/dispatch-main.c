@@ -112,6 +112,7 @@ struct dispatch {
 	ev_timer due_timer, watch_timer, post_timer;
 	bool was_connected;
 	bool need_resync;     /* a publish found the broker away: republish all on reconnect */
+	bool sms_busy;        /* SMS planned or resumed and not all final yet (logged when done) */
 	int64_t batch_now;
 	int64_t post_backoff_ms;
 	struct wf_ratelimit rl_post;
@@ -130,9 +131,13 @@ static const char *const *inputs(const void *config, size_t *n)
 	return input_list;
 }
 
+/* The runtime's clock (the system clock, or WF_NOW's shifted one for
+ * rehearsals), set at start. One process, one dispatcher. */
+static struct wf_clock service_clock;
+
 static int64_t now_ms(void)
 {
-	return wf_clock_now_ms(NULL);
+	return wf_clock_now_ms(service_clock.now != NULL ? &service_clock : NULL);
 }
 
 /* One time for a whole batch: a retried transaction sees the same time. */
@@ -179,8 +184,8 @@ static void flush_outputs(struct dispatch *d)
 		}
 	}
 	dsp_engine_outputs_clear(d->engine);
-	if (d->sms)
-		(void)wf_sms_kick(d->sms);
+	if (d->sms && wf_sms_kick(d->sms) == 0 && !wf_sms_idle(d->sms))
+		d->sms_busy = true;
 	if (wrote)
 		kick_post(d, 0.001);
 }
@@ -230,6 +235,25 @@ static void due_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	schedule(d);
 }
 
+/* Logs once when every planned SMS recipient has reached a final state
+ * (delivered, failed, expired), with this process's counters: the point
+ * at which an operator (or a test) knows a fan-out is over. */
+static void sms_check_done(struct dispatch *d)
+{
+	struct wf_sms_stats st;
+	if (!d->sms || !d->sms_busy || !wf_sms_idle(d->sms))
+		return;
+	d->sms_busy = false;
+	wf_sms_get_stats(d->sms, &st);
+	wf_log(LOG_NOTICE, "sms",
+	       "all deliveries final: %llu delivered, %llu failed, %llu expired (this process: "
+	       "%llu planned, %llu resumed, %llu requests, %llu DLRs)",
+	       (unsigned long long)st.delivered, (unsigned long long)st.failed,
+	       (unsigned long long)st.expired, (unsigned long long)st.planned,
+	       (unsigned long long)st.resumed, (unsigned long long)st.requests,
+	       (unsigned long long)st.dlrs);
+}
+
 static int resync_fn(struct wf_txn *t, void *ud)
 {
 	struct due_ctx *c = ud;
@@ -252,6 +276,7 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 	}
 	d->was_connected = up;
+	sms_check_done(d);
 }
 
 static void post_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -333,9 +358,20 @@ static int open_sms(struct dispatch *d, const struct dispatch_config *c)
 	r = wf_sms_open(wf_runtime_loop(d->rt), wf_node_store(d->node), &sc, &d->sms, err,
 			sizeof err);
 	memset(password, 0, sizeof password);
-	if (r < 0)
+	if (r < 0) {
 		wf_log(LOG_ERR, "sms", "cannot open the SMS channel: %s", err[0] ? err : strerror(-r));
-	return r;
+		return r;
+	}
+	struct wf_sms_stats st;
+	wf_sms_get_stats(d->sms, &st);
+	if (st.resumed > 0) {
+		/* unfinished recipients of an earlier run continue (docs/sms.md) */
+		d->sms_busy = true;
+		wf_log(LOG_NOTICE, "sms", "resumed %llu unfinished recipients, %llu of them were "
+					  "submitting (sent again: possible duplicates)",
+		       (unsigned long long)st.resumed, (unsigned long long)st.resent_submitting);
+	}
+	return 0;
 }
 
 /* --- runtime hooks --- */
@@ -368,6 +404,7 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 		return -ENOMEM;
 	d->rt = rt;
 	d->node = wf_runtime_node(rt);
+	service_clock = wf_runtime_clock(rt);
 	d->rl_post = (struct wf_ratelimit)WF_RATELIMIT_INIT(60000, 5);
 	r = dsp_routing_load(c->routes, wf_runtime_regions(rt), &routing, err, sizeof err);
 	if (r < 0) {

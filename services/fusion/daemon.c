@@ -76,7 +76,7 @@ struct fusion_daemon {
 	size_t n_sources;
 	bool agency_alive[WF__V1__AGENCY__AGENCY_POLICE + 1];
 	bool agency_known[WF__V1__AGENCY__AGENCY_POLICE + 1];
-	uint64_t emitted, rejected;
+	uint64_t emitted, rejected, invalid;
 };
 
 /* Filters and prefixes of the loaded config (one config per process). */
@@ -207,9 +207,17 @@ static int emit(void *ud, const Wf__V1__Warning *w)
 
 	memset(&why, 0, sizeof why);
 	r = wf_node_emit_warning(d->node, d->txn, &copy, &why);
-	if (r == -EBADMSG)
-		wf_log(LOG_ERR, "engine", "internal error: warning %s@%u invalid: %s %s: %s", w->id,
-		       w->version, wf_reason_to_string(why.reason), why.field, why.detail);
+	if (r == -EBADMSG) {
+		/* An engine bug, not the input's fault: failing the batch would
+		 * stop every input for good (it would be resent forever). Say so
+		 * loudly and go on; the next version of this warning is made
+		 * from the same state. */
+		wf_log(LOG_CRIT, "engine",
+		       "internal error: warning %s@%u not published, it fails validation: %s %s: %s",
+		       w->id, w->version, wf_reason_to_string(why.reason), why.field, why.detail);
+		d->invalid++;
+		return 0;
+	}
 	if (r == 0)
 		d->emitted++;
 	return r;

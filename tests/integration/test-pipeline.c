@@ -634,9 +634,9 @@ START_TEST(test_two_adapters_make_a_chain_warning)
 	char *met_spool = path_in(tmp, "spool-met"), *water_spool = path_in(tmp, "spool-water");
 	ck_assert_int_eq(mkdir(met_spool, 0700), 0);
 	ck_assert_int_eq(mkdir(water_spool, 0700), 0);
-	char *met_conf = adapter_conf("met", "tests/fixtures/pipeline/met.conf", met_spool);
+	char *met_conf = adapter_conf("met", "deploy/examples/met/met.conf", met_spool);
 	char *water_conf = adapter_conf("water", "deploy/examples/water/water.conf", water_spool);
-	char *src = wf_test_source_path("tests/fixtures/pipeline/aws-20260720T0900.csv");
+	char *src = wf_test_source_path("deploy/examples/met/aws-20260720T0900.csv");
 	char *dst = path_in(met_spool, "aws-20260720T0900.csv");
 	copy_file(src, dst);
 	free(src);

@@ -1,0 +1,422 @@
+/* wfctl: the operator's tool over MQTT (docs/wfctl.md).
+ *
+ * This first slice has one command, `watch`: a live, read-only view of what
+ * the services publish (warning versions, duty notices, broadcast state,
+ * service liveness), one line each, or one JSON object each with --json.
+ * It does not ack anything (it is not a consumer of record), so it never
+ * takes a message from a real consumer.
+ *
+ *   wfctl watch [--host H] [--port P] [--count N] [--timeout S] [--json] [--quiet]
+ *
+ * Exit: 0 when --count warning versions were seen (or on SIGINT/SIGTERM),
+ * 1 on --timeout before that, 2 usage. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <ev.h>
+
+#include "dispatch.pb-c.h"
+#include "wf-config.h"
+#include "wf/bus.h"
+#include "wf/cli.h"
+#include "wf/clock.h"
+#include "wf/codec.h"
+#include "wf/pbjson.h"
+#include "wf/region.h"
+#include "wf/topic.h"
+
+struct watch {
+	struct ev_loop *loop;
+	struct wf_bus *bus;
+	struct wf_codec_limits lim;
+	struct wf_region_table *regions;
+	struct wf_clock clock;
+	int64_t offset_ms;
+	bool json, quiet;
+	unsigned long want, warnings, notices, broadcasts;
+	int status;
+	ev_timer timeout;
+	ev_signal sigint, sigterm;
+	/* warning versions seen ("id@version" hashes): producers resend until
+	 * their consumer acks, and watch is not that consumer */
+	uint64_t *seen;
+	size_t seen_cap, seen_n;
+};
+
+static uint64_t fnv(const char *a, unsigned v)
+{
+	uint64_t h = 1469598103934665603ull;
+	for (; *a; a++)
+		h = (h ^ (unsigned char)*a) * 1099511628211ull;
+	h = (h ^ v) * 1099511628211ull;
+	return h ? h : 1;
+}
+
+/* true the first time (ID, VERSION) is seen */
+static bool first_sight(struct watch *w, const char *id, unsigned version)
+{
+	if (w->seen_n * 2 >= w->seen_cap) {
+		size_t cap = w->seen_cap ? w->seen_cap * 2 : 1024;
+		uint64_t *n = calloc(cap, sizeof *n);
+		if (n == NULL)
+			return true;
+		for (size_t i = 0; i < w->seen_cap; i++)
+			if (w->seen[i]) {
+				size_t j = w->seen[i] & (cap - 1);
+				while (n[j])
+					j = (j + 1) & (cap - 1);
+				n[j] = w->seen[i];
+			}
+		free(w->seen);
+		w->seen = n;
+		w->seen_cap = cap;
+	}
+	uint64_t h = fnv(id, version);
+	size_t j = h & (w->seen_cap - 1);
+	while (w->seen[j]) {
+		if (w->seen[j] == h)
+			return false;
+		j = (j + 1) & (w->seen_cap - 1);
+	}
+	w->seen[j] = h;
+	w->seen_n++;
+	return true;
+}
+
+static const char *enum_name(const ProtobufCEnumDescriptor *d, int v, size_t strip)
+{
+	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d, v);
+	return ev == NULL ? "?" : strlen(ev->name) > strip ? ev->name + strip : ev->name;
+}
+
+static const char *colour(Wf__V1__Level l)
+{
+	switch (l) {
+	case WF__V1__LEVEL__LEVEL_I: return "红 I  ";
+	case WF__V1__LEVEL__LEVEL_II: return "橙 II ";
+	case WF__V1__LEVEL__LEVEL_III: return "黄 III";
+	case WF__V1__LEVEL__LEVEL_IV: return "蓝 IV ";
+	default: return "-     ";
+	}
+}
+
+static const char *area_name(struct watch *w, const char *code)
+{
+	const struct wf_region *r = w->regions ? wf_region_find(w->regions, code) : NULL;
+	return r != NULL ? wf_region_name(r) : code;
+}
+
+static void stamp(struct watch *w, char *buf, size_t size)
+{
+	/* Beijing time (UTC+8), the time of every warning text and CAP file */
+	time_t t = (time_t)(wf_clock_now_ms(&w->clock) / 1000) + 8 * 3600;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%H:%M:%S", &tm);
+}
+
+static void print_json(const char *kind, const ProtobufCMessage *m)
+{
+	char *js = wf_pbjson_print(m);
+	if (js != NULL)
+		printf("{\"%s\":%s}\n", kind, js);
+	free(js);
+}
+
+static void on_warning(struct watch *w, const Wf__V1__Warning *x)
+{
+	char ts[16];
+
+	if (!first_sight(w, x->id, x->version))
+		return; /* a resend */
+	w->warnings++;
+	if (w->quiet)
+		return;
+	if (w->json) {
+		print_json("warning", &x->base);
+		return;
+	}
+	stamp(w, ts, sizeof ts);
+	printf("%s  WARNING   %-6s v%-3u %s %-14s %-10s %s%s\n", ts,
+	       enum_name(&wf__v1__msg_type__descriptor, x->msg_type, 9), x->version, colour(x->level),
+	       enum_name(&wf__v1__hazard__descriptor, x->hazard, 7),
+	       x->n_regions ? area_name(w, x->regions[0]) : "", x->headline ? x->headline : "",
+	       x->review == WF__V1__REVIEW_STATE__REVIEW_PENDING ? "  [pending review]" : "");
+	if (x->n_rule_ids || x->n_event_ids) {
+		printf("%10s why: rules", "");
+		for (size_t i = 0; i < x->n_rule_ids; i++)
+			printf("%s%s", i ? "," : " ", x->rule_ids[i]);
+		printf("; %zu event(s)", x->n_event_ids);
+		for (size_t i = 0; i < x->n_event_ids && i < 3; i++)
+			printf("%s%s", i ? ", " : ": ", x->event_ids[i]);
+		printf("%s\n", x->n_event_ids > 3 ? ", ..." : "");
+	}
+}
+
+static void on_notice(struct watch *w, const Wf__V1__DutyNotice *x)
+{
+	char ts[16];
+
+	w->notices++;
+	if (w->quiet)
+		return;
+	if (w->json) {
+		print_json("duty_notice", &x->base);
+		return;
+	}
+	stamp(w, ts, sizeof ts);
+	printf("%s  DUTY      %-10s -> %-16s %s@%u %s%s%s\n", ts,
+	       enum_name(&wf__v1__notice_kind__descriptor, x->kind, 5), x->station, x->warning_id,
+	       x->version, colour(x->level), x->pending_review ? " pending review" : " released",
+	       x->escalated_from && *x->escalated_from ? " (escalated)" : "");
+}
+
+static void on_broadcast(struct watch *w, const Wf__V1__BroadcastState *x)
+{
+	char ts[16];
+
+	w->broadcasts++;
+	if (w->quiet)
+		return;
+	if (w->json) {
+		print_json("broadcast", &x->base);
+		return;
+	}
+	stamp(w, ts, sizeof ts);
+	printf("%s  BROADCAST %-10s %zu active%s\n", ts, area_name(w, x->region), x->n_active,
+	       x->n_active ? ":" : " (all clear)");
+	for (size_t i = 0; i < x->n_active; i++)
+		printf("%10s   %s %s\n", "", colour(x->active[i]->level),
+		       x->active[i]->headline ? x->active[i]->headline : "");
+}
+
+static void on_state(struct watch *w, const Wf__V1__ServiceState *x, bool retained)
+{
+	char ts[16];
+
+	if (w->quiet || retained)
+		return;
+	if (w->json) {
+		print_json("state", &x->base);
+		return;
+	}
+	/* daemons of an agency going away (one-shot --stdin runs claim no
+	 * agency, and come and go) */
+	if (x->status == WF__V1__SERVICE_STATUS__SERVICE_OFFLINE &&
+	    x->agency != WF__V1__AGENCY__AGENCY_UNSPECIFIED) {
+		stamp(w, ts, sizeof ts);
+		printf("%s  STATE     %s is offline: fusion reports a monitoring gap\n", ts,
+		       x->service);
+	}
+}
+
+static void done(struct watch *w, int status)
+{
+	w->status = status;
+	ev_break(w->loop, EVBREAK_ALL);
+}
+
+static void on_message(void *ud, const char *topic, const void *payload, size_t len, bool retained)
+{
+	struct watch *w = ud;
+	struct wf_topic t;
+	struct wf_codec_error why;
+	int64_t now = wf_clock_now_ms(&w->clock);
+
+	if (wf_topic_parse(topic, &t) < 0 || len == 0)
+		return;
+	if (t.kind == WF_TOPIC_WARNING) {
+		Wf__V1__Warning *x = NULL;
+		if (wf_codec_warning_unpack(payload, len, &w->lim, now, &x, &why) == 0)
+			on_warning(w, x);
+		else if (!w->quiet)
+			fprintf(stderr, "wfctl: %s: not a valid warning: %s %s\n", topic,
+				wf_reason_to_string(why.reason), why.field);
+		wf_codec_warning_free(x);
+	} else if (t.kind == WF_TOPIC_STATE) {
+		Wf__V1__ServiceState *x = NULL;
+		if (wf_codec_state_unpack(payload, len, &w->lim, now, &x, &why) == 0)
+			on_state(w, x, retained);
+		wf_codec_state_free(x);
+	} else if (t.kind == WF_TOPIC_DUTY_INBOX || t.kind == WF_TOPIC_BROADCAST) {
+		ProtobufCMessage *m = NULL;
+		if (wf_codec_control_unpack(t.kind, payload, len, &w->lim, now, &m, &why) == 0) {
+			if (t.kind == WF_TOPIC_DUTY_INBOX)
+				on_notice(w, (const Wf__V1__DutyNotice *)m);
+			else
+				on_broadcast(w, (const Wf__V1__BroadcastState *)m);
+		}
+		wf_codec_control_free(m);
+	}
+	fflush(stdout);
+	if (w->want && w->warnings >= w->want)
+		done(w, 0);
+}
+
+static void on_connection(void *ud, bool up, int reason)
+{
+	struct watch *w = ud;
+
+	if (!up && !w->quiet)
+		fprintf(stderr, "wfctl: not connected to the broker: %s\n",
+			reason < 0 ? strerror(-reason) : wf_bus_reason_string(reason));
+}
+
+static void timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct watch *w = t->data;
+
+	fprintf(stderr, "wfctl: timeout: %lu warning version(s) seen, %lu wanted\n", w->warnings,
+		w->want);
+	done(w, 1);
+}
+
+static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
+{
+	done(s->data, 0);
+}
+
+static void usage(FILE *f)
+{
+	fputs("Usage: wfctl watch [OPTIONS]\n"
+	      "\n"
+	      "A live view of what warnfuse publishes: warning versions (level colour, hazard,\n"
+	      "area, version, review state, and why: rules and events), duty notices,\n"
+	      "broadcast state and services going offline. Read-only: it acknowledges nothing,\n"
+	      "and shows each warning version once (resends are skipped).\n"
+	      "\n"
+	      "  --host HOST     broker (default 127.0.0.1)\n"
+	      "  --port PORT     broker port (default 1883)\n"
+	      "  --count N       exit 0 after N warning versions\n"
+	      "  --timeout S     exit 1 after S seconds without reaching --count\n"
+	      "  --json          one JSON object per message ({\"warning\": ...}, field names as in\n"
+	      "                  the .proto)\n"
+	      "  --quiet         print nothing (with --count: wait for N versions)\n"
+	      "  --help          this text\n"
+	      "\n"
+	      "Environment: WF_REGIONS (region table for area names), WF_NOW (the clock starts\n"
+	      "at this RFC 3339 time, for rehearsals).\n"
+	      "Exit status: 0 done, 1 timeout or connection failure, 2 usage.\n"
+	      "(wfctl's other commands -- list, show, approve, ack, ... -- are not built yet.)\n",
+	      f);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' }, { "port", required_argument, NULL, 'p' },
+		{ "count", required_argument, NULL, 'n' }, { "timeout", required_argument, NULL, 't' },
+		{ "json", no_argument, NULL, 'j' },        { "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },        { 0 },
+	};
+	struct watch w = { .status = 0 };
+	struct wf_bus_options bo;
+	struct wf_bus_callbacks cb = { .on_message = on_message, .on_connection = on_connection };
+	const char *host = "127.0.0.1";
+	long port = 1883, timeout_s = 0;
+	char client[64];
+	int c;
+
+	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
+		usage(argc < 2 ? stderr : stdout);
+		return argc < 2 ? WF_EXIT_USAGE : WF_EXIT_OK;
+	}
+	if (strcmp(argv[1], "watch") != 0) {
+		fprintf(stderr, "wfctl: unknown command '%s' (only 'watch' is built yet; try --help)\n",
+			argv[1]);
+		return WF_EXIT_USAGE;
+	}
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end = NULL;
+		switch (c) {
+		case 'H': host = optarg; break;
+		case 'p':
+			port = strtol(optarg, &end, 10);
+			if (*end || port < 1 || port > 65535) {
+				fprintf(stderr, "wfctl: --port: not a port: %s\n", optarg);
+				return WF_EXIT_USAGE;
+			}
+			break;
+		case 'n':
+			w.want = strtoul(optarg, &end, 10);
+			if (*end || !*optarg || w.want == 0 || w.want > 100000000ul) {
+				fprintf(stderr, "wfctl: --count: not a count in 1..100000000: %s\n", optarg);
+				return WF_EXIT_USAGE;
+			}
+			break;
+		case 't':
+			timeout_s = strtol(optarg, &end, 10);
+			if (*end || timeout_s < 1 || timeout_s > 86400) {
+				fprintf(stderr, "wfctl: --timeout: not seconds in 1..86400: %s\n", optarg);
+				return WF_EXIT_USAGE;
+			}
+			break;
+		case 'j': w.json = true; break;
+		case 'q': w.quiet = true; break;
+		case 'h': usage(stdout); return WF_EXIT_OK;
+		default: usage(stderr); return WF_EXIT_USAGE;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "wfctl: unexpected argument '%s'\n", argv[optind]);
+		return WF_EXIT_USAGE;
+	}
+	const char *now_env = getenv("WF_NOW");
+	w.clock = wf_clock_system();
+	if (now_env && *now_env) {
+		int64_t at;
+		if (wf_clock_parse(now_env, &at) < 0) {
+			fprintf(stderr, "wfctl: WF_NOW: not an RFC 3339 time: %s\n", now_env);
+			return WF_EXIT_USAGE;
+		}
+		w.offset_ms = at - wf_clock_now_ms(NULL);
+		w.clock = wf_clock_shifted(&w.offset_ms);
+	}
+	const char *regions = getenv("WF_REGIONS");
+	if (regions && *regions) {
+		struct wf_region_error re = { 0 };
+		if (wf_region_table_load(regions, &w.regions, &re) < 0)
+			fprintf(stderr, "wfctl: %s: %s (showing codes)\n", regions, re.message);
+	}
+	wf_codec_limits_init(&w.lim);
+	w.loop = ev_loop_new(EVFLAG_AUTO);
+	snprintf(client, sizeof client, "wfctl-watch-%ld", (long)getpid());
+	wf_bus_options_init(&bo);
+	bo.host = host;
+	bo.port = (int)port;
+	bo.client_id = client;
+	bo.clean_start = true;
+	bo.session_expiry_s = 0;
+	if (w.loop == NULL || wf_bus_new(w.loop, &bo, &cb, &w, &w.bus) < 0) {
+		fprintf(stderr, "wfctl: cannot set up the connection\n");
+		return WF_EXIT_FAILURE;
+	}
+	wf_bus_subscribe(w.bus, "wf/v1/warning/#", 1);
+	wf_bus_subscribe(w.bus, "wf/v1/duty/+/inbox", 1);
+	wf_bus_subscribe(w.bus, "wf/v1/broadcast/#", 1);
+	wf_bus_subscribe(w.bus, "wf/v1/state/+", 1);
+	wf_bus_start(w.bus);
+	if (timeout_s) {
+		ev_timer_init(&w.timeout, timeout_cb, (double)timeout_s, 0.);
+		w.timeout.data = &w;
+		ev_timer_start(w.loop, &w.timeout);
+	}
+	ev_signal_init(&w.sigint, signal_cb, SIGINT);
+	ev_signal_init(&w.sigterm, signal_cb, SIGTERM);
+	w.sigint.data = w.sigterm.data = &w;
+	ev_signal_start(w.loop, &w.sigint);
+	ev_signal_start(w.loop, &w.sigterm);
+	ev_run(w.loop, 0);
+	wf_bus_free(w.bus);
+	ev_loop_destroy(w.loop);
+	wf_region_table_free(w.regions);
+	free(w.seen);
+	return w.status;
+}
