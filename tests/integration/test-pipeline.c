@@ -6,7 +6,8 @@
  *   - SIGKILL of an adapter in the middle of a 300-file spool: afterwards
  *     every event is in the consumer's hands exactly once;
  *   - two adapters (met AWS + water gauges) -> wf-fusion -> a flood chain
- *     warning made from both agencies' events;
+ *     warning made from both agencies' events; then the water adapter stops
+ *     and fusion issues a monitoring-gap notice, cancelling nothing;
  *   - kill -9 of wf-fusion during 10,000 events: the warning versions are
  *     those of an uninterrupted run (replay mode over the same events), none
  *     missing, duplicated or different;
@@ -622,6 +623,21 @@ static bool flood_chain_seen(void *ud)
 	return false;
 }
 
+struct gap_wait {
+	struct sink *s;
+};
+
+static bool gap_seen(void *ud)
+{
+	struct gap_wait *g = ud;
+	for (size_t i = 0; i < g->s->n; i++) {
+		const char *c = g->s->recs[i].content;
+		if (c && strstr(c, "\"HAZARD_MONITORING_GAP\"") && strstr(c, "\"source-liveness\""))
+			return true;
+	}
+	return false;
+}
+
 START_TEST(test_two_adapters_make_a_chain_warning)
 {
 	const char *now = "2026-07-20T10:30:00+08:00";
@@ -677,8 +693,18 @@ START_TEST(test_two_adapters_make_a_chain_warning)
 	ck_assert(chain && from_met && from_water);
 	cJSON_Delete(j);
 
-	ck_assert_int_eq(wf_test_stop(met, SIGTERM, 10000), 0);
+	/* the water source goes away while it feeds active warnings: fusion
+	 * says so (a monitoring gap notice), it does not cancel anything */
 	ck_assert_int_eq(wf_test_stop(water, SIGTERM, 10000), 0);
+	struct gap_wait gw = { w };
+	ck_assert_msg(wf_test_run_until(loop, gap_seen, &gw, 20000),
+		      "no monitoring-gap notice after the water adapter stopped (log %s)", log);
+	for (size_t i = 0; i < w->n; i++)
+		ck_assert_msg(w->recs[i].content == NULL ||
+				      strstr(w->recs[i].content, "\"MSG_TYPE_CANCEL\"") == NULL,
+			      "a warning was cancelled when its source went silent: %s",
+			      w->recs[i].content);
+	ck_assert_int_eq(wf_test_stop(met, SIGTERM, 10000), 0);
 	ck_assert_int_eq(wf_test_stop(fusion, SIGTERM, 10000), 0);
 	w = sink_free(w);
 	free(met_conf);
