@@ -84,6 +84,8 @@ struct wf_node {
 	size_t n_peers;
 	struct order_wait waits[MAX_ORDER_WAITS];
 	size_t n_waits;
+	bool flush_more;             /* the last flush stopped early (bus queue full, or
+					the round limit): publish again soon */
 	uint64_t floor_sent;         /* outbox floor in our last ServiceState */
 	int64_t floor_sent_mono_ms;
 	struct wf_node_stats stats;
@@ -179,7 +181,16 @@ static void schedule_resend(struct wf_node *n)
 	double after;
 
 	ev_timer_stop(n->loop, &n->resend_timer);
-	if (due == INT64_MAX || n->stopping)
+	if (n->stopping)
+		return;
+	if (n->flush_more) {
+		/* entries never sent yet wait behind a full bus queue: PUBACKs
+		 * (on_publish) flush again; this timer is the fallback */
+		ev_timer_set(&n->resend_timer, 0.05, 0.);
+		ev_timer_start(n->loop, &n->resend_timer);
+		return;
+	}
+	if (due == INT64_MAX)
 		return;
 	/* DUE may be INT64_MIN ("at once", after a refused publish): compare
 	 * before subtracting, which would overflow */
@@ -202,6 +213,7 @@ void wf_node_flush(struct wf_node *n)
 	do
 		r = wf_outbox_flush(n->outbox);
 	while (r > 0 && (unsigned)r >= FLUSH_CHUNK && ++rounds < 16);
+	n->flush_more = r == -ENOBUFS || (r > 0 && (unsigned)r >= FLUSH_CHUNK);
 	if (r < 0 && r != -ENOTCONN && r != -ENOBUFS)
 		notice(n, WF_NODE_STORE_ERROR, r, "outbox flush");
 	schedule_resend(n);
@@ -717,6 +729,9 @@ static void on_publish(void *ud, int mid, int result, int reason)
 		n->stats.publish_refused++;
 		notice(n, WF_NODE_PUBLISH_REFUSED, result, wf_bus_reason_string(reason));
 	}
+	/* a PUBACK frees a place in the bus queue */
+	if (n->flush_more)
+		wf_node_flush(n);
 }
 
 static void on_subscribe_error(void *ud, const char *pattern, int reason)

@@ -279,6 +279,52 @@ START_TEST(test_roundtrip_exactly_once)
 }
 END_TEST
 
+/* The bus refuses publishes beyond its queue (-ENOBUFS, here 16 in flight):
+ * the outbox then asks for a resend "at once" (INT64_MIN), which the node's
+ * resend timer must honour (it once overflowed into "never" and the rest
+ * of the outbox stalled). Every event still arrives, exactly once. */
+START_TEST(test_bus_queue_full_resends)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct wf_test_broker *br = broker_start();
+	char *dir = wf_test_mkdtemp("node-q");
+	char pdir[512], cdir[512];
+	struct consumer c = { 0 };
+	struct wf_node_options o;
+	struct wf_node *p = NULL;
+	struct wf_node_stats ps;
+
+	snprintf(pdir, sizeof pdir, "%s/p", dir);
+	snprintf(cdir, sizeof cdir, "%s/c", dir);
+	consumer_new(&c, loop, br, cdir);
+	node_opts(&o, br, "wf-met-t", pdir);
+	o.bus.max_queued = 16;
+	o.bus.max_inflight = 16;
+	ck_assert_int_eq(wf_node_new(loop, &o, NULL, NULL, &p), 0);
+	ck_assert_int_eq(wf_node_start(c.node), 0);
+	ck_assert(wf_test_run_until(loop, node_ready, c.node, 10000));
+	struct emit_ctx e = { p, 0, N_EVENTS };
+	ck_assert_int_eq(wf_node_update(p, emit_some, &e), 0);
+	ck_assert_int_eq(wf_node_start(p), 0);
+	struct all_done a = { &c, p };
+	ck_assert_msg(wf_test_run_until(loop, delivered_and_acked, &a, 30000),
+		      "stalled: %lld of %d still unacknowledged", (long long)wf_node_pending(p),
+		      N_EVENTS);
+	int dups;
+	ck_assert_int_eq(count_effects(&c, &dups), N_EVENTS);
+	ck_assert_int_eq(dups, 0);
+	wf_node_get_stats(p, &ps);
+	ck_assert_uint_eq(ps.emitted, N_EVENTS);
+
+	wf_node_free(p);
+	wf_node_free(c.node);
+	wf_test_broker_free(br);
+	wf_test_rmtree(dir);
+	free(dir);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
 /* The producer persists N events, starts publishing and is killed with
  * SIGKILL once half of them are handed to the bus (all persisted, none or
  * few acked, some published and applied whose acks die with it). A new
@@ -497,6 +543,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_roundtrip_exactly_once);
+	tcase_add_test(tc, test_bus_queue_full_resends);
 	tcase_add_test(tc, test_producer_sigkill);
 	tcase_add_test(tc, test_consumer_sigkill);
 	tcase_add_test(tc, test_dead_letters);
