@@ -15,7 +15,7 @@
 #else
 #define DEFAULT_MAX_MAP    ((size_t)1 << 30)
 #endif
-#define DEFAULT_MAX_DBS    16u
+#define DEFAULT_MAX_DBS    64u
 #define DEFAULT_READERS    126u
 #define MAX_UPDATE_RETRIES 64
 

@@ -51,7 +51,7 @@ struct wf_store_options {
 	/* Ceiling for automatic growth in bytes (0: 4 GiB on 64-bit hosts,
 	 * 1 GiB otherwise). Never below map_size. */
 	size_t max_map_size;
-	/* Named databases the environment may hold (0: 16; at most
+	/* Named databases the environment may hold (0: 64; at most
 	 * WF_STORE_MAX_DBS). */
 	unsigned max_dbs;
 	/* Concurrent read transactions, all processes together (0: 126, LMDB's
