@@ -84,6 +84,10 @@ struct wf_node {
 	size_t n_peers;
 	struct order_wait waits[MAX_ORDER_WAITS];
 	size_t n_waits;
+	/* services that acknowledged our outbox: only their births trigger a
+	 * resend (before any ack: every birth does) */
+	char consumers[16][WF_TOPIC_ID_MAX + 1];
+	size_t n_consumers;
 	bool flush_more;             /* the last flush stopped early (bus queue full, or
 					the round limit): publish again soon */
 	uint64_t floor_sent;         /* outbox floor in our last ServiceState */
@@ -576,6 +580,27 @@ static void enqueue(struct wf_node *n, const char *topic, const struct wf_topic 
 
 /* --- peers' states --- */
 
+static bool is_consumer(const struct wf_node *n, const char *service)
+{
+	for (size_t i = 0; i < n->n_consumers; i++)
+		if (strcmp(n->consumers[i], service) == 0)
+			return true;
+	return false;
+}
+
+/* Remembers who acknowledged us (Ack.consumer). */
+static void note_consumer(struct wf_node *n, const void *payload, size_t len)
+{
+	Wf__V1__Ack *a = NULL;
+	struct wf_codec_error why;
+
+	if (wf_codec_ack_unpack(payload, len, &n->limits, now_ms(n), &a, &why) == 0 &&
+	    a->consumer != NULL && wf_topic_id_valid(a->consumer) && !is_consumer(n, a->consumer) &&
+	    n->n_consumers < sizeof n->consumers / sizeof n->consumers[0])
+		snprintf(n->consumers[n->n_consumers++], sizeof n->consumers[0], "%s", a->consumer);
+	wf_codec_ack_free(a);
+}
+
 static void queue_floor(struct wf_node *n, const char *producer, uint64_t floor)
 {
 	struct pending *p;
@@ -637,7 +662,8 @@ static void on_state_msg(struct wf_node *n, const struct wf_topic *parsed, const
 	/* A retained state seen for the first time (just after we subscribed)
 	 * is not a birth: what we had sent is resent on its timeout anyway. */
 	if (st->status == WF__V1__SERVICE_STATUS__SERVICE_ONLINE &&
-	    peer_started(n, st->service, st->started_ms) && !(retained && first_sight)) {
+	    peer_started(n, st->service, st->started_ms) && !(retained && first_sight) &&
+	    (n->n_consumers == 0 || is_consumer(n, st->service))) {
 		/* A (re)born consumer: whatever it has not acked goes again. */
 		wf_outbox_consumer_birth(n->outbox);
 		wf_node_flush(n);
@@ -671,6 +697,7 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 		if (strcmp(parsed.id, n->service) == 0 &&
 		    wf_outbox_ack_packed(n->outbox, payload, len) >= 0) {
 			n->stats.acks_received++;
+			note_consumer(n, payload, len);
 			schedule_resend(n);
 			announce_floor(n);
 		}
