@@ -175,7 +175,14 @@ static void publish_state(struct wf_node *n, bool online)
 static int outbox_publish(void *ud, const char *topic, const void *payload, size_t len)
 {
 	struct wf_node *n = ud;
+	size_t cap = n->o.bus.max_queued ? n->o.bus.max_queued : 10000;
+	size_t reserve = cap / 8 > 256 ? 256 : cap / 8 ? cap / 8 : 1;
 
+	/* Leave room in the bus queue for our acks and states: a backlog of
+	 * outbox entries must not crowd out the acks we owe (their producers
+	 * would resend everything). The outbox stops and goes on after PUBACKs. */
+	if (wf_bus_inflight(n->bus) + reserve >= cap)
+		return -ENOBUFS;
 	return wf_bus_publish(n->bus, topic, payload, len, 1, false, NULL);
 }
 
@@ -246,8 +253,21 @@ static void send_acks(struct wf_node *n)
 
 		if (wf_dedupe_ack_pack(acks[i], &buf, &len) == 0 &&
 		    wf_dedupe_ack_topic(acks[i]->producer, topic, sizeof topic) == 0 &&
-		    wf_bus_publish(n->bus, topic, buf, len, 1, false, NULL) == 0)
+		    wf_bus_publish(n->bus, topic, buf, len, 1, false, NULL) == 0) {
 			n->stats.acks_sent++;
+		} else if (wf_bus_connected(n->bus)) {
+			/* the bus queue is full: note them again for the next round
+			 * (bounded; beyond it the producer resends and we ack then) */
+			uint64_t budget = 100000;
+			for (size_t j = 0; j < acks[i]->n_ranges && budget; j++)
+				for (uint64_t q = acks[i]->ranges[j]->first;
+				     q <= acks[i]->ranges[j]->last && budget; q++, budget--)
+					(void)wf_dedupe_ack_note(n->dedupe, acks[i]->producer, q);
+			if (!ev_is_active(&n->ack_timer)) {
+				ev_timer_set(&n->ack_timer, 0.05, 0.);
+				ev_timer_start(n->loop, &n->ack_timer);
+			}
+		}
 		/* not connected: the producer resends, we recognise it and ack then */
 		free(buf);
 	}

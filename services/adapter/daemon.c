@@ -31,7 +31,9 @@
 #include "wf/log.h"
 #include "wf/node.h"
 
-#define SCAN_INTERVAL_MS 1000
+/* ev_stat compares whole-second mtimes: a drop in the same second as the
+ * last change is seen by this scan */
+#define SCAN_INTERVAL_MS 250
 #define FILES_PER_TURN 8 /* then the loop turns: publish, acks, heartbeats */
 #define DRAIN_POLL_MS 50
 #define DRAIN_LOG_MS 10000

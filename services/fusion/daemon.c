@@ -70,6 +70,7 @@ struct fusion_daemon {
 	bool in_batch;          /* a batch attempt began and has not ended */
 	bool tick_attempted;
 	int64_t event_time_ms;  /* clock = events: the largest event time seen */
+	int64_t batch_time_ms;  /* event_time_ms when the current batch began */
 	ev_timer tick_timer;
 	ev_timer liveness_timer;
 	struct source sources[MAX_SOURCES];
@@ -254,8 +255,14 @@ static void on_batch_begin(void *ud)
 {
 	struct fusion_daemon *d = ud;
 
-	if (d->in_batch) /* the previous attempt's transaction was aborted */
+	if (d->in_batch) {
+		/* the previous attempt's transaction was aborted (map growth):
+		 * start again from the state, and the time, it began with */
 		wf_fusion_txn_aborted(d->engine);
+		d->event_time_ms = d->batch_time_ms;
+	} else {
+		d->batch_time_ms = d->event_time_ms;
+	}
 	d->in_batch = true;
 }
 
@@ -264,8 +271,10 @@ static void on_batch_done(void *ud, bool committed)
 	struct fusion_daemon *d = ud;
 
 	d->in_batch = false;
-	if (!committed)
+	if (!committed) {
 		wf_fusion_txn_aborted(d->engine);
+		d->event_time_ms = d->batch_time_ms; /* the batch comes again */
+	}
 	schedule_tick(d);
 }
 
