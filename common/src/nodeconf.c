@@ -24,6 +24,9 @@ static const struct wf_config_key keys[WF_NODECONF_NKEYS] = {
 	  "Interval of the retained ONLINE heartbeat on wf/v1/state/<id>.", NULL },
 	{ "service", "resend", WF_CONFIG_DURATION, OFF(resend_ms), 100, 3600000, "5s",
 	  "Unacknowledged outbox entries are published again after this long.", NULL },
+	{ "service", "map_size", WF_CONFIG_SIZE, OFF(map_size), 65536, INT64_C(1) << 40, "16M",
+	  "Initial size of the LMDB map; it doubles when full (up to 4 GiB), so this\n"
+	  "only saves the first growths on a busy store.", NULL },
 	{ "mqtt", "host", WF_CONFIG_STRING, OFF(host), 1, 0, "127.0.0.1",
 	  "Broker host name or address.", NULL },
 	{ "mqtt", "port", WF_CONFIG_INT, OFF(port), 1, 65535, "1883", "Broker TCP port.", NULL },
@@ -123,6 +126,7 @@ int wf_nodeconf_apply(const struct wf_node_config *c, struct wf_node_options *o,
 	o->service = c->id;
 	o->state_dir = c->state_dir;
 	o->heartbeat_ms = c->heartbeat_ms;
+	o->map_size = (size_t)c->map_size;
 	o->resend_ms = c->resend_ms;
 	o->bus.host = c->host;
 	o->bus.port = (int)c->port;

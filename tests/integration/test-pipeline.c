@@ -574,14 +574,18 @@ END_TEST
 
 /* ---- wf-fusion as a process ---- */
 
-static char *fusion_conf(const char *id, const char *owned, const char *clock, bool ordered)
+/* MAP: the fusion store's initial LMDB map ([service] map_size); a small
+ * one makes the store grow during the run, which re-runs batches. */
+static char *fusion_conf(const char *id, const char *owned, const char *clock, bool ordered,
+			 const char *map)
 {
 	char name[64], text[2048], *rules = wf_test_source_path("deploy/fusion-rules.conf");
 	snprintf(text, sizeof text,
 		 "[service]\nid = %s\nstate_dir = %s/state-%s\nheartbeat = 1s\nresend = 1s\n"
+		 "map_size = %s\n"
 		 "[mqtt]\nhost = 127.0.0.1\nport = %s\n"
 		 "[fusion]\nrules = %s\nowned = %s\nclock = %s\nordered = %s\n",
-		 id, tmp, id, port_s, rules, owned, clock, ordered ? "true" : "false");
+		 id, tmp, id, map, port_s, rules, owned, clock, ordered ? "true" : "false");
 	snprintf(name, sizeof name, "%s.conf", id);
 	char *p = path_in(tmp, name);
 	write_file(p, text);
@@ -644,7 +648,7 @@ START_TEST(test_two_adapters_make_a_chain_warning)
 	char *log = path_in(tmp, "chain.log");
 	struct sink *w = sink_new("wf-dispatch-sink", "wf/v1/warning/#", offset_to(now));
 	ck_assert(wf_test_run_until(loop, sink_ready, w, 10000));
-	char *fconf = fusion_conf("wf-fusion-it", "", "system", true);
+	char *fconf = fusion_conf("wf-fusion-it", "", "system", true, "16M");
 	pid_t fusion = start_fusion(fconf, now, log);
 
 	char *met_spool = path_in(tmp, "spool-met"), *water_spool = path_in(tmp, "spool-water");
@@ -933,12 +937,13 @@ START_TEST(test_fusion_kill9_same_versions)
 	char *log = path_in(tmp, "fusion.log");
 	struct sink *w = sink_new("wf-dispatch-sink", "wf/v1/warning/#", 0);
 	ck_assert(wf_test_run_until(loop, sink_ready, w, 10000));
-	char *conf = fusion_conf("wf-fusion-it", "", "events", true);
+	char *conf = fusion_conf("wf-fusion-it", "", "events", true, "256K");
 	pid_t fusion = start_fusion(conf, NULL, log);
 	struct producer *p = producer_new(t0);
 	produce_all(p);
 
-	/* kill -9 once a third of the versions are out, twice more later */
+	/* kill -9 once a quarter of the versions are out, twice more later; the
+	 * store starts at 256 KiB, so it also grows (batches re-run) on the way */
 	for (int k = 1; k <= 3; k++) {
 		struct count_wait part = { w, n_want * (size_t)k / 4 };
 		if (!wf_test_run_until(loop, sink_has, &part, 60000)) {
@@ -991,8 +996,8 @@ START_TEST(test_two_partitions_equal_one_instance)
 	struct sink *w = sink_new("wf-dispatch-sink", "wf/v1/warning/#", 0);
 	ck_assert(wf_test_run_until(loop, sink_ready, w, 10000));
 	/* 郑州 (4101) and 开封 (4102): one producer feeds both, so not ordered */
-	char *a = fusion_conf("wf-fusion-a", "4101", "events", false);
-	char *b = fusion_conf("wf-fusion-b", "4102", "events", false);
+	char *a = fusion_conf("wf-fusion-a", "4101", "events", false, "16M");
+	char *b = fusion_conf("wf-fusion-b", "4102", "events", false, "16M");
 	pid_t pa = start_fusion(a, NULL, log), pb = start_fusion(b, NULL, log);
 	wait_online(w, "wf-fusion-a");
 	wait_online(w, "wf-fusion-b");

@@ -11,6 +11,7 @@
  *	regions = /usr/local/share/warnfuse/regions.csv
  *	heartbeat = 10s
  *	resend = 5s
+ *	map_size = 16M                ; initial LMDB map (it grows by doubling)
  *	[mqtt]
  *	host = 127.0.0.1
  *	port = 1883
@@ -35,6 +36,7 @@ struct wf_node_config {
 	char *regions;
 	int64_t heartbeat_ms;
 	int64_t resend_ms;
+	int64_t map_size;
 	char *host;
 	int64_t port;
 	char *username;
@@ -46,7 +48,7 @@ struct wf_node_config {
 };
 
 /* Number of keys wf_nodeconf_keys() writes. */
-#define WF_NODECONF_NKEYS 13u
+#define WF_NODECONF_NKEYS 14u
 
 /* Writes the shared keys into OUT (room for at least WF_NODECONF_NKEYS),
  * their offsets shifted by BASE (offsetof the struct wf_node_config in the
