@@ -8,7 +8,9 @@
 #      daemons, the five agency adapters fed 登封市's example files of
 #      2026-07-20 (deploy/examples/) in time order, each adapter exiting once
 #      fusion acknowledged its events; `wfctl watch` prints every warning
-#      version, duty notice and broadcast state as it is published;
+#      version, duty notice and broadcast state as it is published; then two
+#      operators sign off the red flood warning (`wfctl approve`) and it goes
+#      out to broadcast and as a CAP 1.2 file;
 #   3. what the next hours bring: the same events through wf-fusion --replay
 #      --drain, to the last all-clear (解除).
 # It ends by itself, stops what it started (by PID) and prints a summary.
@@ -16,7 +18,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 case "${1:-}" in
-	-h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h|--help) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	'') ;;
 	*) echo "demo.sh: unknown option '$1' (try --help)" >&2; exit 2 ;;
 esac
@@ -127,6 +129,25 @@ done
 wait "$watch_pid" || true
 rc="$(sed -n 's/^watch-exit //p' "$tmp/watch.out")"
 
+# review: the red flood warning (rainstorm + rising river) needs two different operators
+flood="$(python3 -c '
+import json, sys
+last = {}
+for l in open(sys.argv[1]):
+    w = json.loads(l)
+    if w.get("hazard") == "HAZARD_FLOOD": last[w["id"]] = w["version"]
+for k, v in last.items(): print("%s@%s" % (k, v)); break' "$tmp/expected.jsonl")"
+if [ -n "$flood" ]; then
+	echo "== 2b. review: two duty officers sign off the red flood warning $flood"
+	for op in op-zhang op-li; do
+		"$b/services/wfctl/wfctl" approve "$flood" --operator "$op" --port "$port" \
+			--state "$tmp/wfctl-$op" --timeout 20 2>&1 | sed 's/^/   /'
+	done
+	# what the public channels now carry (the retained broadcast state, duty notices)
+	"$b/services/wfctl/wfctl" watch --port "$port" --timeout 2 2> /dev/null \
+		| grep -v ' WARNING \|why:' | tee -a "$tmp/watch.out" | sed 's/^/   /' || true
+fi
+
 got="$(grep -c ' WARNING ' "$tmp/watch.out" || true)"
 notices="$(grep -c ' DUTY ' "$tmp/watch.out" || true)"
 bcast="$(grep -c ' BROADCAST ' "$tmp/watch.out" || true)"
@@ -142,8 +163,8 @@ if [ "$caps" -gt 0 ] && command -v xmllint >/dev/null; then
 		echo "   $(basename "$one"): NOT valid against the CAP 1.2 schema"
 	fi
 fi
-echo "   (review: level IV is released automatically; III needs one operator's approval and"
-echo "    I/II two different operators' -- wfctl approve is not built yet, so they stay pending)"
+echo "   (review: level IV is released automatically, III after one operator's approval, I and II"
+echo "    after two different operators'; here only the flood warning was signed off)"
 kill "$fusion_pid" 2>/dev/null || true
 wait "$fusion_pid" 2>/dev/null || true
 tail -1 "$tmp/fusion.log" | sed 's/^<[0-9]>[^ ]* /   wf-fusion: /'

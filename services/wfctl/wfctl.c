@@ -7,6 +7,13 @@
  * takes a message from a real consumer.
  *
  *   wfctl watch [--host H] [--port P] [--count N] [--timeout S] [--json] [--quiet]
+ *   wfctl approve ID@VERSION --operator OP [--reason TEXT] [--state DIR] ...
+ *   wfctl reject ID@VERSION --operator OP --reason TEXT [--state DIR] ...
+ *
+ * approve/reject publish one Approval (签发 / rejection of that exact
+ * version) through a durable outbox of their own and wait until the
+ * dispatcher acknowledges it: exit 0 acknowledged, 1 not within --timeout
+ * (it stays in the outbox and goes out with the next wfctl run).
  *
  * Exit: 0 when --count warning versions were seen (or on SIGINT/SIGTERM),
  * 1 on --timeout before that, 2 usage. */
@@ -27,6 +34,7 @@
 #include "wf/cli.h"
 #include "wf/clock.h"
 #include "wf/codec.h"
+#include "wf/node.h"
 #include "wf/pbjson.h"
 #include "wf/region.h"
 #include "wf/topic.h"
@@ -285,6 +293,8 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 static void usage(FILE *f)
 {
 	fputs("Usage: wfctl watch [OPTIONS]\n"
+	      "       wfctl approve ID@VERSION --operator OP [--reason TEXT] [OPTIONS]\n"
+	      "       wfctl reject ID@VERSION --operator OP --reason TEXT [OPTIONS]\n"
 	      "\n"
 	      "A live view of what warnfuse publishes: warning versions (level colour, hazard,\n"
 	      "area, version, review state, and why: rules and events), duty notices,\n"
@@ -300,11 +310,208 @@ static void usage(FILE *f)
 	      "  --quiet         print nothing (with --count: wait for N versions)\n"
 	      "  --help          this text\n"
 	      "\n"
+	      "approve / reject: the operator's decision on that exact warning version (the\n"
+	      "release policy, docs/dispatch.md: levels I-II need two different operators,\n"
+	      "III one). It goes through a durable outbox (--state DIR, default\n"
+	      "$HOME/.local/state/warnfuse/wfctl-OP) and wfctl waits until the dispatcher\n"
+	      "acknowledges it (--timeout S, default 30). The verdict is the dispatcher's:\n"
+	      "watch shows the release, its log the reason of a refusal.\n"
+	      "  --operator OP   who decides (must be an [operator] of the routing file; in a\n"
+	      "                  locked-down broker, the MQTT user)\n"
+	      "  --reason TEXT   free text; required for reject\n"
+	      "\n"
 	      "Environment: WF_REGIONS (region table for area names), WF_NOW (the clock starts\n"
 	      "at this RFC 3339 time, for rehearsals).\n"
 	      "Exit status: 0 done, 1 timeout or connection failure, 2 usage.\n"
-	      "(wfctl's other commands -- list, show, approve, ack, ... -- are not built yet.)\n",
+	      "(wfctl's other commands -- list, show, cancel, ack, ... -- are not built yet.)\n",
 	      f);
+}
+
+/* ---- approve / reject ---- */
+
+struct decide {
+	struct wf_node *node;
+	const char *operator_id, *warning_id, *reason;
+	unsigned version;
+	bool approve;
+	struct wf_clock clock;
+	int64_t offset_ms;
+};
+
+static int emit_decision(struct wf_txn *t, void *ud)
+{
+	struct decide *d = ud;
+	Wf__V1__Approval a = WF__V1__APPROVAL__INIT;
+	struct wf_codec_error why = { 0 };
+
+	a.operator_ = (char *)d->operator_id;
+	a.warning_id = (char *)d->warning_id;
+	a.version = d->version;
+	a.decision = d->approve ? WF__V1__DECISION__DECISION_APPROVE : WF__V1__DECISION__DECISION_REJECT;
+	a.reason = (char *)(d->reason ? d->reason : "");
+	a.sent_ms = wf_clock_now_ms(&d->clock);
+	int r = wf_node_emit_control(d->node, t, WF_TOPIC_APPROVAL, &a.base, &why);
+	if (r == -EBADMSG)
+		fprintf(stderr, "wfctl: not a valid decision: %s %s: %s\n",
+			wf_reason_to_string(why.reason), why.field, why.detail);
+	return r;
+}
+
+struct drain {
+	struct ev_loop *loop;
+	struct wf_node *node;
+	int status;
+};
+
+static void drain_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	struct drain *dr = t->data;
+
+	if (wf_node_pending(dr->node) == 0) {
+		dr->status = 0;
+		ev_break(loop, EVBREAK_ALL);
+	}
+}
+
+static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static int decide_main(int argc, char **argv, bool approve)
+{
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' },     { "port", required_argument, NULL, 'p' },
+		{ "operator", required_argument, NULL, 'o' }, { "reason", required_argument, NULL, 'r' },
+		{ "state", required_argument, NULL, 's' },    { "timeout", required_argument, NULL, 't' },
+		{ "help", no_argument, NULL, 'h' },           { 0 },
+	};
+	struct decide d = { .approve = approve };
+	const char *host = "127.0.0.1", *state = NULL;
+	long port = 1883, timeout_s = 30;
+	char target[256], service[80], dir[1024];
+	int c;
+
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end = NULL;
+		switch (c) {
+		case 'H': host = optarg; break;
+		case 'p':
+			port = strtol(optarg, &end, 10);
+			if (*end || port < 1 || port > 65535) {
+				fprintf(stderr, "wfctl: --port: not a port: %s\n", optarg);
+				return WF_EXIT_USAGE;
+			}
+			break;
+		case 'o': d.operator_id = optarg; break;
+		case 'r': d.reason = optarg; break;
+		case 's': state = optarg; break;
+		case 't':
+			timeout_s = strtol(optarg, &end, 10);
+			if (*end || timeout_s < 1 || timeout_s > 86400) {
+				fprintf(stderr, "wfctl: --timeout: not seconds in 1..86400: %s\n", optarg);
+				return WF_EXIT_USAGE;
+			}
+			break;
+		case 'h': usage(stdout); return WF_EXIT_OK;
+		default: usage(stderr); return WF_EXIT_USAGE;
+		}
+	}
+	if (optind != argc - 1) {
+		fprintf(stderr, "wfctl: %s needs exactly one ID@VERSION (try --help)\n", argv[1]);
+		return WF_EXIT_USAGE;
+	}
+	snprintf(target, sizeof target, "%s", argv[optind]);
+	char *at = strrchr(target, '@'), *end = NULL;
+	unsigned long v = at ? strtoul(at + 1, &end, 10) : 0;
+	if (at == NULL || at == target || end == NULL || *end || v == 0 || v > UINT32_MAX) {
+		fprintf(stderr, "wfctl: '%s' is not ID@VERSION (e.g. wf-a-flood-410185000000-a1b2c3d4@2)\n",
+			argv[optind]);
+		return WF_EXIT_USAGE;
+	}
+	*at = '\0';
+	d.warning_id = target;
+	d.version = (unsigned)v;
+	if (d.operator_id == NULL || !wf_topic_id_valid(d.operator_id)) {
+		fprintf(stderr, "wfctl: --operator OP is required ([A-Za-z0-9._-], at most 64)\n");
+		return WF_EXIT_USAGE;
+	}
+	if (!approve && (d.reason == NULL || !*d.reason)) {
+		fprintf(stderr, "wfctl: reject needs --reason TEXT\n");
+		return WF_EXIT_USAGE;
+	}
+	snprintf(service, sizeof service, "wfctl-%s", d.operator_id);
+	if (!wf_topic_id_valid(service)) {
+		fprintf(stderr, "wfctl: operator id too long\n");
+		return WF_EXIT_USAGE;
+	}
+	if (state == NULL) {
+		const char *home = getenv("HOME");
+		snprintf(dir, sizeof dir, "%s/.local/state/warnfuse/%s", home && *home ? home : "/tmp",
+			 service);
+		state = dir;
+	}
+	const char *now_env = getenv("WF_NOW");
+	d.clock = wf_clock_system();
+	if (now_env && *now_env) {
+		int64_t t0;
+		if (wf_clock_parse(now_env, &t0) < 0) {
+			fprintf(stderr, "wfctl: WF_NOW: not an RFC 3339 time: %s\n", now_env);
+			return WF_EXIT_USAGE;
+		}
+		d.offset_ms = t0 - wf_clock_now_ms(NULL);
+		d.clock = wf_clock_shifted(&d.offset_ms);
+	}
+
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct wf_node_options o;
+	struct wf_node_callbacks cb = { 0 };
+	wf_node_options_init(&o);
+	o.service = service;
+	o.kind = "wfctl";
+	o.state_dir = state;
+	o.bus.host = host;
+	o.bus.port = (int)port;
+	o.clock = &d.clock;
+	o.resend_ms = 1000;
+	int r = loop ? wf_node_new(loop, &o, &cb, NULL, &d.node) : -ENOMEM;
+	if (r < 0) {
+		fprintf(stderr, "wfctl: %s: cannot open the outbox: %s\n", state, strerror(-r));
+		return WF_EXIT_FAILURE;
+	}
+	r = wf_node_update(d.node, emit_decision, &d);
+	if (r < 0) {
+		if (r != -EBADMSG)
+			fprintf(stderr, "wfctl: %s: %s\n", state, strerror(-r));
+		wf_node_free(d.node);
+		ev_loop_destroy(loop);
+		return r == -EBADMSG ? WF_EXIT_USAGE : WF_EXIT_FAILURE;
+	}
+	wf_node_start(d.node);
+	struct drain dr = { loop, d.node, 1 };
+	ev_timer poll, limit;
+	ev_timer_init(&poll, drain_cb, 0.02, 0.02);
+	poll.data = &dr;
+	ev_timer_start(loop, &poll);
+	ev_timer_init(&limit, drain_timeout_cb, (double)timeout_s, 0.);
+	ev_timer_start(loop, &limit);
+	ev_run(loop, 0);
+	ev_timer_stop(loop, &poll);
+	ev_timer_stop(loop, &limit);
+	if (dr.status == 0)
+		printf("%s %s@%u as %s: acknowledged by the dispatcher\n",
+		       approve ? "approval of" : "rejection of", d.warning_id, d.version, d.operator_id);
+	else
+		fprintf(stderr, "wfctl: no acknowledgement within %ld s; it stays in %s and goes out "
+				"with the next wfctl run\n", timeout_s, state);
+	wf_node_stop(d.node);
+	ev_timer_init(&limit, drain_timeout_cb, 1.0, 0.);
+	ev_timer_start(loop, &limit);
+	ev_run(loop, 0);
+	wf_node_free(d.node);
+	ev_loop_destroy(loop);
+	return dr.status == 0 ? WF_EXIT_OK : WF_EXIT_FAILURE;
 }
 
 int main(int argc, char **argv)
@@ -327,8 +534,10 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? WF_EXIT_USAGE : WF_EXIT_OK;
 	}
+	if (strcmp(argv[1], "approve") == 0 || strcmp(argv[1], "reject") == 0)
+		return decide_main(argc, argv, strcmp(argv[1], "approve") == 0);
 	if (strcmp(argv[1], "watch") != 0) {
-		fprintf(stderr, "wfctl: unknown command '%s' (only 'watch' is built yet; try --help)\n",
+		fprintf(stderr, "wfctl: unknown command '%s' (watch, approve, reject; try --help)\n",
 			argv[1]);
 		return WF_EXIT_USAGE;
 	}
