@@ -25,6 +25,7 @@ int adapter_sha256(const uint8_t *buf, size_t len, uint8_t out[32]);
 struct adapter_conf {
 	char *spool;      /* [adapter] spool: spool directory */
 	size_t max_file;  /* [adapter] max_file_size: bytes */
+	int64_t history_ms; /* [adapter] history: done/ files this recent are re-read at start */
 	/* [service] id (producer id, MQTT client id), state_dir (LMDB of the
 	 * outbox), regions (region table), heartbeat, resend; [mqtt] ... */
 	struct wf_node_config node;

@@ -51,6 +51,14 @@ static int conf_handler(void *ud, const char *section, const char *name, const c
 			 name, strcmp(name, "producer") == 0 ? "id" : name);
 		p->r = -EINVAL;
 		return 0;
+	} else if (strcmp(name, "history") == 0) {
+		int64_t ms;
+		if (wf_config_parse_duration(value, &ms) < 0 || ms < 0 || ms > 7 * 86400000LL) {
+			snprintf(p->msg, sizeof p->msg, "history: not a duration in 0..7d");
+			p->r = -EINVAL;
+			return 0;
+		}
+		c->history_ms = ms;
 	} else if (strcmp(name, "max_file_size") == 0) {
 		if (wf_config_parse_size(value, &size) < 0 || size <= 0 ||
 		    (uint64_t)size > WF_ADAPTER_MAX_FILE) {
@@ -106,6 +114,7 @@ int adapter_conf_load(const char *path, const char *kind, struct adapter_conf *c
 	snprintf(buf, sizeof buf, "/var/spool/warnfuse/%s", kind);
 	c->spool = strdup(buf);
 	c->max_file = WF_ADAPTER_MAX_FILE;
+	c->history_ms = 24 * 3600000LL;
 	if (!c->spool) {
 		snprintf(err, err_size, "out of memory");
 		return -ENOMEM;

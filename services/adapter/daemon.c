@@ -13,12 +13,16 @@
  *
  * With --stdin, all of stdin is one input file; the daemon exits once every
  * event from it has been acknowledged (nothing is lost by exiting early). */
+#include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <ev.h>
@@ -54,6 +58,8 @@ struct adapter_daemon {
 	int64_t drain_logged_ms;
 	bool use_stdin;
 	bool stopping;
+	const char *spool_dir;
+	int64_t history_ms;
 	int status;
 	struct wf_ratelimit rl_conn;
 	struct wf_ratelimit rl_reject;
@@ -90,6 +96,8 @@ static void node_notice(void *ud, enum wf_node_notice what, int code, const char
 		break;
 	}
 }
+
+static void rebuild_history(struct adapter_daemon *d);
 
 static void spool_notice(void *ud, const char *kind, const char *name, const char *detail)
 {
@@ -201,11 +209,80 @@ static int reload_cb(struct wf_daemon *wd, void *ud, char *msg, size_t msglen)
 		d->ops->config_free(*d->state);
 	*d->state = fresh;
 	d->sp.state = fresh;
+	rebuild_history(d); /* the new state starts without history */
 	wf_log(LOG_NOTICE, "config",
 	       "reloaded the %s thresholds from %s ([service], [mqtt] and [adapter] changes "
 	       "take effect at restart)",
 	       d->ops->kind, d->config_path ? d->config_path : "(defaults)");
 	return 0;
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* The agency's rolling history (accumulations, trends, rates) lives in
+ * memory: rebuild it by parsing again, in name order and without emitting
+ * anything, the files of done/ that were processed within [adapter]
+ * history. Parsing is deterministic, so the state is what it was. */
+static void rebuild_history(struct adapter_daemon *d)
+{
+	char path[4096];
+	char **names = NULL;
+	size_t n = 0, cap = 0, reread = 0;
+	time_t cutoff = time(NULL) - (time_t)(d->history_ms / 1000);
+	struct wf_adapter_sink *sink;
+	DIR *dir;
+	struct dirent *e;
+
+	if (d->history_ms <= 0 || d->spool_dir == NULL)
+		return;
+	snprintf(path, sizeof path, "%s/done", d->spool_dir);
+	dir = opendir(path);
+	if (dir == NULL)
+		return;
+	while ((e = readdir(dir)) != NULL) {
+		struct stat st;
+		if (e->d_name[0] == '.' || fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode) || st.st_mtime < cutoff)
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 64;
+			char **p = realloc(names, nc * sizeof *p);
+			if (p == NULL)
+				break;
+			names = p;
+			cap = nc;
+		}
+		if ((names[n] = strdup(e->d_name)) == NULL)
+			break;
+		n++;
+	}
+	closedir(dir);
+	sink = wf_adapter_sink_new();
+	if (n > 1)
+		qsort(names, n, sizeof *names, cmp_str);
+	for (size_t i = 0; i < n && sink != NULL; i++) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		snprintf(path, sizeof path, "%s/done/%s", d->spool_dir, names[i]);
+		if (adapter_read_path(path, d->sp.max_file ? d->sp.max_file : WF_ADAPTER_MAX_FILE, &buf,
+				      &len) == 0) {
+			(void)d->ops->parse(d->sp.state, names[i], buf, len,
+					    wf_clock_now_ms(d->sp.clock), sink);
+			wf_adapter_sink_reset(sink);
+			reread++;
+		}
+		free(buf);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	wf_adapter_sink_free(sink);
+	if (reread)
+		wf_log(LOG_INFO, d->ops->kind, "history: re-read %zu file(s) of done/ from the last %lld s",
+		       reread, (long long)(d->history_ms / 1000));
 }
 
 static int run_stdin(struct adapter_daemon *d)
@@ -252,6 +329,8 @@ int adapter_daemon_run(const struct wf_adapter_ops *ops, void **state,
 	d.regions = regions;
 	d.state = state;
 	d.use_stdin = use_stdin;
+	d.spool_dir = use_stdin ? NULL : spool_dir;
+	d.history_ms = conf->history_ms;
 	d.status = WF_EXIT_OK;
 	d.rl_conn = (struct wf_ratelimit)WF_RATELIMIT_INIT(60000, 5);
 	d.rl_reject = (struct wf_ratelimit)WF_RATELIMIT_INIT(10000, 20);
@@ -305,6 +384,7 @@ int adapter_daemon_run(const struct wf_adapter_ops *ops, void **state,
 		wf_log(LOG_ERR, "spool", "%s: %s", d.sp.dir ? d.sp.dir : no.state_dir, strerror(-r));
 		goto out;
 	}
+	rebuild_history(&d);
 	r = wf_node_start(d.node);
 	if (r < 0) {
 		wf_log(LOG_ERR, "mqtt", "cannot start: %s", strerror(-r));

@@ -296,6 +296,9 @@ static int handle_one(struct wf_adapter_spool *sp, int dfd, const char *name)
 		notice(sp, "error", name, strerror(-r));
 		return r;
 	}
+	/* its time in done/ is when it was processed (the daemon re-reads the
+	 * recent ones at start to rebuild the agency's history) */
+	(void)utimensat(dfd, dst, NULL, 0);
 	return 0;
 }
 

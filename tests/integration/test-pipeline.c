@@ -572,6 +572,76 @@ START_TEST(test_sigkill_mid_spool_exactly_once)
 }
 END_TEST
 
+/* ---- 2b. history across a restart ---- */
+
+/* The met adapter's 3-hour accumulation spans two files; the daemon is
+ * restarted between them. At start it re-reads done/ ([adapter] history),
+ * so the second file still grades with the first one's rain: the events
+ * are those of one dry run over both files. */
+START_TEST(test_history_survives_restart)
+{
+	const char *now = "2026-07-20T10:30:00+08:00";
+	char *spool = path_in(tmp, "spool"), *gen = path_in(tmp, "gen");
+	char *exe = adapter_exe("met"), *log = path_in(tmp, "met.log");
+	struct idlist want;
+	const char *hdr = "station,time,rain_mm,wind_mean_ms,wind_gust_ms,temp_c,visibility_m\n";
+	char text[512];
+
+	ck_assert_int_eq(mkdir(spool, 0700), 0);
+	ck_assert_int_eq(mkdir(gen, 0700), 0);
+	char *conf = adapter_conf("met", "deploy/examples/met/met.conf", spool);
+	char *a = path_in(gen, "aws-20260720T0800.csv"), *b = path_in(gen, "aws-20260720T0900.csv");
+	snprintf(text, sizeof text, "%s57180,2026-07-20T07:00:00+08:00,22.4,3.1,7.5,24.6,4000\n"
+				    "57180,2026-07-20T08:00:00+08:00,31.0,3.4,8.2,24.2,3000\n", hdr);
+	write_file(a, text);
+	snprintf(text, sizeof text, "%s57180,2026-07-20T09:00:00+08:00,28.6,3.0,7.9,24.0,3500\n", hdr);
+	write_file(b, text);
+	char *both[] = { a, b };
+	dry_run_ids(exe, conf, now, both, 2, &want);
+	struct idlist only_b;
+	dry_run_ids(exe, conf, now, both + 1, 1, &only_b);
+	ck_assert_uint_gt(want.n, only_b.n + 1); /* the second file needs the first's rain */
+
+	struct sink *s = sink_new("wf-fusion-sink", "wf/v1/event/#", offset_to(now));
+	ck_assert(wf_test_run_until(loop, sink_ready, s, 10000));
+	char *argv[] = { exe, (char *)"--config", conf, (char *)"--now", (char *)now, NULL };
+	pid_t pid = wf_test_spawn(argv, NULL, log);
+	ck_assert_int_gt(pid, 0);
+	char *dst = path_in(spool, "aws-20260720T0800.csv");
+	copy_file(a, dst);
+	free(dst);
+	struct count_wait first = { s, 1 };
+	ck_assert(wf_test_run_until(loop, sink_has, &first, 20000));
+	ck_assert_int_eq(wf_test_stop(pid, SIGTERM, 10000), 0);
+
+	pid = wf_test_spawn(argv, NULL, log);
+	ck_assert_int_gt(pid, 0);
+	dst = path_in(spool, "aws-20260720T0900.csv");
+	copy_file(b, dst);
+	free(dst);
+	struct count_wait all = { s, want.n };
+	ck_assert_msg(wf_test_run_until(loop, sink_has, &all, 20000),
+		      "%zu of %zu events after the restart (log %s)", s->n, want.n, log);
+	ck_assert_int_eq(wf_test_stop(pid, SIGTERM, 10000), 0);
+	wf_test_run_for(loop, 200);
+	assert_same_ids(s, &want, "history across a restart");
+	char *text_log = read_file(log);
+	ck_assert_ptr_nonnull(strstr(text_log, "history: re-read 1 file(s) of done/"));
+	free(text_log);
+
+	sink_free(s);
+	idlist_free(&want);
+	idlist_free(&only_b);
+	free(a);
+	free(b);
+	free(conf);
+	free(spool);
+	free(gen);
+	free(exe);
+	free(log);
+}
+END_TEST
+
 /* ---- wf-fusion as a process ---- */
 
 /* MAP: the fusion store's initial LMDB map ([service] map_size); a small
@@ -1032,6 +1102,7 @@ int main(void)
 	} cases[] = {
 		{ "adapters", test_each_adapter_feed_through_broker },
 		{ "sigkill", test_sigkill_mid_spool_exactly_once },
+		{ "history", test_history_survives_restart },
 		{ "chain", test_two_adapters_make_a_chain_warning },
 		{ "kill9", test_fusion_kill9_same_versions },
 		{ "partitions", test_two_partitions_equal_one_instance },
