@@ -158,6 +158,9 @@ static int eval_direct(struct wf_fusion *e, struct fusion_scratch *s, const stru
 	const struct wf_fusion_rules *R = e->rules;
 	for (size_t i = 0; i < s->n_own; i++) {
 		struct fusion_input *in = s->ctx[i];
+		/* the inputs are scattered on the heap: fetch ahead */
+		if (i + 8 < s->n_own)
+			__builtin_prefetch(s->ctx[i + 8]);
 		int ri = R->direct_for[in->hazard];
 		if (ri < 0 || in->strength == 0)
 			continue;
