@@ -88,6 +88,7 @@ struct wf_node {
 	 * resend (before any ack: every birth does) */
 	char consumers[16][WF_TOPIC_ID_MAX + 1];
 	size_t n_consumers;
+	int64_t connected_ms;        /* when this connection came up (node clock) */
 	bool flush_more;             /* the last flush stopped early (bus queue full, or
 					the round limit): publish again soon */
 	uint64_t floor_sent;         /* outbox floor in our last ServiceState */
@@ -681,8 +682,13 @@ static void on_state_msg(struct wf_node *n, const struct wf_topic *parsed, const
 	}
 	/* A retained state seen for the first time (just after we subscribed)
 	 * is not a birth: what we had sent is resent on its timeout anyway. */
+	/* Nor is a birth that happened before this connection came up: a
+	 * persistent session replays queued state messages of services that
+	 * started while we were away, and what we publish now reaches them
+	 * (our resend timer covers the rest). 2 s of slack for clock skew. */
 	if (st->status == WF__V1__SERVICE_STATUS__SERVICE_ONLINE &&
 	    peer_started(n, st->service, st->started_ms) && !(retained && first_sight) &&
+	    st->started_ms >= n->connected_ms - 2000 &&
 	    (n->n_consumers == 0 || is_consumer(n, st->service))) {
 		/* A (re)born consumer: whatever it has not acked goes again. */
 		wf_outbox_consumer_birth(n->outbox);
@@ -750,6 +756,7 @@ static void on_connection(void *ud, bool up, int reason)
 		notice(n, WF_NODE_DISCONNECTED, reason, NULL);
 		return;
 	}
+	n->connected_ms = now_ms(n);
 	notice(n, WF_NODE_CONNECTED, 0,
 	       wf_bus_session_present(n->bus) ? "session present" : "new session");
 	/* The birth (ONLINE) waits until every subscription is granted: a
