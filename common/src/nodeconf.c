@@ -61,7 +61,8 @@ size_t wf_nodeconf_keys(size_t base, const char *default_id, const char *default
 	return WF_NODECONF_NKEYS;
 }
 
-static int read_password(const char *path, char *buf, size_t size, char *err, size_t err_size)
+int wf_nodeconf_read_password(const char *path, char *buf, size_t size, char *err,
+			      size_t err_size)
 {
 	struct stat st;
 	ssize_t n;
@@ -139,7 +140,7 @@ int wf_nodeconf_apply(const struct wf_node_config *c, struct wf_node_options *o,
 	if (c->password_file != NULL) {
 		if (password == NULL || password_size < 2)
 			return -EINVAL;
-		r = read_password(c->password_file, password, password_size, err, err_size);
+		r = wf_nodeconf_read_password(c->password_file, password, password_size, err, err_size);
 		if (r < 0)
 			return r;
 		o->bus.password = password;

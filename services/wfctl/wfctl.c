@@ -35,6 +35,7 @@
 #include "wf/clock.h"
 #include "wf/codec.h"
 #include "wf/node.h"
+#include "wf/nodeconf.h"
 #include "wf/pbjson.h"
 #include "wf/region.h"
 #include "wf/topic.h"
@@ -302,6 +303,8 @@ static void usage(FILE *f)
 	      "and shows each warning version once (resends are skipped).\n"
 	      "\n"
 	      "  --host HOST     broker (default 127.0.0.1)\n"
+	      "  --username U    broker user (a locked-down broker; every command)\n"
+	      "  --password-file F  its password, first line (mode 0600)\n"
 	      "  --port PORT     broker port (default 1883)\n"
 	      "  --count N       exit 0 after N warning versions\n"
 	      "  --timeout S     exit 1 after S seconds without reaching --count\n"
@@ -316,8 +319,8 @@ static void usage(FILE *f)
 	      "$HOME/.local/state/warnfuse/wfctl-OP) and wfctl waits until the dispatcher\n"
 	      "acknowledges it (--timeout S, default 30). The verdict is the dispatcher's:\n"
 	      "watch shows the release, its log the reason of a refusal.\n"
-	      "  --operator OP   who decides (must be an [operator] of the routing file; in a\n"
-	      "                  locked-down broker, the MQTT user)\n"
+	      "  --operator OP   who decides (must be an [operator] of the routing file;\n"
+	      "                  default: --username, as the broker's ACL expects)\n"
 	      "  --reason TEXT   free text; required for reject\n"
 	      "\n"
 	      "Environment: WF_REGIONS (region table for area names), WF_NOW (the clock starts\n"
@@ -325,6 +328,33 @@ static void usage(FILE *f)
 	      "Exit status: 0 done, 1 timeout or connection failure, 2 usage.\n"
 	      "(wfctl's other commands -- list, show, cancel, ack, ... -- are not built yet.)\n",
 	      f);
+}
+
+/* --username / --password-file: the broker identity (in a locked-down
+ * broker the ACL decides what it may read and write; an operator's
+ * approvals go on wf/v1/approval/<username>). */
+struct creds {
+	const char *username;
+	const char *password_file;
+	char password[256];
+};
+
+static int creds_load(struct creds *c)
+{
+	char err[512];
+
+	if (c->password_file == NULL)
+		return 0;
+	if (c->username == NULL) {
+		fprintf(stderr, "wfctl: --password-file needs --username\n");
+		return -EINVAL;
+	}
+	if (wf_nodeconf_read_password(c->password_file, c->password, sizeof c->password, err,
+				      sizeof err) < 0) {
+		fprintf(stderr, "wfctl: %s\n", err);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 /* ---- approve / reject ---- */
@@ -384,9 +414,11 @@ static int decide_main(int argc, char **argv, bool approve)
 		{ "host", required_argument, NULL, 'H' },     { "port", required_argument, NULL, 'p' },
 		{ "operator", required_argument, NULL, 'o' }, { "reason", required_argument, NULL, 'r' },
 		{ "state", required_argument, NULL, 's' },    { "timeout", required_argument, NULL, 't' },
+		{ "username", required_argument, NULL, 'u' }, { "password-file", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },           { 0 },
 	};
 	struct decide d = { .approve = approve };
+	struct creds cr = { 0 };
 	const char *host = "127.0.0.1", *state = NULL;
 	long port = 1883, timeout_s = 30;
 	char target[256], service[80], dir[1024];
@@ -406,6 +438,8 @@ static int decide_main(int argc, char **argv, bool approve)
 			break;
 		case 'o': d.operator_id = optarg; break;
 		case 'r': d.reason = optarg; break;
+		case 'u': cr.username = optarg; break;
+		case 'P': cr.password_file = optarg; break;
 		case 's': state = optarg; break;
 		case 't':
 			timeout_s = strtol(optarg, &end, 10);
@@ -433,6 +467,10 @@ static int decide_main(int argc, char **argv, bool approve)
 	*at = '\0';
 	d.warning_id = target;
 	d.version = (unsigned)v;
+	if (creds_load(&cr) < 0)
+		return WF_EXIT_USAGE;
+	if (d.operator_id == NULL)
+		d.operator_id = cr.username; /* the broker identity is the operator */
 	if (d.operator_id == NULL || !wf_topic_id_valid(d.operator_id)) {
 		fprintf(stderr, "wfctl: --operator OP is required ([A-Za-z0-9._-], at most 64)\n");
 		return WF_EXIT_USAGE;
@@ -441,7 +479,12 @@ static int decide_main(int argc, char **argv, bool approve)
 		fprintf(stderr, "wfctl: reject needs --reason TEXT\n");
 		return WF_EXIT_USAGE;
 	}
-	snprintf(service, sizeof service, "wfctl-%s", d.operator_id);
+	/* the producer id: with a broker identity it is that user (the ACL
+	 * lets a user read only wf/v1/ack/<user> and write its own state) */
+	if (cr.username != NULL)
+		snprintf(service, sizeof service, "%s", cr.username);
+	else
+		snprintf(service, sizeof service, "wfctl-%s", d.operator_id);
 	if (!wf_topic_id_valid(service)) {
 		fprintf(stderr, "wfctl: operator id too long\n");
 		return WF_EXIT_USAGE;
@@ -473,6 +516,8 @@ static int decide_main(int argc, char **argv, bool approve)
 	o.state_dir = state;
 	o.bus.host = host;
 	o.bus.port = (int)port;
+	o.bus.username = cr.username;
+	o.bus.password = cr.password_file ? cr.password : NULL;
 	o.clock = &d.clock;
 	o.resend_ms = 1000;
 	int r = loop ? wf_node_new(loop, &o, &cb, NULL, &d.node) : -ENOMEM;
@@ -520,9 +565,11 @@ int main(int argc, char **argv)
 		{ "host", required_argument, NULL, 'H' }, { "port", required_argument, NULL, 'p' },
 		{ "count", required_argument, NULL, 'n' }, { "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },        { "quiet", no_argument, NULL, 'q' },
+		{ "username", required_argument, NULL, 'u' }, { "password-file", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },        { 0 },
 	};
 	struct watch w = { .status = 0 };
+	struct creds cr = { 0 };
 	struct wf_bus_options bo;
 	struct wf_bus_callbacks cb = { .on_message = on_message, .on_connection = on_connection };
 	const char *host = "127.0.0.1";
@@ -569,6 +616,8 @@ int main(int argc, char **argv)
 			break;
 		case 'j': w.json = true; break;
 		case 'q': w.quiet = true; break;
+		case 'u': cr.username = optarg; break;
+		case 'P': cr.password_file = optarg; break;
 		case 'h': usage(stdout); return WF_EXIT_OK;
 		default: usage(stderr); return WF_EXIT_USAGE;
 		}
@@ -577,6 +626,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "wfctl: unexpected argument '%s'\n", argv[optind]);
 		return WF_EXIT_USAGE;
 	}
+	if (creds_load(&cr) < 0)
+		return WF_EXIT_USAGE;
 	const char *now_env = getenv("WF_NOW");
 	w.clock = wf_clock_system();
 	if (now_env && *now_env) {
@@ -601,6 +652,8 @@ int main(int argc, char **argv)
 	bo.host = host;
 	bo.port = (int)port;
 	bo.client_id = client;
+	bo.username = cr.username;
+	bo.password = cr.password_file ? cr.password : NULL;
 	bo.clean_start = true;
 	bo.session_expiry_s = 0;
 	if (w.loop == NULL || wf_bus_new(w.loop, &bo, &cb, &w, &w.bus) < 0) {

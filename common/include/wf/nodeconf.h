@@ -66,4 +66,11 @@ size_t wf_nodeconf_keys(size_t base, const char *default_id, const char *default
 int wf_nodeconf_apply(const struct wf_node_config *c, struct wf_node_options *o,
 		      char *password, size_t password_size, char *err, size_t err_size);
 
+/* Reads the first line of PATH (a password file: a regular file not
+ * readable by group or others) into BUF (SIZE bytes). Returns 0, or a
+ * negative errno with a one-line message in ERR. For tools (wfctl) that take
+ * --password-file like the services' mqtt.password_file. */
+int wf_nodeconf_read_password(const char *path, char *buf, size_t size, char *err,
+			      size_t err_size);
+
 #endif
