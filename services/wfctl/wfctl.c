@@ -294,6 +294,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 static void usage(FILE *f)
 {
 	fputs("Usage: wfctl watch [OPTIONS]\n"
+	      "       wfctl state [--json] [OPTIONS]\n"
 	      "       wfctl approve ID@VERSION --operator OP [--reason TEXT] [OPTIONS]\n"
 	      "       wfctl reject ID@VERSION --operator OP --reason TEXT [OPTIONS]\n"
 	      "\n"
@@ -312,6 +313,10 @@ static void usage(FILE *f)
 	      "                  the .proto)\n"
 	      "  --quiet         print nothing (with --count: wait for N versions)\n"
 	      "  --help          this text\n"
+	      "\n"
+	      "state: every service's liveness from the retained wf/v1/state topics (status,\n"
+	      "version, last heartbeat; overdue = older than 3 promised intervals); exit 1 when\n"
+	      "any service (wfctl runs aside) is offline or overdue, 0 when all are well.\n"
 	      "\n"
 	      "approve / reject: the operator's decision on that exact warning version (the\n"
 	      "release policy, docs/dispatch.md: levels I-II need two different operators,\n"
@@ -559,6 +564,171 @@ static int decide_main(int argc, char **argv, bool approve)
 	return dr.status == 0 ? WF_EXIT_OK : WF_EXIT_FAILURE;
 }
 
+/* ---- state: every service's liveness from the retained state topics ---- */
+
+#define MAX_SERVICES 256
+
+struct state_view {
+	struct ev_loop *loop;
+	struct wf_bus *bus;
+	struct wf_codec_limits lim;
+	struct wf_clock clock;
+	Wf__V1__ServiceState *st[MAX_SERVICES];
+	size_t n;
+	ev_timer settle, limit;
+	bool subscribed, json;
+};
+
+static void state_msg(void *ud, const char *topic, const void *payload, size_t len, bool retained)
+{
+	struct state_view *v = ud;
+	struct wf_topic t;
+	struct wf_codec_error why;
+	Wf__V1__ServiceState *x = NULL;
+
+	if (wf_topic_parse(topic, &t) < 0 || t.kind != WF_TOPIC_STATE || len == 0)
+		return;
+	/* heartbeats may be old: validate without the time window */
+	struct wf_codec_limits lim = v->lim;
+	lim.max_past_ms = INT64_MAX / 4;
+	lim.max_future_ms = INT64_MAX / 4;
+	if (wf_codec_state_unpack(payload, len, &lim, wf_clock_now_ms(&v->clock), &x, &why) < 0)
+		return;
+	for (size_t i = 0; i < v->n; i++)
+		if (strcmp(v->st[i]->service, x->service) == 0) {
+			wf_codec_state_free(v->st[i]);
+			v->st[i] = x;
+			return;
+		}
+	if (v->n < MAX_SERVICES)
+		v->st[v->n++] = x;
+	else
+		wf_codec_state_free(x);
+}
+
+static void state_subscribed(void *ud)
+{
+	struct state_view *v = ud;
+
+	/* the broker sends the retained states right after the SUBACK */
+	v->subscribed = true;
+	ev_timer_start(v->loop, &v->settle);
+}
+
+static void state_break(struct ev_loop *loop, ev_timer *t, int revents)
+{
+	ev_break(loop, EVBREAK_ALL);
+}
+
+static int cmp_state(const void *a, const void *b)
+{
+	return strcmp((*(Wf__V1__ServiceState *const *)a)->service,
+		      (*(Wf__V1__ServiceState *const *)b)->service);
+}
+
+static int state_main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{ "host", required_argument, NULL, 'H' },     { "port", required_argument, NULL, 'p' },
+		{ "json", no_argument, NULL, 'j' },            { "username", required_argument, NULL, 'u' },
+		{ "password-file", required_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' },
+		{ 0 },
+	};
+	struct state_view v = { 0 };
+	struct creds cr = { 0 };
+	struct wf_bus_options bo;
+	struct wf_bus_callbacks cb = { .on_message = state_msg, .on_subscribed = state_subscribed };
+	const char *host = "127.0.0.1";
+	long port = 1883;
+	char client[64];
+	int c, bad = 0;
+
+	optind = 2;
+	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+		char *end = NULL;
+		switch (c) {
+		case 'H': host = optarg; break;
+		case 'p':
+			port = strtol(optarg, &end, 10);
+			if (*end || port < 1 || port > 65535) {
+				fprintf(stderr, "wfctl: --port: not a port: %s\n", optarg);
+				return WF_EXIT_USAGE;
+			}
+			break;
+		case 'j': v.json = true; break;
+		case 'u': cr.username = optarg; break;
+		case 'P': cr.password_file = optarg; break;
+		case 'h': usage(stdout); return WF_EXIT_OK;
+		default: usage(stderr); return WF_EXIT_USAGE;
+		}
+	}
+	if (optind < argc || creds_load(&cr) < 0)
+		return WF_EXIT_USAGE;
+	v.clock = wf_clock_system();
+	wf_codec_limits_init(&v.lim);
+	v.loop = ev_loop_new(EVFLAG_AUTO);
+	snprintf(client, sizeof client, "wfctl-state-%ld", (long)getpid());
+	wf_bus_options_init(&bo);
+	bo.host = host;
+	bo.port = (int)port;
+	bo.client_id = client;
+	bo.clean_start = true;
+	bo.session_expiry_s = 0;
+	bo.username = cr.username;
+	bo.password = cr.password_file ? cr.password : NULL;
+	if (v.loop == NULL || wf_bus_new(v.loop, &bo, &cb, &v, &v.bus) < 0) {
+		fprintf(stderr, "wfctl: cannot set up the connection\n");
+		return WF_EXIT_FAILURE;
+	}
+	wf_bus_subscribe(v.bus, "wf/v1/state/+", 1);
+	wf_bus_start(v.bus);
+	ev_timer_init(&v.settle, state_break, 0.3, 0.);
+	ev_timer_init(&v.limit, state_break, 10.0, 0.);
+	ev_timer_start(v.loop, &v.limit);
+	ev_run(v.loop, 0);
+	if (!v.subscribed) {
+		fprintf(stderr, "wfctl: no answer from the broker at %s:%ld\n", host, port);
+		wf_bus_free(v.bus);
+		ev_loop_destroy(v.loop);
+		return WF_EXIT_FAILURE;
+	}
+	qsort(v.st, v.n, sizeof *v.st, cmp_state);
+	int64_t now = wf_clock_now_ms(&v.clock);
+	if (!v.json)
+		printf("%-22s %-9s %-8s %-8s %s\n", "SERVICE", "KIND", "STATUS", "VERSION",
+		       "LAST HEARTBEAT");
+	for (size_t i = 0; i < v.n; i++) {
+		const Wf__V1__ServiceState *x = v.st[i];
+		bool online = x->status == WF__V1__SERVICE_STATUS__SERVICE_ONLINE;
+		int64_t age = x->heartbeat_ms ? now - x->heartbeat_ms : -1;
+		int64_t promised = (int64_t)x->heartbeat_interval_s * 1000;
+		bool overdue = online && promised > 0 && age > 3 * promised;
+		/* one-shot wfctl runs come and go: listed, never a failure */
+		if ((!online || overdue) && !(x->kind && strcmp(x->kind, "wfctl") == 0))
+			bad = 1;
+		if (v.json) {
+			char *js = wf_pbjson_print(&x->base);
+			printf("{\"state\":%s,\"overdue\":%s}\n", js ? js : "null",
+			       overdue ? "true" : "false");
+			free(js);
+			continue;
+		}
+		char hb[64];
+		if (age < 0)
+			snprintf(hb, sizeof hb, "-");
+		else
+			snprintf(hb, sizeof hb, "%.1f s ago%s", (double)age / 1000.0,
+				 overdue ? " (overdue)" : "");
+		printf("%-22s %-9s %-8s %-8s %s\n", x->service, x->kind ? x->kind : "",
+		       online ? "online" : "OFFLINE", x->version ? x->version : "", hb);
+	}
+	for (size_t i = 0; i < v.n; i++)
+		wf_codec_state_free(v.st[i]);
+	wf_bus_free(v.bus);
+	ev_loop_destroy(v.loop);
+	return bad ? 1 : 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option opts[] = {
@@ -583,8 +753,10 @@ int main(int argc, char **argv)
 	}
 	if (strcmp(argv[1], "approve") == 0 || strcmp(argv[1], "reject") == 0)
 		return decide_main(argc, argv, strcmp(argv[1], "approve") == 0);
+	if (strcmp(argv[1], "state") == 0)
+		return state_main(argc, argv);
 	if (strcmp(argv[1], "watch") != 0) {
-		fprintf(stderr, "wfctl: unknown command '%s' (watch, approve, reject; try --help)\n",
+		fprintf(stderr, "wfctl: unknown command '%s' (watch, state, approve, reject; try --help)\n",
 			argv[1]);
 		return WF_EXIT_USAGE;
 	}

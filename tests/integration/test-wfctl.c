@@ -7,6 +7,8 @@
  *     exactly that decision (operator, id, version);
  *   - the same user claiming another operator's name: the broker refuses
  *     the publish, nothing arrives, wfctl exits 1 after its timeout;
+ *   - `wfctl state` lists the dispatcher online (exit 0), then OFFLINE once
+ *     it stopped (exit 1);
  *   - a password file readable by others is refused (exit 2). */
 #include <check.h>
 #include <errno.h>
@@ -157,6 +159,22 @@ START_TEST(test_approve_through_the_acl)
 	char *text = read_text(log);
 	ck_assert_msg(strstr(text, "no acknowledgement") != NULL, "%s", text);
 	free(text);
+
+	/* wfctl state: the retained states, the dispatcher's stand-in online */
+	char *st_argv[] = { exe, "state", "--username", "op-zhang", "--password-file", path, "--port",
+			    port, NULL };
+	char *out = NULL;
+	int st = wf_test_capture(st_argv, NULL, log, &out, 20000);
+	ck_assert_msg(st == 0, "wfctl state: exit %d: %s", st, out ? out : "");
+	ck_assert_ptr_nonnull(strstr(out, "wf-dispatch-1"));
+	ck_assert_ptr_nonnull(strstr(out, "online"));
+	free(out);
+	wf_node_stop(disp); /* its OFFLINE state is retained: now state says so, exit 1 */
+	wf_test_run_for(loop, 300);
+	st = wf_test_capture(st_argv, NULL, log, &out, 20000);
+	ck_assert_int_eq(st, 1);
+	ck_assert_ptr_nonnull(strstr(out, "OFFLINE"));
+	free(out);
 
 	/* 3. a password file others can read is refused before connecting */
 	ck_assert_int_eq(chmod(path, 0644), 0);
