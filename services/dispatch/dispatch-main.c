@@ -391,6 +391,19 @@ static void fill_config(const struct dispatch_config *c, struct dsp_config *dc)
 	dc->cap_sender_name = c->cap_sender_name;
 }
 
+/* --check-config: the routing file parses, its stations' regions exist */
+static int validate(const void *config, const struct wf_region_table *regions, char *err,
+		    size_t errlen)
+{
+	const struct dispatch_config *c = config;
+	struct dsp_routing routing;
+	int r = dsp_routing_load(c->routes, regions, &routing, err, errlen);
+
+	if (r == 0)
+		dsp_routing_free(&routing);
+	return r;
+}
+
 static int start(struct wf_runtime *rt, const void *config, void **ret)
 {
 	const struct dispatch_config *c = config;
@@ -535,6 +548,7 @@ int main(int argc, char **argv)
 		.config_size = sizeof(struct dispatch_config),
 		.node_offset = offsetof(struct dispatch_config, node),
 		.inputs = inputs,
+		.validate = validate,
 		.start = start,
 		.reload = reload,
 		.stop = stop,

@@ -557,6 +557,20 @@ static void destroy(void *state)
 	free(d);
 }
 
+static int validate(const void *config, const struct wf_region_table *regions, char *err,
+		    size_t errlen)
+{
+	const struct fusion_config *c = config;
+	struct wf_fusion_rules *rules = NULL;
+	int r = parse_owned(c->owned, err, errlen);
+
+	if (r < 0)
+		return r;
+	r = wf_fusion_rules_load(c->rules, &rules, err, errlen);
+	wf_fusion_rules_free(rules);
+	return r;
+}
+
 static int apply_node_options(const void *config, struct wf_node_options *o)
 {
 	const struct fusion_config *c = config;
@@ -588,6 +602,7 @@ static const struct wf_runtime_spec spec = {
 	.config_size = sizeof(struct fusion_config),
 	.node_offset = offsetof(struct fusion_config, node),
 	.inputs = inputs,
+	.validate = validate,
 	.node_options = apply_node_options,
 	.start = start,
 	.reload = reload,

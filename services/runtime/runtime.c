@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
+#include <unistd.h>
 
 #include <ev.h>
 
@@ -191,9 +192,32 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 	rt->config = calloc(1, spec->config_size);
 	if (rt->config == NULL)
 		goto out;
+	/* --check-config also checks what the service's own files say (rule
+	 * file, routing file: spec->validate) and the region table */
+	bool check = rt->cli.check_config;
+	rt->cli.check_config = false;
 	r = wf_cli_load_config(&rt->info, &rt->cli, rt->keys, rt->nkeys, rt->config, stdout, stderr);
+	rt->cli.check_config = check;
 	if (r != WF_CLI_RUN) {
 		status = r;
+		goto out;
+	}
+	if (load_regions(rt, nodecfg(rt, rt->config)->regions, &rt->regions) < 0) {
+		status = WF_EXIT_USAGE;
+		goto out;
+	}
+	if (spec->validate != NULL &&
+	    spec->validate(rt->config, rt->regions, err, sizeof err) < 0) {
+		fprintf(stderr, "%s: %s\n", spec->name, err);
+		status = WF_EXIT_USAGE;
+		goto out;
+	}
+	if (check) {
+		const char *path = rt->cli.config_path;
+		if (path != NULL && !rt->cli.config_explicit && access(path, F_OK) < 0)
+			path = NULL;
+		printf("%s: OK\n", path ? path : "built-in defaults");
+		status = WF_EXIT_OK;
 		goto out;
 	}
 
@@ -221,10 +245,6 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 			      sizeof err);
 	if (r < 0) {
 		fprintf(stderr, "%s: %s\n", spec->name, err);
-		status = WF_EXIT_USAGE;
-		goto out;
-	}
-	if (load_regions(rt, nodecfg(rt, rt->config)->regions, &rt->regions) < 0) {
 		status = WF_EXIT_USAGE;
 		goto out;
 	}

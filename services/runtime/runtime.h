@@ -45,6 +45,12 @@ struct wf_runtime_spec {
 	/* MQTT input filters for the loaded config (borrowed until the next
 	 * reload); NULL: none (a pure producer). */
 	const char *const *(*inputs)(const void *config, size_t *ret_n);
+	/* Checks what the config points at (a rule file, a routing file...)
+	 * after it loaded, for --check-config and before start. REGIONS may be
+	 * NULL. Returns 0, or a negative errno with "path:line: message" in ERR
+	 * (exit 2). May be NULL. */
+	int (*validate)(const void *config, const struct wf_region_table *regions, char *err,
+			size_t errlen);
 	/* Adjusts the node options from the loaded config (e.g. ordered
 	 * inputs) before the node is made. Returns 0 or a negative errno (exit
 	 * 2). May be NULL. */
