@@ -34,10 +34,10 @@ static void usage(FILE *out, const struct wf_adapter_ops *ops)
 {
 	fprintf(out,
 		"Usage: wf-%s [--config FILE] [--spool DIR] [--now TIME]   (the daemon)\n"
-		"       wf-%s [--config FILE] --stdin [--now TIME]\n"
-		"       wf-%s [--config FILE] --once [--spool DIR | --stdin]\n"
-		"       wf-%s [--config FILE] --dry-run FILE...\n"
-		"       wf-%s [--config FILE] --check FILE...\n"
+		"  or:  wf-%s [--config FILE] --stdin [--now TIME]\n"
+		"  or:  wf-%s [--config FILE] --once [--spool DIR | --stdin]\n"
+		"  or:  wf-%s [--config FILE] --dry-run FILE...\n"
+		"  or:  wf-%s [--config FILE] --check FILE...\n"
 		"\n"
 		"The %s agency adapter: reads native feed files, grades them and publishes\n"
 		"wf.v1.Event messages to MQTT through its outbox, resending each until fusion\n"

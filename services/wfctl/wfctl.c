@@ -294,9 +294,9 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 static void usage(FILE *f)
 {
 	fputs("Usage: wfctl watch [OPTIONS]\n"
-	      "       wfctl state [--json] [OPTIONS]\n"
-	      "       wfctl approve ID@VERSION --operator OP [--reason TEXT] [OPTIONS]\n"
-	      "       wfctl reject ID@VERSION --operator OP --reason TEXT [OPTIONS]\n"
+	      "  or:  wfctl state [--json] [OPTIONS]\n"
+	      "  or:  wfctl approve ID@VERSION --operator OP [--reason TEXT] [OPTIONS]\n"
+	      "  or:  wfctl reject ID@VERSION --operator OP --reason TEXT [OPTIONS]\n"
 	      "\n"
 	      "A live view of what warnfuse publishes: warning versions (level colour, hazard,\n"
 	      "area, version, review state, and why: rules and events), duty notices,\n"
@@ -747,6 +747,10 @@ int main(int argc, char **argv)
 	char client[64];
 	int c;
 
+	if (argc >= 2 && (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "-V") == 0)) {
+		printf("wfctl %s\n", WF_VERSION);
+		return WF_EXIT_OK;
+	}
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? WF_EXIT_USAGE : WF_EXIT_OK;
