@@ -1,23 +1,27 @@
 #!/bin/sh
 # Installs the Debian 12 packages warnfuse needs to build, test and run.
-# Usage: scripts/deps.sh [build|test|bench|all]   (default: test)
+# Usage: scripts/deps.sh [build|test|bench|fuzz|all]   (default: test)
 # Idempotent: installs only what is missing; needs root (or sudo) for apt-get.
 set -eu
 
 BUILD="meson ninja-build pkg-config gcc libc6-dev python3 \
 libmosquitto-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev \
 libsystemd-dev libinih-dev libssl-dev libcjson-dev libxml2-dev libxmlsec1-dev \
-libcurl4-openssl-dev libmicrohttpd-dev"
+libcurl4-openssl-dev libmicrohttpd-dev help2man"
 RUNTIME="mosquitto mosquitto-clients lmdb-utils"
 TEST="check libsubunit-dev protobuf-compiler valgrind kannel kannel-extras libxml2-utils"
+# fuzz/run: clang 14; libFuzzer and the ASan/UBSan runtimes (libclang-rt-14-dev, only
+# a Recommends of clang); llvm-symbolizer for readable sanitizer stacks (llvm-14)
+FUZZ="clang libclang-rt-14-dev llvm-14"
 
 what="${1:-test}"
 case "$what" in
 	build) pkgs="$BUILD" ;;
 	test|bench) pkgs="$BUILD $RUNTIME $TEST" ;;
-	all) pkgs="$BUILD $RUNTIME $TEST" ;;
+	fuzz) pkgs="$BUILD $FUZZ" ;;
+	all) pkgs="$BUILD $RUNTIME $TEST $FUZZ" ;;
 	-h|--help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "deps.sh: unknown set '$what' (build|test|bench|all)" >&2; exit 2 ;;
+	*) echo "deps.sh: unknown set '$what' (build|test|bench|fuzz|all)" >&2; exit 2 ;;
 esac
 
 missing=""
