@@ -1039,7 +1039,13 @@ static void finish_request(struct wf_sms *sms, struct req *q, CURLcode res)
 	sms->inflight--;
 	int64_t now = now_ms(sms);
 	if (is_final(it->state)) {
-		/* a DLR made it final while the request ran */
+		/* a DLR made it final while the request ran (Kannel answers the
+		 * sendsms request after the SMSC's report, sometimes): it was
+		 * accepted all the same */
+		if (res == CURLE_OK && code >= 200 && code < 300) {
+			sms->st.accepted++;
+			sms->st.parts_sent += sms->delivs[it->deliv].parts;
+		}
 		free_item(sms, it);
 		goto out;
 	}
