@@ -244,7 +244,11 @@ void wf_logv(int priority, const char *group, const char *fmt, va_list ap)
 	if (priority > log_level)
 		return;
 
-	int m = vsnprintf(msg, sizeof msg, fmt ? fmt : "", ap);
+	int m = 0;
+	if (fmt != NULL)
+		m = vsnprintf(msg, sizeof msg, fmt, ap);
+	else
+		msg[0] = '\0';
 	size_t msglen = m < 0 ? 0 : (size_t)m;
 	bool msg_cut = msglen >= sizeof msg;
 	if (msg_cut)

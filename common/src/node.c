@@ -233,7 +233,7 @@ void wf_node_flush(struct wf_node *n)
 
 static void resend_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, resend_timer));
+	struct wf_node *n = (struct wf_node *)(void *)((char *)w - offsetof(struct wf_node, resend_timer));
 
 	wf_node_flush(n);
 }
@@ -277,7 +277,7 @@ static void send_acks(struct wf_node *n)
 
 static void ack_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, ack_timer));
+	struct wf_node *n = (struct wf_node *)(void *)((char *)w - offsetof(struct wf_node, ack_timer));
 
 	send_acks(n);
 }
@@ -497,7 +497,7 @@ static void run_batch(struct wf_node *n)
 
 static void batch_cb(struct ev_loop *loop, ev_idle *w, int revents)
 {
-	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, batch_idle));
+	struct wf_node *n = (struct wf_node *)(void *)((char *)w - offsetof(struct wf_node, batch_idle));
 
 	ev_idle_stop(loop, w);
 	run_batch(n);
@@ -800,7 +800,7 @@ static void on_subscribe_error(void *ud, const char *pattern, int reason)
 
 static void heartbeat_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
-	struct wf_node *n = (struct wf_node *)((char *)w - offsetof(struct wf_node, heartbeat_timer));
+	struct wf_node *n = (struct wf_node *)(void *)((char *)w - offsetof(struct wf_node, heartbeat_timer));
 
 	/* not between CONNACK and SUBACK: ONLINE means "subscribed" */
 	if (wf_bus_subscribed(n->bus))

@@ -231,9 +231,9 @@ static int grow_table(void ***tab, size_t *cap, size_t n, size_t off_next, size_
 	for (size_t i = 0; i < *cap; i++) {
 		void *x = (*tab)[i];
 		while (x) {
-			void **nextp = (void **)((char *)x + off_next);
+			void **nextp = (void **)(void *)((char *)x + off_next);
 			void *next = *nextp;
-			uint32_t h = *(uint32_t *)((char *)x + off_hash);
+			uint32_t h = *(uint32_t *)(void *)((char *)x + off_hash);
 			*nextp = nt[h & (ncap - 1)];
 			nt[h & (ncap - 1)] = x;
 			x = next;

@@ -40,7 +40,7 @@ struct wf_runtime {
 
 static struct wf_node_config *nodecfg(struct wf_runtime *rt, void *config)
 {
-	return (struct wf_node_config *)((char *)config + rt->spec->node_offset);
+	return (struct wf_node_config *)(void *)((char *)config + rt->spec->node_offset);
 }
 
 static void on_notice(void *ud, enum wf_node_notice what, int code, const char *detail)
