@@ -680,6 +680,39 @@ static const struct wf_codec_limits *limits_or_default(const struct wf_codec_lim
 }
 
 /* Returns the unpacked message, or NULL with *RET_R set. */
+
+/* protobuf-c 1.4 rejects field number 0 only as the one-byte tag 0x00; as
+ * an overlong varint (0x80 0x00) it is kept as an unknown field with tag 0,
+ * which packs back as 0x00 and then decodes nowhere (found by fuzzing,
+ * docs/proof.md). Any such field, at any depth, makes the message invalid. */
+static bool has_field_zero(const ProtobufCMessage *m)
+{
+	if (m == NULL)
+		return false;
+	for (unsigned i = 0; i < m->n_unknown_fields; i++)
+		if (m->unknown_fields[i].tag == 0)
+			return true;
+	const ProtobufCMessageDescriptor *d = m->descriptor;
+	const char *base = (const char *)m;
+	for (unsigned f = 0; f < d->n_fields; f++) {
+		const ProtobufCFieldDescriptor *fd = &d->fields[f];
+		if (fd->type != PROTOBUF_C_TYPE_MESSAGE)
+			continue;
+		if (fd->label == PROTOBUF_C_LABEL_REPEATED) {
+			size_t n = *(const size_t *)(const void *)(base + fd->quantifier_offset);
+			ProtobufCMessage *const *v =
+				*(ProtobufCMessage *const *const *)(const void *)(base + fd->offset);
+			for (size_t k = 0; k < n; k++)
+				if (has_field_zero(v[k]))
+					return true;
+		} else if (has_field_zero(*(const ProtobufCMessage *const *)(const void *)(base +
+											   fd->offset))) {
+			return true;
+		}
+	}
+	return false;
+}
+
 static ProtobufCMessage *unpack_common(const ProtobufCMessageDescriptor *d, const void *data,
 				       size_t len, struct ctx *c, int *ret_r)
 {
@@ -697,6 +730,11 @@ static ProtobufCMessage *unpack_common(const ProtobufCMessageDescriptor *d, cons
 	ProtobufCMessage *m = protobuf_c_message_unpack(d, NULL, len, p);
 	if (!m) {
 		*ret_r = fail(c, WF_REASON_MALFORMED, "", "not a valid %s", d->name);
+		return NULL;
+	}
+	if (has_field_zero(m)) {
+		protobuf_c_message_free_unpacked(m, NULL);
+		*ret_r = fail(c, WF_REASON_MALFORMED, "", "field number 0 (not valid protobuf)");
 		return NULL;
 	}
 	const char *nul = nul_in_strings(d, p, len, 0);

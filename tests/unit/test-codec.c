@@ -1148,12 +1148,59 @@ START_TEST(test_bad_arguments)
 }
 END_TEST
 
+/* Fuzzing found (docs/proof.md): an overlong tag varint for field number 0
+ * unpacked through protobuf-c into an unknown field that packs back as
+ * undecodable bytes. The minimized inputs of tests/fixtures/fuzz/ must be
+ * rejected as malformed by every unpack. */
+static uint8_t *fixture(const char *rel, size_t *len)
+{
+	const char *root = getenv("WF_SOURCE_ROOT");
+	char path[1024];
+	snprintf(path, sizeof path, "%s/tests/fixtures/fuzz/%s", root ? root : "..", rel);
+	FILE *f = fopen(path, "rb");
+	ck_assert_msg(f != NULL, "%s", path);
+	static uint8_t buf[65536];
+	*len = fread(buf, 1, sizeof buf, f);
+	fclose(f);
+	return buf;
+}
+
+START_TEST(test_field_number_zero_rejected)
+{
+	struct wf_codec_limits zl;
+	struct wf_codec_error why;
+	size_t len;
+	uint8_t *b;
+	wf_codec_limits_init(&zl);
+	int64_t now = 1784520000000; /* 2026-07-20T04:00:00Z, the fuzz targets' time */
+
+	Wf__V1__Event *zev = NULL;
+	b = fixture("codec-event/overlong-tag0", &len);
+	ck_assert_int_lt(wf_codec_event_unpack(b, len, &zl, now, &zev, &why), 0);
+	ck_assert_int_eq(why.reason, WF_REASON_MALFORMED);
+	ck_assert_ptr_null(zev);
+	Wf__V1__Warning *zw = NULL;
+	b = fixture("codec-warning/overlong-tag0", &len);
+	ck_assert_int_lt(wf_codec_warning_unpack(b, len, &zl, now, &zw, &why), 0);
+	ck_assert_int_eq(why.reason, WF_REASON_MALFORMED);
+	Wf__V1__Ack *za = NULL;
+	b = fixture("codec-ack/overlong-tag0", &len);
+	ck_assert_int_lt(wf_codec_ack_unpack(b, len, &zl, now, &za, &why), 0);
+	ck_assert_int_eq(why.reason, WF_REASON_MALFORMED);
+	Wf__V1__ServiceState *zst = NULL;
+	b = fixture("codec-state/overlong-tag0", &len);
+	ck_assert_int_lt(wf_codec_state_unpack(b, len, &zl, now, &zst, &why), 0);
+	ck_assert_int_eq(why.reason, WF_REASON_MALFORMED);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("codec");
 	TCase *tc = tcase_create("round-trip");
 	tcase_add_checked_fixture(tc, setup, teardown);
 	tcase_add_test(tc, test_reason_enum_matches_proto);
+	tcase_add_test(tc, test_field_number_zero_rejected);
 	tcase_add_test(tc, test_event_round_trip);
 	tcase_add_test(tc, test_event_six_digit_region_normalised);
 	tcase_add_test(tc, test_warning_round_trip);
