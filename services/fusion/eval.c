@@ -156,6 +156,7 @@ static bool alt_match(const struct fusion_alt *alt, const struct fusion_input *i
 static int eval_direct(struct wf_fusion *e, struct fusion_scratch *s, const struct fusion_area *a)
 {
 	const struct wf_fusion_rules *R = e->rules;
+	uint64_t rule_added = 0; /* one direct rule per hazard: add its id once */
 	for (size_t i = 0; i < s->n_own; i++) {
 		struct fusion_input *in = s->ctx[i];
 		/* the inputs are scattered on the heap: fetch ahead */
@@ -168,8 +169,13 @@ static int eval_direct(struct wf_fusion *e, struct fusion_scratch *s, const stru
 		if (in->strength < rule->min_strength)
 			continue;
 		contribute(s, in->hazard, in->strength, in->certainty, in->expires);
-		if (add_ev(s, in->hazard, in) < 0 || add_rl(s, in->hazard, rule->id) < 0)
+		if (add_ev(s, in->hazard, in) < 0)
 			return -ENOMEM;
+		if (!((rule_added >> in->hazard) & 1)) {
+			if (add_rl(s, in->hazard, rule->id) < 0)
+				return -ENOMEM;
+			rule_added |= UINT64_C(1) << in->hazard;
+		}
 	}
 	for (int h = 1; h < FUSION_HAZARD_MAX; h++)
 		if (s->hz[h].present && add_rg(s, h, a->code) < 0)
