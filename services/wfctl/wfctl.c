@@ -297,6 +297,8 @@ static void usage(FILE *f)
 	      "  or:  wfctl state [--json] [OPTIONS]\n"
 	      "  or:  wfctl approve ID@VERSION --operator OP [--reason TEXT] [OPTIONS]\n"
 	      "  or:  wfctl reject ID@VERSION --operator OP --reason TEXT [OPTIONS]\n"
+	      "  or:  wfctl ack STATION ID@VERSION [--operator NAME] [OPTIONS]\n"
+	      "  or:  wfctl followup STATION ID TEXT [--operator NAME] [OPTIONS]\n"
 	      "\n"
 	      "A live view of what warnfuse publishes: warning versions (level colour, hazard,\n"
 	      "area, version, review state, and why: rules and events), duty notices,\n"
@@ -313,6 +315,10 @@ static void usage(FILE *f)
 	      "                  the .proto)\n"
 	      "  --quiet         print nothing (with --count: wait for N versions)\n"
 	      "  --help          this text\n"
+	      "\n"
+	      "ack / followup: a duty station acknowledges a notice of that warning version,\n"
+	      "or files a follow-up report (续报) on the warning; same outbox and --timeout as\n"
+	      "approve. With a locked-down broker STATION is the console's user.\n"
 	      "\n"
 	      "state: every service's liveness from the retained wf/v1/state topics (status,\n"
 	      "version, last heartbeat; overdue = older than 3 promised intervals); exit 1 when\n"
@@ -364,11 +370,15 @@ static int creds_load(struct creds *c)
 
 /* ---- approve / reject ---- */
 
+enum send_cmd { CMD_APPROVE, CMD_REJECT, CMD_ACK, CMD_FOLLOWUP };
+
 struct decide {
 	struct wf_node *node;
 	const char *operator_id, *warning_id, *reason;
+	const char *station, *text; /* ack, followup */
 	unsigned version;
 	bool approve;
+	enum send_cmd cmd;
 	struct wf_clock clock;
 	int64_t offset_ms;
 };
@@ -378,14 +388,39 @@ static int emit_decision(struct wf_txn *t, void *ud)
 	struct decide *d = ud;
 	Wf__V1__Approval a = WF__V1__APPROVAL__INIT;
 	struct wf_codec_error why = { 0 };
+	int r;
 
+	if (d->cmd == CMD_ACK || d->cmd == CMD_FOLLOWUP) {
+		Wf__V1__DutyAck k = WF__V1__DUTY_ACK__INIT;
+		Wf__V1__FollowUp f = WF__V1__FOLLOW_UP__INIT;
+		if (d->cmd == CMD_ACK) {
+			k.station = (char *)d->station;
+			k.warning_id = (char *)d->warning_id;
+			k.version = d->version;
+			k.operator_ = (char *)(d->operator_id ? d->operator_id : "");
+			k.acked_ms = wf_clock_now_ms(&d->clock);
+			r = wf_node_emit_control(d->node, t, WF_TOPIC_DUTY_ACK, &k.base, &why);
+		} else {
+			f.station = (char *)d->station;
+			f.warning_id = (char *)d->warning_id;
+			f.text = (char *)d->text;
+			f.operator_ = (char *)(d->operator_id ? d->operator_id : "");
+			f.sent_ms = wf_clock_now_ms(&d->clock);
+			r = wf_node_emit_control(d->node, t, WF_TOPIC_DUTY_FOLLOWUP, &f.base, &why);
+		}
+		if (r == -EBADMSG)
+			fprintf(stderr, "wfctl: not a valid %s: %s %s: %s\n",
+				d->cmd == CMD_ACK ? "acknowledgement" : "follow-up",
+				wf_reason_to_string(why.reason), why.field, why.detail);
+		return r;
+	}
 	a.operator_ = (char *)d->operator_id;
 	a.warning_id = (char *)d->warning_id;
 	a.version = d->version;
 	a.decision = d->approve ? WF__V1__DECISION__DECISION_APPROVE : WF__V1__DECISION__DECISION_REJECT;
 	a.reason = (char *)(d->reason ? d->reason : "");
 	a.sent_ms = wf_clock_now_ms(&d->clock);
-	int r = wf_node_emit_control(d->node, t, WF_TOPIC_APPROVAL, &a.base, &why);
+	r = wf_node_emit_control(d->node, t, WF_TOPIC_APPROVAL, &a.base, &why);
 	if (r == -EBADMSG)
 		fprintf(stderr, "wfctl: not a valid decision: %s %s: %s\n",
 			wf_reason_to_string(why.reason), why.field, why.detail);
@@ -413,8 +448,9 @@ static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
-static int decide_main(int argc, char **argv, bool approve)
+static int decide_main(int argc, char **argv, enum send_cmd cmd)
 {
+	bool approve = cmd == CMD_APPROVE;
 	static const struct option opts[] = {
 		{ "host", required_argument, NULL, 'H' },     { "port", required_argument, NULL, 'p' },
 		{ "operator", required_argument, NULL, 'o' }, { "reason", required_argument, NULL, 'r' },
@@ -422,7 +458,7 @@ static int decide_main(int argc, char **argv, bool approve)
 		{ "username", required_argument, NULL, 'u' }, { "password-file", required_argument, NULL, 'P' },
 		{ "help", no_argument, NULL, 'h' },           { 0 },
 	};
-	struct decide d = { .approve = approve };
+	struct decide d = { .approve = approve, .cmd = cmd };
 	struct creds cr = { 0 };
 	const char *host = "127.0.0.1", *state = NULL;
 	long port = 1883, timeout_s = 30;
@@ -457,9 +493,33 @@ static int decide_main(int argc, char **argv, bool approve)
 		default: usage(stderr); return WF_EXIT_USAGE;
 		}
 	}
-	if (optind != argc - 1) {
-		fprintf(stderr, "wfctl: %s needs exactly one ID@VERSION (try --help)\n", argv[1]);
+	int want_args = cmd == CMD_ACK ? 2 : cmd == CMD_FOLLOWUP ? 3 : 1;
+	if (argc - optind != want_args) {
+		fprintf(stderr, "wfctl: %s needs %s (try --help)\n", argv[1],
+			cmd == CMD_ACK	    ? "STATION ID@VERSION"
+			: cmd == CMD_FOLLOWUP ? "STATION ID TEXT"
+					      : "exactly one ID@VERSION");
 		return WF_EXIT_USAGE;
+	}
+	if (cmd == CMD_ACK || cmd == CMD_FOLLOWUP) {
+		d.station = argv[optind++];
+		if (!wf_topic_id_valid(d.station)) {
+			fprintf(stderr, "wfctl: '%s' is not a station id\n", d.station);
+			return WF_EXIT_USAGE;
+		}
+	}
+	if (cmd == CMD_FOLLOWUP) {
+		d.warning_id = argv[optind];
+		d.text = argv[optind + 1];
+		if (!*d.warning_id || !*d.text) {
+			fprintf(stderr, "wfctl: followup needs a warning id and a text\n");
+			return WF_EXIT_USAGE;
+		}
+		if (creds_load(&cr) < 0)
+			return WF_EXIT_USAGE;
+		if (d.operator_id == NULL)
+			d.operator_id = cr.username;
+		goto identity;
 	}
 	snprintf(target, sizeof target, "%s", argv[optind]);
 	char *at = strrchr(target, '@'), *end = NULL;
@@ -476,6 +536,8 @@ static int decide_main(int argc, char **argv, bool approve)
 		return WF_EXIT_USAGE;
 	if (d.operator_id == NULL)
 		d.operator_id = cr.username; /* the broker identity is the operator */
+	if (cmd == CMD_ACK)
+		goto identity;
 	if (d.operator_id == NULL || !wf_topic_id_valid(d.operator_id)) {
 		fprintf(stderr, "wfctl: --operator OP is required ([A-Za-z0-9._-], at most 64)\n");
 		return WF_EXIT_USAGE;
@@ -484,12 +546,13 @@ static int decide_main(int argc, char **argv, bool approve)
 		fprintf(stderr, "wfctl: reject needs --reason TEXT\n");
 		return WF_EXIT_USAGE;
 	}
+identity:
 	/* the producer id: with a broker identity it is that user (the ACL
 	 * lets a user read only wf/v1/ack/<user> and write its own state) */
 	if (cr.username != NULL)
 		snprintf(service, sizeof service, "%s", cr.username);
 	else
-		snprintf(service, sizeof service, "wfctl-%s", d.operator_id);
+		snprintf(service, sizeof service, "wfctl-%s", d.station ? d.station : d.operator_id);
 	if (!wf_topic_id_valid(service)) {
 		fprintf(stderr, "wfctl: operator id too long\n");
 		return WF_EXIT_USAGE;
@@ -549,7 +612,12 @@ static int decide_main(int argc, char **argv, bool approve)
 	ev_run(loop, 0);
 	ev_timer_stop(loop, &poll);
 	ev_timer_stop(loop, &limit);
-	if (dr.status == 0)
+	if (dr.status == 0 && cmd == CMD_ACK)
+		printf("acknowledgement of %s@%u by %s: received by the dispatcher\n", d.warning_id,
+		       d.version, d.station);
+	else if (dr.status == 0 && cmd == CMD_FOLLOWUP)
+		printf("follow-up on %s by %s: received by the dispatcher\n", d.warning_id, d.station);
+	else if (dr.status == 0)
 		printf("%s %s@%u as %s: acknowledged by the dispatcher\n",
 		       approve ? "approval of" : "rejection of", d.warning_id, d.version, d.operator_id);
 	else
@@ -755,12 +823,19 @@ int main(int argc, char **argv)
 		usage(argc < 2 ? stderr : stdout);
 		return argc < 2 ? WF_EXIT_USAGE : WF_EXIT_OK;
 	}
-	if (strcmp(argv[1], "approve") == 0 || strcmp(argv[1], "reject") == 0)
-		return decide_main(argc, argv, strcmp(argv[1], "approve") == 0);
+	if (strcmp(argv[1], "approve") == 0)
+		return decide_main(argc, argv, CMD_APPROVE);
+	if (strcmp(argv[1], "reject") == 0)
+		return decide_main(argc, argv, CMD_REJECT);
+	if (strcmp(argv[1], "ack") == 0)
+		return decide_main(argc, argv, CMD_ACK);
+	if (strcmp(argv[1], "followup") == 0)
+		return decide_main(argc, argv, CMD_FOLLOWUP);
 	if (strcmp(argv[1], "state") == 0)
 		return state_main(argc, argv);
 	if (strcmp(argv[1], "watch") != 0) {
-		fprintf(stderr, "wfctl: unknown command '%s' (watch, state, approve, reject; try --help)\n",
+		fprintf(stderr, "wfctl: unknown command '%s' (watch, state, approve, reject, ack, "
+				"followup; try --help)\n",
 			argv[1]);
 		return WF_EXIT_USAGE;
 	}

@@ -7,6 +7,8 @@
  *     exactly that decision (operator, id, version);
  *   - the same user claiming another operator's name: the broker refuses
  *     the publish, nothing arrives, wfctl exits 1 after its timeout;
+ *   - a duty console acks and files a follow-up as itself (applied once
+ *     each); acking for another station is refused by the broker;
  *   - `wfctl state` lists the dispatcher online (exit 0), then OFFLINE once
  *     it stopped (exit 1);
  *   - a password file readable by others is refused (exit 2). */
@@ -28,10 +30,13 @@
 static const struct wf_test_broker_user users[] = {
 	{ "wf-dispatch-1", "pw-dispatch" },
 	{ "op-zhang", "pw-operator" },
+	{ "duty-410185", "pw-duty" },
 };
 
 struct approvals {
-	int n;
+	int n, acks, followups;
+	char ack_station[64], followup_text[256];
+	unsigned ack_version;
 	char operator_id[64], warning_id[128];
 	unsigned version;
 	int decision;
@@ -42,6 +47,19 @@ static int on_control(void *ud, struct wf_txn *t, enum wf_topic_kind kind,
 		      struct wf_codec_error *why)
 {
 	struct approvals *a = ud;
+	if (kind == WF_TOPIC_DUTY_ACK) {
+		const Wf__V1__DutyAck *k = (const Wf__V1__DutyAck *)msg;
+		a->acks++;
+		snprintf(a->ack_station, sizeof a->ack_station, "%s", k->station);
+		a->ack_version = k->version;
+		return 0;
+	}
+	if (kind == WF_TOPIC_DUTY_FOLLOWUP) {
+		const Wf__V1__FollowUp *f = (const Wf__V1__FollowUp *)msg;
+		a->followups++;
+		snprintf(a->followup_text, sizeof a->followup_text, "%s", f->text);
+		return 0;
+	}
 	if (kind != WF_TOPIC_APPROVAL)
 		return 0;
 	const Wf__V1__Approval *x = (const Wf__V1__Approval *)msg;
@@ -95,7 +113,7 @@ START_TEST(test_approve_through_the_acl)
 
 	wf_test_broker_options_init(&bo);
 	bo.users = users;
-	bo.n_users = 2;
+	bo.n_users = 3;
 	bo.acl = acl;
 	ck_assert_int_eq(wf_test_broker_start(&bo, &br), 0);
 	snprintf(port, sizeof port, "%d", wf_test_broker_port(br));
@@ -103,7 +121,7 @@ START_TEST(test_approve_through_the_acl)
 	/* the dispatcher's stand-in */
 	struct wf_node_options o;
 	struct wf_node_callbacks cb = { .on_control = on_control };
-	const char *inputs[] = { "wf/v1/approval/+" };
+	const char *inputs[] = { "wf/v1/approval/+", "wf/v1/duty/+/ack", "wf/v1/duty/+/followup" };
 	struct wf_node *disp = NULL;
 	snprintf(cdir, sizeof cdir, "%s/dispatch", dir);
 	wf_node_options_init(&o);
@@ -115,7 +133,7 @@ START_TEST(test_approve_through_the_acl)
 	o.bus.username = "wf-dispatch-1";
 	o.bus.password = "pw-dispatch";
 	o.inputs = inputs;
-	o.n_inputs = 1;
+	o.n_inputs = 3;
 	ck_assert_int_eq(wf_node_new(loop, &o, &cb, &got, &disp), 0);
 	ck_assert_int_eq(wf_node_start(disp), 0);
 	ck_assert(wf_test_run_until(loop, node_ready, disp, 10000));
@@ -159,6 +177,44 @@ START_TEST(test_approve_through_the_acl)
 	char *text = read_text(log);
 	ck_assert_msg(strstr(text, "no acknowledgement") != NULL, "%s", text);
 	free(text);
+
+	/* a duty console acknowledges and files a follow-up as itself; acking
+	 * for another station is refused by the broker */
+	char dpath[700], dstate[700];
+	snprintf(dpath, sizeof dpath, "%s/duty.pw", dir);
+	f = fopen(dpath, "w");
+	ck_assert_ptr_nonnull(f);
+	fputs("pw-duty\n", f);
+	fclose(f);
+	ck_assert_int_eq(chmod(dpath, 0600), 0);
+	snprintf(dstate, sizeof dstate, "%s/wfctl-duty", dir);
+	char *ack[] = { exe, "ack", "duty-410185", "wf-a-flood-410185000000-a1b2c3d4@3", "--username",
+			"duty-410185", "--password-file", dpath, "--operator", "王五", "--port", port,
+			"--state", dstate, "--timeout", "20", NULL };
+	struct child c4 = { wf_test_spawn(ack, NULL, log), -1 };
+	ck_assert(wf_test_run_until(loop, child_done, &c4, 30000));
+	ck_assert_int_eq(c4.status, 0);
+	char *fu[] = { exe, "followup", "duty-410185", "wf-a-flood-410185000000-a1b2c3d4",
+		       "颍河告成段水位回落，转移群众已安置。", "--username", "duty-410185", "--password-file",
+		       dpath, "--port", port, "--state", dstate, "--timeout", "20", NULL };
+	struct child c5 = { wf_test_spawn(fu, NULL, log), -1 };
+	ck_assert(wf_test_run_until(loop, child_done, &c5, 30000));
+	ck_assert_int_eq(c5.status, 0);
+	wf_test_run_for(loop, 200);
+	ck_assert_int_eq(got.acks, 1);
+	ck_assert_str_eq(got.ack_station, "duty-410185");
+	ck_assert_uint_eq(got.ack_version, 3);
+	ck_assert_int_eq(got.followups, 1);
+	ck_assert_str_eq(got.followup_text, "颍河告成段水位回落，转移群众已安置。");
+	char dstate2[720];
+	snprintf(dstate2, sizeof dstate2, "%s-forged", dstate);
+	char *forged_ack[] = { exe, "ack", "duty-410186", "wf-a-flood-410185000000-a1b2c3d4@3",
+			       "--username", "duty-410185", "--password-file", dpath, "--port", port,
+			       "--state", dstate2, "--timeout", "3", NULL };
+	struct child c6 = { wf_test_spawn(forged_ack, NULL, log), -1 };
+	ck_assert(wf_test_run_until(loop, child_done, &c6, 20000));
+	ck_assert_int_eq(c6.status, 1);
+	ck_assert_int_eq(got.acks, 1);
 
 	/* wfctl state: the retained states, the dispatcher's stand-in online */
 	char *st_argv[] = { exe, "state", "--username", "op-zhang", "--password-file", path, "--port",
