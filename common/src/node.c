@@ -610,16 +610,11 @@ static bool is_consumer(const struct wf_node *n, const char *service)
 }
 
 /* Remembers who acknowledged us (Ack.consumer). */
-static void note_consumer(struct wf_node *n, const void *payload, size_t len)
+static void note_consumer(struct wf_node *n, const Wf__V1__Ack *a)
 {
-	Wf__V1__Ack *a = NULL;
-	struct wf_codec_error why;
-
-	if (wf_codec_ack_unpack(payload, len, &n->limits, now_ms(n), &a, &why) == 0 &&
-	    a->consumer != NULL && wf_topic_id_valid(a->consumer) && !is_consumer(n, a->consumer) &&
+	if (a->consumer != NULL && wf_topic_id_valid(a->consumer) && !is_consumer(n, a->consumer) &&
 	    n->n_consumers < sizeof n->consumers / sizeof n->consumers[0])
 		snprintf(n->consumers[n->n_consumers++], sizeof n->consumers[0], "%s", a->consumer);
-	wf_codec_ack_free(a);
 }
 
 static void queue_floor(struct wf_node *n, const char *producer, uint64_t floor)
@@ -720,12 +715,17 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 	}
 	switch (parsed.kind) {
 	case WF_TOPIC_ACK:
-		if (strcmp(parsed.id, n->service) == 0 &&
-		    wf_outbox_ack_packed(n->outbox, payload, len) >= 0) {
-			n->stats.acks_received++;
-			note_consumer(n, payload, len);
-			schedule_resend(n);
-			announce_floor(n);
+		if (strcmp(parsed.id, n->service) == 0 && len <= WF_OUTBOX_MAX_ACK_BYTES) {
+			/* unpacked once: for the outbox and for who acked */
+			Wf__V1__Ack *a = wf__v1__ack__unpack(NULL, len, payload);
+			if (a != NULL && wf_outbox_ack(n->outbox, a) >= 0) {
+				n->stats.acks_received++;
+				note_consumer(n, a);
+				schedule_resend(n);
+				announce_floor(n);
+			}
+			if (a != NULL)
+				wf__v1__ack__free_unpacked(a, NULL);
 		}
 		return;
 	case WF_TOPIC_STATE:

@@ -368,6 +368,41 @@ static int creds_load(struct creds *c)
 	return 0;
 }
 
+/* The options every command takes: --host, --port, --username,
+ * --password-file (getopt codes H, p, u, P). Returns 1 when C was one of
+ * them, 0 when not, -1 after printing why ARG is wrong. */
+static int conn_option(int c, const char *arg, const char **host, long *port, struct creds *cr)
+{
+	char *end = NULL;
+
+	switch (c) {
+	case 'H': *host = arg; return 1;
+	case 'u': cr->username = arg; return 1;
+	case 'P': cr->password_file = arg; return 1;
+	case 'p':
+		*port = strtol(arg, &end, 10);
+		if (*end || *port < 1 || *port > 65535) {
+			fprintf(stderr, "wfctl: --port: not a port: %s\n", arg);
+			return -1;
+		}
+		return 1;
+	default: return 0;
+	}
+}
+
+static int parse_timeout(const char *arg, long *ret)
+{
+	char *end = NULL;
+	long v = strtol(arg, &end, 10);
+
+	if (*end || v < 1 || v > 86400) {
+		fprintf(stderr, "wfctl: --timeout: not seconds in 1..86400: %s\n", arg);
+		return -1;
+	}
+	*ret = v;
+	return 0;
+}
+
 /* ---- approve / reject ---- */
 
 enum send_cmd { CMD_APPROVE, CMD_REJECT, CMD_ACK, CMD_FOLLOWUP };
@@ -467,30 +502,23 @@ static int decide_main(int argc, char **argv, enum send_cmd cmd)
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		char *end = NULL;
+		int r_opt;
 		switch (c) {
-		case 'H': host = optarg; break;
-		case 'p':
-			port = strtol(optarg, &end, 10);
-			if (*end || port < 1 || port > 65535) {
-				fprintf(stderr, "wfctl: --port: not a port: %s\n", optarg);
-				return WF_EXIT_USAGE;
-			}
-			break;
 		case 'o': d.operator_id = optarg; break;
 		case 'r': d.reason = optarg; break;
-		case 'u': cr.username = optarg; break;
-		case 'P': cr.password_file = optarg; break;
 		case 's': state = optarg; break;
 		case 't':
-			timeout_s = strtol(optarg, &end, 10);
-			if (*end || timeout_s < 1 || timeout_s > 86400) {
-				fprintf(stderr, "wfctl: --timeout: not seconds in 1..86400: %s\n", optarg);
+			if (parse_timeout(optarg, &timeout_s) < 0)
 				return WF_EXIT_USAGE;
-			}
 			break;
 		case 'h': usage(stdout); return WF_EXIT_OK;
-		default: usage(stderr); return WF_EXIT_USAGE;
+		default:
+			r_opt = conn_option(c, optarg, &host, &port, &cr);
+			if (r_opt <= 0) {
+				if (r_opt == 0)
+					usage(stderr);
+				return WF_EXIT_USAGE;
+			}
 		}
 	}
 	int want_args = cmd == CMD_ACK ? 2 : cmd == CMD_FOLLOWUP ? 3 : 1;
@@ -713,21 +741,17 @@ static int state_main(int argc, char **argv)
 
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
-		char *end = NULL;
+		int r_opt;
 		switch (c) {
-		case 'H': host = optarg; break;
-		case 'p':
-			port = strtol(optarg, &end, 10);
-			if (*end || port < 1 || port > 65535) {
-				fprintf(stderr, "wfctl: --port: not a port: %s\n", optarg);
+		case 'j': v.json = true; break;
+		case 'h': usage(stdout); return WF_EXIT_OK;
+		default:
+			r_opt = conn_option(c, optarg, &host, &port, &cr);
+			if (r_opt <= 0) {
+				if (r_opt == 0)
+					usage(stderr);
 				return WF_EXIT_USAGE;
 			}
-			break;
-		case 'j': v.json = true; break;
-		case 'u': cr.username = optarg; break;
-		case 'P': cr.password_file = optarg; break;
-		case 'h': usage(stdout); return WF_EXIT_OK;
-		default: usage(stderr); return WF_EXIT_USAGE;
 		}
 	}
 	if (optind < argc || creds_load(&cr) < 0)
@@ -842,15 +866,8 @@ int main(int argc, char **argv)
 	optind = 2;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		char *end = NULL;
+		int r_opt;
 		switch (c) {
-		case 'H': host = optarg; break;
-		case 'p':
-			port = strtol(optarg, &end, 10);
-			if (*end || port < 1 || port > 65535) {
-				fprintf(stderr, "wfctl: --port: not a port: %s\n", optarg);
-				return WF_EXIT_USAGE;
-			}
-			break;
 		case 'n':
 			w.want = strtoul(optarg, &end, 10);
 			if (*end || !*optarg || w.want == 0 || w.want > 100000000ul) {
@@ -859,18 +876,19 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 't':
-			timeout_s = strtol(optarg, &end, 10);
-			if (*end || timeout_s < 1 || timeout_s > 86400) {
-				fprintf(stderr, "wfctl: --timeout: not seconds in 1..86400: %s\n", optarg);
+			if (parse_timeout(optarg, &timeout_s) < 0)
 				return WF_EXIT_USAGE;
-			}
 			break;
 		case 'j': w.json = true; break;
 		case 'q': w.quiet = true; break;
-		case 'u': cr.username = optarg; break;
-		case 'P': cr.password_file = optarg; break;
 		case 'h': usage(stdout); return WF_EXIT_OK;
-		default: usage(stderr); return WF_EXIT_USAGE;
+		default:
+			r_opt = conn_option(c, optarg, &host, &port, &cr);
+			if (r_opt <= 0) {
+				if (r_opt == 0)
+					usage(stderr);
+				return WF_EXIT_USAGE;
+			}
 		}
 	}
 	if (optind < argc) {
