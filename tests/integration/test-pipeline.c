@@ -263,13 +263,14 @@ static struct sink *sink_new(const char *name, const char *filter, int64_t offse
 }
 
 static bool sink_ready(void *ud) { return wf_node_ready(((struct sink *)ud)->node); }
+static bool node_gone(void *ud) { return !wf_node_connected(ud); }
 
 static struct sink *sink_free(struct sink *s)
 {
 	if (s == NULL)
 		return NULL;
 	wf_node_stop(s->node);
-	wf_test_run_for(loop, 100);
+	(void)wf_test_run_until(loop, node_gone, s->node, 5000); /* OFFLINE out, disconnected */
 	wf_node_free(s->node);
 	sink_reset(s);
 	free(s->recs);
@@ -888,7 +889,7 @@ static void produce_all(struct producer *p)
 static struct producer *producer_free(struct producer *p)
 {
 	wf_node_stop(p->node);
-	wf_test_run_for(loop, 100);
+	(void)wf_test_run_until(loop, node_gone, p->node, 5000);
 	wf_node_free(p->node);
 	free(p);
 	return NULL;
