@@ -256,6 +256,7 @@ static struct fusion_area *area_get(struct wf_fusion *e, int status, const char 
 	a = calloc(1, sizeof *a);
 	if (!a)
 		return NULL;
+	e->area_gen++;
 	a->hash = area_hash(status, code);
 	a->status = (uint8_t)status;
 	memcpy(a->code, code, 12);
@@ -268,8 +269,11 @@ static struct fusion_area *area_get(struct wf_fusion *e, int status, const char 
 	return a;
 }
 
-static void area_mark_dirty(struct wf_fusion *e, struct fusion_area *a)
+/* Queues A for evaluation, regrading the hazards in HZ (and what they
+ * affect, see wf_fusion_rules.affects). */
+static void area_mark_hz(struct wf_fusion *e, struct fusion_area *a, uint64_t hz)
 {
+	a->dirty_hz |= hz;
 	if (!a->dirty) {
 		a->dirty = true;
 		a->dirty_next = e->dirty;
@@ -277,18 +281,24 @@ static void area_mark_dirty(struct wf_fusion *e, struct fusion_area *a)
 	}
 }
 
-/* Marks A dirty, and if A is coarser than the grouping level, every area
- * inside it (their chain context changed). */
-static void area_touch(struct wf_fusion *e, struct fusion_area *a)
+static void area_mark_dirty(struct wf_fusion *e, struct fusion_area *a)
 {
-	area_mark_dirty(e, a);
+	area_mark_hz(e, a, FUSION_ALL_HAZARDS);
+}
+
+/* An input of HAZARD came to or left A: marks A, and if A is coarser than
+ * the grouping level, every area inside it (their chain context changed). */
+static void area_touch(struct wf_fusion *e, struct fusion_area *a, int hazard)
+{
+	uint64_t hz = UINT64_C(1) << hazard;
+	area_mark_hz(e, a, hz);
 	enum wf_region_level l = wf_region_level_of_code(a->code);
 	if ((int)l >= e->rules->area_level)
 		return;
 	for (size_t i = 0; i < e->ar_cap; i++)
 		for (struct fusion_area *x = e->ar_tab[i]; x; x = x->hnext)
 			if (x != a && x->status == a->status && wf_region_contains(a->code, x->code))
-				area_mark_dirty(e, x);
+				area_mark_hz(e, x, hz);
 }
 
 void fusion_incident_free(struct fusion_incident *inc)
@@ -382,6 +392,34 @@ static void area_code_of(const struct wf_fusion *e, const char *region, char out
 		memcpy(out, region, 13);
 }
 
+static struct fusion_bucket *area_bucket(struct fusion_area *a, int h)
+{
+	uint64_t bit = UINT64_C(1) << h;
+	unsigned idx = (unsigned)__builtin_popcountll(a->bk_mask & (bit - 1));
+	if (a->bk_mask & bit)
+		return &a->bk[idx];
+	unsigned n = (unsigned)__builtin_popcountll(a->bk_mask);
+	struct fusion_bucket *np = realloc(a->bk, (n + 1) * sizeof *np);
+	if (!np)
+		return NULL;
+	memmove(&np[idx + 1], &np[idx], (n - idx) * sizeof *np);
+	np[idx] = (struct fusion_bucket){ 0 };
+	a->bk = np;
+	a->bk_mask |= bit;
+	return &a->bk[idx];
+}
+
+static void area_free_inputs(struct fusion_area *a)
+{
+	unsigned n = (unsigned)__builtin_popcountll(a->bk_mask);
+	for (unsigned i = 0; i < n; i++)
+		free(a->bk[i].v);
+	free(a->bk);
+	a->bk = NULL;
+	a->bk_mask = 0;
+	a->n_inputs = 0;
+}
+
 static int area_add_input(struct wf_fusion *e, struct fusion_input *x)
 {
 	char code[13];
@@ -389,16 +427,20 @@ static int area_add_input(struct wf_fusion *e, struct fusion_input *x)
 	struct fusion_area *a = area_get(e, x->status, code);
 	if (!a)
 		return -ENOMEM;
-	if (a->n_inputs == a->cap_inputs) {
-		uint32_t cap = a->cap_inputs ? a->cap_inputs * 2 : 4;
-		struct fusion_input **np = realloc(a->inputs, cap * sizeof *np);
+	struct fusion_bucket *b = area_bucket(a, x->hazard);
+	if (!b)
+		return -ENOMEM;
+	if (b->n == b->cap) {
+		uint32_t cap = b->cap ? b->cap * 2 : 4;
+		struct fusion_slot *np = realloc(b->v, cap * sizeof *np);
 		if (!np)
 			return -ENOMEM;
-		a->inputs = np;
-		a->cap_inputs = cap;
+		b->v = np;
+		b->cap = cap;
 	}
-	x->pos = a->n_inputs;
-	a->inputs[a->n_inputs++] = x;
+	x->pos = b->n;
+	b->v[b->n++] = (struct fusion_slot){ x, x->expires, x->strength, x->certainty, x->agency };
+	a->n_inputs++;
 	x->area = a;
 	e->n_valid++;
 	return 0;
@@ -409,15 +451,17 @@ static void area_remove_input(struct wf_fusion *e, struct fusion_input *x)
 	struct fusion_area *a = x->area;
 	if (!a)
 		return;
-	uint32_t last = a->n_inputs - 1;
+	struct fusion_bucket *b = fusion_bucket_of(a, x->hazard);
+	uint32_t last = b->n - 1;
 	if (x->pos != last) {
-		a->inputs[x->pos] = a->inputs[last];
-		a->inputs[x->pos]->pos = x->pos;
+		b->v[x->pos] = b->v[last];
+		b->v[x->pos].in->pos = x->pos;
 	}
+	b->n--;
 	a->n_inputs--;
 	x->area = NULL;
 	e->n_valid--;
-	area_touch(e, a);
+	area_touch(e, a, x->hazard);
 }
 
 /* ---------------------------------------------------------------- persistence */
@@ -537,7 +581,7 @@ static void state_free(struct wf_fusion *e)
 			for (uint32_t k = 0; k < a->n_incs; k++)
 				fusion_incident_free(a->incs[k]);
 			free(a->incs);
-			free(a->inputs);
+			area_free_inputs(a);
 			free(a);
 			a = n;
 		}
@@ -654,7 +698,12 @@ static int load_incident(void *ud, const void *key, size_t klen, const void *val
 		a->cap_incs = cap;
 	}
 	/* keys come in order, so the hazard order within an area holds */
+	if (a->inc_mask >> inc->hazard) {
+		fusion_incident_free(inc);
+		return -EBADMSG;
+	}
 	a->incs[a->n_incs++] = inc;
+	a->inc_mask |= UINT64_C(1) << inc->hazard;
 	e->n_incidents++;
 	return 0;
 }
@@ -702,8 +751,10 @@ static int rebuild(struct wf_fusion *e, struct wf_txn *t)
 	/* nothing is dirty after a rebuild: every committed call evaluated
 	 * what it touched */
 	for (size_t i = 0; i < e->ar_cap; i++)
-		for (struct fusion_area *a = e->ar_tab[i]; a; a = a->hnext)
+		for (struct fusion_area *a = e->ar_tab[i]; a; a = a->hnext) {
 			a->dirty = false;
+			a->dirty_hz = 0;
+		}
 	e->dirty = NULL;
 	e->stale = false;
 	return 0;
@@ -736,6 +787,7 @@ int wf_fusion_open(struct wf_store *s, struct wf_fusion_rules *rules,
 		return -ENOMEM;
 	e->store = s;
 	e->regions = o->regions;
+	e->full_regrade = o->full_regrade;
 	int r = -ENOMEM;
 	if (o->n_owned) {
 		e->owned = calloc(o->n_owned, sizeof *e->owned);
@@ -861,10 +913,12 @@ static int eval_dirty(struct wf_fusion *e, struct wf_txn *t, wf_fusion_emit_fn e
 	qsort(v, n, sizeof *v, area_cmp);
 	int total = 0, r = 0;
 	for (size_t i = 0; i < n; i++) {
+		uint64_t hz = v[i]->dirty_hz;
 		v[i]->dirty = false;
+		v[i]->dirty_hz = 0;
 		if (r < 0)
 			continue;
-		r = fusion_eval_area(e, t, v[i], emit, ud);
+		r = fusion_eval_area(e, t, v[i], hz, emit, ud);
 		if (r >= 0)
 			total += r;
 	}
@@ -1071,7 +1125,7 @@ int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event 
 		result = WF_FUSION_APPLIED;
 		r = area_add_input(e, x);
 		if (r == 0) {
-			area_touch(e, x->area);
+			area_touch(e, x->area, x->hazard);
 			r = fusion_timer_push(e, x->expires, FUSION_T_EXPIRE, x);
 		}
 	}

@@ -100,6 +100,11 @@ struct wf_fusion_options {
 	/* LMDB database name prefix, so two engines can share one store in
 	 * tests (NULL: "fusion"). At most 32 bytes of [a-z0-9_-]. */
 	const char *db_prefix;
+	/* Regrade every hazard of an area on each evaluation instead of only
+	 * the hazards whose inputs changed (and what they affect). The output
+	 * is the same, only slower: the reference the incremental evaluation
+	 * is tested against (tests/unit/test-fusion-engine.c). */
+	bool full_regrade;
 };
 
 /* Opens an engine on store S (creating its databases: call while this

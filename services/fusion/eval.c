@@ -32,18 +32,18 @@ struct hz {
 	int64_t expires;
 };
 
+#define MAX_CTX_AREAS (1 + WF_FUSION_MAX_UP) /* the area and its coarser ancestors */
+
 struct fusion_scratch {
-	struct fusion_input **ctx;
-	size_t n_ctx, cap_ctx;
-	size_t n_own;
+	/* context: the area itself first, then its ancestor areas with inputs */
+	const struct fusion_area *ctx[MAX_CTX_AREAS];
+	unsigned n_ctx;
 	struct item_ev *ev, *ev2;
 	size_t n_ev, cap_ev, cap_ev2;
 	struct item_rg *rg;
 	size_t n_rg, cap_rg;
 	struct item_rl *rl;
 	size_t n_rl, cap_rl;
-	struct fusion_input **tmp;
-	size_t cap_tmp;
 	struct hz hz[FUSION_HAZARD_MAX];
 	/* warning building */
 	char *text;
@@ -56,12 +56,10 @@ void fusion_scratch_free(struct fusion_scratch *s)
 {
 	if (!s)
 		return;
-	free(s->ctx);
 	free(s->ev);
 	free(s->ev2);
 	free(s->rg);
 	free(s->rl);
-	free(s->tmp);
 	free(s->text);
 	free(s->ptrs);
 	free(s);
@@ -153,47 +151,51 @@ static bool alt_match(const struct fusion_alt *alt, const struct fusion_input *i
 
 /* ---------------------------------------------------------------- rules */
 
-static int eval_direct(struct wf_fusion *e, struct fusion_scratch *s, const struct fusion_area *a)
+static int eval_direct(struct wf_fusion *e, struct fusion_scratch *s, const struct fusion_area *a,
+		       uint64_t hz)
 {
 	const struct wf_fusion_rules *R = e->rules;
-	uint64_t rule_added = 0; /* one direct rule per hazard: add its id once */
-	for (size_t i = 0; i < s->n_own; i++) {
-		struct fusion_input *in = s->ctx[i];
-		/* the inputs are scattered on the heap: fetch ahead */
-		if (i + 8 < s->n_own)
-			__builtin_prefetch(s->ctx[i + 8]);
-		int ri = R->direct_for[in->hazard];
-		if (ri < 0 || in->strength == 0)
+	for (uint64_t m = hz & a->bk_mask; m; m &= m - 1) {
+		int h = __builtin_ctzll(m);
+		int ri = R->direct_for[h];
+		if (ri < 0)
 			continue;
 		const struct fusion_rule *rule = &R->rules[ri];
-		if (in->strength < rule->min_strength)
-			continue;
-		contribute(s, in->hazard, in->strength, in->certainty, in->expires);
-		if (add_ev(s, in->hazard, in) < 0)
-			return -ENOMEM;
-		if (!((rule_added >> in->hazard) & 1)) {
-			if (add_rl(s, in->hazard, rule->id) < 0)
+		const struct fusion_bucket *b = fusion_bucket_of(a, h);
+		bool added = false; /* one direct rule per hazard: add its id once */
+		for (uint32_t i = 0; i < b->n; i++) {
+			const struct fusion_slot *in = &b->v[i];
+			if (in->strength == 0 || in->strength < rule->min_strength)
+				continue;
+			contribute(s, h, in->strength, in->certainty, in->expires);
+			if (add_ev(s, h, in->in) < 0)
 				return -ENOMEM;
-			rule_added |= UINT64_C(1) << in->hazard;
+			if (!added) {
+				if (add_rl(s, h, rule->id) < 0)
+					return -ENOMEM;
+				added = true;
+			}
 		}
-	}
-	for (int h = 1; h < FUSION_HAZARD_MAX; h++)
 		if (s->hz[h].present && add_rg(s, h, a->code) < 0)
 			return -ENOMEM;
+	}
 	return 0;
 }
 
-static int eval_corroborate(struct wf_fusion *e, struct fusion_scratch *s)
+static int eval_corroborate(struct wf_fusion *e, struct fusion_scratch *s,
+			    const struct fusion_area *a, uint64_t hz)
 {
 	const struct wf_fusion_rules *R = e->rules;
-	unsigned mask[FUSION_HAZARD_MAX] = { 0 };
-	for (size_t i = 0; i < s->n_own; i++)
-		mask[s->ctx[i]->hazard] |= 1u << s->ctx[i]->agency;
-	for (int h = 1; h < FUSION_HAZARD_MAX; h++) {
+	for (uint64_t m = hz & a->bk_mask; m; m &= m - 1) {
+		int h = __builtin_ctzll(m);
 		if (!s->hz[h].present || R->corroborate_for[h] < 0)
 			continue;
 		const struct fusion_rule *rule = &R->rules[R->corroborate_for[h]];
-		if ((unsigned)__builtin_popcount(mask[h]) < rule->min_agencies)
+		const struct fusion_bucket *b = fusion_bucket_of(a, h);
+		unsigned mask = 0;
+		for (uint32_t i = 0; i < b->n; i++)
+			mask |= 1u << b->v[i].agency;
+		if ((unsigned)__builtin_popcount(mask) < rule->min_agencies)
 			continue;
 		struct hz *z = &s->hz[h];
 		z->strength += rule->raise;
@@ -203,8 +205,8 @@ static int eval_corroborate(struct wf_fusion *e, struct fusion_scratch *s)
 			z->certainty = rule->certainty;
 		if (add_rl(s, h, rule->id) < 0)
 			return -ENOMEM;
-		for (size_t i = 0; i < s->n_own; i++)
-			if (s->ctx[i]->hazard == h && add_ev(s, h, s->ctx[i]) < 0)
+		for (uint32_t i = 0; i < b->n; i++)
+			if (add_ev(s, h, b->v[i].in) < 0)
 				return -ENOMEM;
 	}
 	return 0;
@@ -227,11 +229,18 @@ static int eval_chain(struct wf_fusion *e, struct fusion_scratch *s, const struc
 {
 	struct fusion_input *best[FUSION_WHEN_MAX];
 	for (unsigned w = 0; w < rule->n_when; w++) {
+		const struct fusion_alt *alt = &rule->when[w];
 		best[w] = NULL;
-		for (size_t i = 0; i < s->n_ctx; i++) {
-			struct fusion_input *in = s->ctx[i];
-			if (alt_match(&rule->when[w], in) && (!best[w] || better(in, best[w])))
-				best[w] = in;
+		for (unsigned c = 0; c < s->n_ctx; c++) {
+			const struct fusion_area *x = s->ctx[c];
+			for (uint64_t m = alt->hazards & x->bk_mask; m; m &= m - 1) {
+				const struct fusion_bucket *b = fusion_bucket_of(x, __builtin_ctzll(m));
+				for (uint32_t i = 0; i < b->n; i++) {
+					struct fusion_input *in = b->v[i].in;
+					if (alt_match(alt, in) && (!best[w] || better(in, best[w])))
+						best[w] = in;
+				}
+			}
 		}
 		if (!best[w])
 			return 0;
@@ -283,13 +292,22 @@ static int i64_desc(const void *x, const void *y)
 	return a > b ? -1 : a < b;
 }
 
-static int eval_count(struct wf_fusion *e, struct fusion_scratch *s, const struct fusion_rule *rule)
+static bool count_match(const struct fusion_rule *rule, const struct fusion_input *in)
 {
+	return alt_match(&rule->when[0], in) &&
+	       (int)wf_region_level_of_code(in->region) >= rule->count_level;
+}
+
+static int eval_count(struct fusion_scratch *s, const struct fusion_area *a,
+		      const struct fusion_rule *rule)
+{
+	const uint64_t hz = rule->when[0].hazards & a->bk_mask;
 	size_t n = 0;
-	for (size_t i = 0; i < s->n_own; i++)
-		if (alt_match(&rule->when[0], s->ctx[i]) &&
-		    (int)wf_region_level_of_code(s->ctx[i]->region) >= rule->count_level)
-			n++;
+	for (uint64_t m = hz; m; m &= m - 1) {
+		const struct fusion_bucket *b = fusion_bucket_of(a, __builtin_ctzll(m));
+		for (uint32_t i = 0; i < b->n; i++)
+			n += count_match(rule, b->v[i].in);
+	}
 	if (n < rule->min_count)
 		return 0;
 	struct cnt_item *v = malloc(n * sizeof *v);
@@ -300,15 +318,16 @@ static int eval_count(struct wf_fusion *e, struct fusion_scratch *s, const struc
 		goto out;
 	}
 	n = 0;
-	for (size_t i = 0; i < s->n_own; i++) {
-		struct fusion_input *in = s->ctx[i];
-		if (!alt_match(&rule->when[0], in) ||
-		    (int)wf_region_level_of_code(in->region) < rule->count_level)
-			continue;
-		if (wf_region_ancestor_at(in->region, (enum wf_region_level)rule->count_level,
-					  v[n].bucket) < 0)
-			continue;
-		v[n++].in = in;
+	for (uint64_t m = hz; m; m &= m - 1) {
+		const struct fusion_bucket *b = fusion_bucket_of(a, __builtin_ctzll(m));
+		for (uint32_t i = 0; i < b->n; i++) {
+			struct fusion_input *in = b->v[i].in;
+			if (!count_match(rule, in) ||
+			    wf_region_ancestor_at(in->region, (enum wf_region_level)rule->count_level,
+						  v[n].bucket) < 0)
+				continue;
+			v[n++].in = in;
+		}
 	}
 	qsort(v, n, sizeof *v, cnt_cmp);
 	for (size_t i = 0; i < n;) {
@@ -661,6 +680,11 @@ static void make_id(const struct fusion_area *a, int hazard, const struct item_e
 	snprintf(out, size, "wf-%c-%s-%.12s-%08x", st[a->status & 3], tok, a->code, h);
 }
 
+static uint32_t incident_index(const struct fusion_area *a, int h)
+{
+	return (uint32_t)__builtin_popcountll(a->inc_mask & ((UINT64_C(1) << h) - 1));
+}
+
 static int incident_insert(struct fusion_area *a, struct fusion_incident *inc)
 {
 	if (a->n_incs == a->cap_incs) {
@@ -671,21 +695,21 @@ static int incident_insert(struct fusion_area *a, struct fusion_incident *inc)
 		a->incs = np;
 		a->cap_incs = cap;
 	}
-	uint32_t i = a->n_incs;
-	while (i > 0 && a->incs[i - 1]->hazard > inc->hazard) {
-		a->incs[i] = a->incs[i - 1];
-		i--;
-	}
+	uint32_t i = incident_index(a, inc->hazard);
+	memmove(&a->incs[i + 1], &a->incs[i], (a->n_incs - i) * sizeof *a->incs);
 	a->incs[i] = inc;
 	a->n_incs++;
+	a->inc_mask |= UINT64_C(1) << inc->hazard;
 	return 0;
 }
 
-static void incident_remove(struct fusion_area *a, uint32_t idx)
+static void incident_remove(struct fusion_area *a, int h)
 {
+	uint32_t idx = incident_index(a, h);
 	if (idx + 1 < a->n_incs)
 		memmove(&a->incs[idx], &a->incs[idx + 1], (a->n_incs - idx - 1) * sizeof *a->incs);
 	a->n_incs--;
+	a->inc_mask &= ~(UINT64_C(1) << h);
 }
 
 /* sorts one hazard's inputs by key and drops repeats; returns the count */
@@ -718,13 +742,8 @@ static int lifecycle(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *
 				;
 		strength = st;
 	}
-	uint32_t idx = 0;
-	struct fusion_incident *inc = NULL;
-	for (; idx < a->n_incs; idx++)
-		if (a->incs[idx]->hazard == h) {
-			inc = a->incs[idx];
-			break;
-		}
+	struct fusion_incident *inc =
+		(a->inc_mask >> h) & 1 ? a->incs[incident_index(a, h)] : NULL;
 	int r;
 	if (!inc && !z->present)
 		return 0;
@@ -758,7 +777,7 @@ static int lifecycle(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *
 	if (!z->present) {
 		uint32_t prev = inc->version;
 		inc->version++;
-		incident_remove(a, idx);
+		incident_remove(a, h);
 		e->n_incidents--;
 		r = fusion_incident_delete(e, t, a, inc);
 		if (r == 0) {
@@ -827,31 +846,41 @@ static int lifecycle(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *
 
 /* ---------------------------------------------------------------- area */
 
-static int gather(struct wf_fusion *e, struct fusion_scratch *s, const struct fusion_area *a)
+/* The area and its ancestor areas that hold inputs (chain context). */
+static void gather(struct wf_fusion *e, struct fusion_scratch *s, struct fusion_area *a)
 {
-	s->n_ctx = 0;
-	if (grow((void **)&s->ctx, &s->cap_ctx, a->n_inputs, sizeof *s->ctx) < 0)
-		return -ENOMEM;
-	if (a->n_inputs)
-		memcpy(s->ctx, a->inputs, a->n_inputs * sizeof *s->ctx);
-	s->n_ctx = s->n_own = a->n_inputs;
-	enum wf_region_level l = wf_region_level_of_code(a->code);
-	for (int al = WF_REGION_PROVINCE; al < (int)l; al++) {
-		char code[13];
-		if (wf_region_ancestor_at(a->code, (enum wf_region_level)al, code) < 0)
-			continue;
-		struct fusion_area *up = fusion_area_find(e, a->status, code);
-		if (!up || !up->n_inputs)
-			continue;
-		if (grow((void **)&s->ctx, &s->cap_ctx, s->n_ctx + up->n_inputs, sizeof *s->ctx) < 0)
-			return -ENOMEM;
-		memcpy(s->ctx + s->n_ctx, up->inputs, up->n_inputs * sizeof *s->ctx);
-		s->n_ctx += up->n_inputs;
+	if (!a->up_known || a->up_gen != e->area_gen) {
+		/* areas are only ever added (until the state is dropped), so the
+		 * lookup is redone only after a new area appeared somewhere */
+		a->n_up = 0;
+		enum wf_region_level l = wf_region_level_of_code(a->code);
+		for (int al = WF_REGION_PROVINCE; al < (int)l && a->n_up < WF_FUSION_MAX_UP; al++) {
+			char code[13];
+			if (wf_region_ancestor_at(a->code, (enum wf_region_level)al, code) < 0)
+				continue;
+			struct fusion_area *up = fusion_area_find(e, a->status, code);
+			if (up)
+				a->up[a->n_up++] = up;
+		}
+		a->up_known = true;
+		a->up_gen = e->area_gen;
 	}
-	return 0;
+	s->ctx[0] = a;
+	s->n_ctx = 1;
+	for (unsigned i = 0; i < a->n_up; i++)
+		if (a->up[i]->n_inputs)
+			s->ctx[s->n_ctx++] = a->up[i];
 }
 
-int fusion_eval_area(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *a,
+static bool any_silent(const struct wf_fusion *e)
+{
+	for (int i = 1; i < FUSION_AGENCY_MAX; i++)
+		if (e->silent[i])
+			return true;
+	return false;
+}
+
+int fusion_eval_area(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *a, uint64_t dirty,
 		     wf_fusion_emit_fn emit, void *ud)
 {
 	if (!a->owned)
@@ -862,43 +891,36 @@ int fusion_eval_area(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *
 			return -ENOMEM;
 	}
 	struct fusion_scratch *s = e->scratch;
-	memset(s->hz, 0, sizeof s->hz);
-	s->n_ev = s->n_rg = s->n_rl = 0;
-	int r = gather(e, s, a);
-	if (r < 0)
-		return r;
 	const struct wf_fusion_rules *R = e->rules;
-	if ((r = eval_direct(e, s, a)) < 0 || (r = eval_corroborate(e, s)) < 0)
-		return r;
-	uint64_t ctx_mask[FUSION_AGENCY_MAX] = { 0 }, own_mask[FUSION_AGENCY_MAX] = { 0 };
-	for (size_t i = 0; i < s->n_ctx; i++) {
-		const struct fusion_input *in = s->ctx[i];
-		ctx_mask[in->agency] |= UINT64_C(1) << in->hazard;
-		ctx_mask[0] |= UINT64_C(1) << in->hazard;
-		if (i < s->n_own) {
-			own_mask[in->agency] |= UINT64_C(1) << in->hazard;
-			own_mask[0] |= UINT64_C(1) << in->hazard;
-		}
+	/* The hazards to regrade: those whose inputs changed and what they
+	 * affect. Every other hazard's grading is a function of inputs that
+	 * did not change, and its lifecycle only moves with time at the
+	 * area's timer, which regrades all (as do rule swaps and liveness
+	 * changes). A silent source makes the gap notice draw on every hazard. */
+	uint64_t hz = 0;
+	if (dirty == FUSION_ALL_HAZARDS || e->full_regrade || any_silent(e)) {
+		hz = FUSION_ALL_HAZARDS;
+	} else {
+		for (uint64_t m = dirty; m; m &= m - 1)
+			hz |= R->affects[__builtin_ctzll(m)];
 	}
+	hz &= ~UINT64_C(1); /* hazard 0 is never graded */
+	for (int h = 1; h < FUSION_HAZARD_MAX; h++)
+		if (hz & (UINT64_C(1) << h))
+			s->hz[h] = (struct hz){ 0 };
+	s->n_ev = s->n_rg = s->n_rl = 0;
+	gather(e, s, a);
+	int r;
+	if ((r = eval_direct(e, s, a, hz)) < 0 || (r = eval_corroborate(e, s, a, hz)) < 0)
+		return r;
 	for (size_t i = 0; i < R->n_rules; i++) {
 		const struct fusion_rule *rule = &R->rules[i];
-		/* skip rules whose patterns cannot match any input here */
-		bool possible = rule->kind == FUSION_RULE_CHAIN || rule->kind == FUSION_RULE_COUNT;
-		const uint64_t *mk = rule->kind == FUSION_RULE_COUNT ? own_mask : ctx_mask;
-		for (unsigned w = 0; possible && w < rule->n_when; w++) {
-			bool any = false;
-			for (unsigned k = 0; k < rule->when[w].n && !any; k++) {
-				const struct fusion_term *tm = &rule->when[w].terms[k];
-				any = (mk[tm->agency] >> tm->hazard) & 1;
-			}
-			possible = any;
-		}
-		if (!possible)
+		if (!(hz & (UINT64_C(1) << rule->output)))
 			continue;
 		if (rule->kind == FUSION_RULE_CHAIN)
 			r = eval_chain(e, s, a, rule);
 		else if (rule->kind == FUSION_RULE_COUNT)
-			r = eval_count(e, s, rule);
+			r = eval_count(s, a, rule);
 		if (r < 0)
 			return r;
 	}
@@ -924,9 +946,9 @@ int fusion_eval_area(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *
 		s->ev2 = tmp;
 		s->cap_ev2 = tcap;
 	}
-	if (s->n_rg)
+	if (s->n_rg > 1)
 		qsort(s->rg, s->n_rg, sizeof *s->rg, rg_cmp);
-	if (s->n_rl)
+	if (s->n_rl > 1)
 		qsort(s->rl, s->n_rl, sizeof *s->rl, rl_cmp);
 	size_t w = 0;
 	for (size_t i = 0; i < s->n_rg; i++)
@@ -938,18 +960,19 @@ int fusion_eval_area(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *
 		if (!w || rl_cmp(&s->rl[w - 1], &s->rl[i]) != 0)
 			s->rl[w++] = s->rl[i];
 	s->n_rl = w;
-	/* walk hazards present now or with an incident, in hazard order */
-	uint64_t hz = 0;
-	for (int h = 1; h < FUSION_HAZARD_MAX; h++)
+	/* walk the regraded hazards present now or with an incident, in
+	 * hazard order */
+	uint64_t walk = 0;
+	for (uint64_t m = hz; m; m &= m - 1) {
+		int h = __builtin_ctzll(m);
 		if (s->hz[h].present)
-			hz |= UINT64_C(1) << h;
-	for (uint32_t i = 0; i < a->n_incs; i++)
-		hz |= UINT64_C(1) << a->incs[i]->hazard;
+			walk |= UINT64_C(1) << h;
+	}
+	walk = (walk | a->inc_mask) & hz;
 	int total = 0;
 	size_t ie = 0, ig = 0, il = 0;
-	for (int h = 1; h < FUSION_HAZARD_MAX; h++) {
-		if (!(hz & (UINT64_C(1) << h)))
-			continue;
+	for (uint64_t m = walk; m; m &= m - 1) {
+		int h = __builtin_ctzll(m);
 		while (ie < s->n_ev && s->ev[ie].hazard < h)
 			ie++;
 		size_t je = ie;

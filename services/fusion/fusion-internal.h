@@ -44,6 +44,7 @@ struct fusion_term {
 struct fusion_alt {
 	struct fusion_term terms[FUSION_TERMS_MAX];
 	unsigned n;
+	uint64_t hazards;        /* bit h: some term names hazard h */
 };
 
 enum fusion_level_mode {
@@ -85,6 +86,10 @@ struct wf_fusion_rules {
 	/* derived lookups */
 	int direct_for[FUSION_HAZARD_MAX];      /* rule index or -1 */
 	int corroborate_for[FUSION_HAZARD_MAX]; /* rule index or -1 */
+	/* affects[h]: the hazards whose grading can change when an input of
+	 * hazard h comes or goes (h itself and the outputs of the chain and
+	 * count rules that name h); eval.c regrades only those */
+	uint64_t affects[FUSION_HAZARD_MAX];
 };
 
 /* rules.c */
@@ -107,7 +112,7 @@ struct fusion_input {
 	struct fusion_input *hnext;
 	struct fusion_area *area;  /* set while VALID */
 	uint32_t hash;
-	uint32_t pos;              /* index in area->inputs while VALID */
+	uint32_t pos;              /* index in its area's bucket while VALID */
 	uint32_t mark;             /* eval scratch */
 	uint8_t agency, hazard, strength, certainty, status, state;
 	bool placeholder;          /* known only as a reference so far */
@@ -130,6 +135,25 @@ struct fusion_incident {
 	char *rule_ids;            /* "a,b,c" */
 };
 
+/* A VALID input in its area's bucket, with copies of what the direct and
+ * corroboration rules read (fixed while the input is VALID), so grading
+ * does not chase the pointer. */
+struct fusion_slot {
+	struct fusion_input *in;
+	int64_t expires;
+	uint8_t strength, certainty, agency;
+};
+
+#define WF_FUSION_MAX_UP 4 /* ancestors of a village: province .. township */
+
+/* The VALID inputs of one hazard in one area (unordered). */
+struct fusion_bucket {
+	struct fusion_slot *v;
+	uint32_t n, cap;
+};
+
+#define FUSION_ALL_HAZARDS (~UINT64_C(0))
+
 struct fusion_area {
 	struct fusion_area *hnext;
 	struct fusion_area *dirty_next;
@@ -137,11 +161,24 @@ struct fusion_area {
 	uint8_t status;
 	bool dirty, owned;
 	char code[13];
-	struct fusion_input **inputs;   /* VALID inputs grouped here */
-	uint32_t n_inputs, cap_inputs;
-	struct fusion_incident **incs;  /* sorted by hazard */
+	uint64_t dirty_hz;              /* hazards whose inputs changed since the last
+					 * evaluation (FUSION_ALL_HAZARDS: regrade all) */
+	/* VALID inputs grouped here, one bucket per hazard that has (or had)
+	 * any, in hazard order: bucket of h = bk[popcount(bk_mask below h)] */
+	struct fusion_bucket *bk;
+	uint64_t bk_mask;
+	uint32_t n_inputs;
+	struct fusion_incident **incs;  /* sorted by hazard, one per hazard */
 	uint32_t n_incs, cap_incs;
+	uint64_t inc_mask;              /* bit h: incs holds hazard h's incident,
+					 * at index popcount(inc_mask below h) */
 	int64_t timer_at;               /* INT64_MAX: none */
+	/* eval.c's cache of the coarser areas that exist above this one
+	 * (valid while up_gen == wf_fusion.area_gen) */
+	struct fusion_area *up[WF_FUSION_MAX_UP];
+	uint8_t n_up;
+	bool up_known;
+	uint32_t up_gen;
 };
 
 enum fusion_timer_kind { FUSION_T_EXPIRE = 0, FUSION_T_PURGE, FUSION_T_AREA };
@@ -162,6 +199,7 @@ struct wf_fusion {
 	unsigned dbi_input, dbi_inc, dbi_meta;
 	bool stale;          /* indexes must be rebuilt from the store */
 	bool regrade_all;    /* rules were swapped */
+	bool full_regrade;   /* wf_fusion_options.full_regrade */
 	bool alive_known[FUSION_AGENCY_MAX];
 	bool silent[FUSION_AGENCY_MAX];
 	int64_t now;
@@ -172,6 +210,7 @@ struct wf_fusion {
 	/* areas hash */
 	struct fusion_area **ar_tab;
 	size_t ar_cap, n_areas, n_incidents;
+	uint32_t area_gen;   /* counts area creations (fusion_area.up cache) */
 	struct fusion_area *dirty;
 	/* timers: binary min-heap */
 	struct fusion_timer *heap;
@@ -185,6 +224,12 @@ struct wf_fusion {
 	struct fusion_scratch *scratch; /* eval.c */
 };
 
+/* The bucket of hazard H in A; bit H of a->bk_mask must be set. */
+static inline struct fusion_bucket *fusion_bucket_of(const struct fusion_area *a, int h)
+{
+	return &a->bk[__builtin_popcountll(a->bk_mask & ((UINT64_C(1) << h) - 1))];
+}
+
 /* engine.c helpers used by eval.c */
 struct fusion_area *fusion_area_find(struct wf_fusion *e, int status, const char *code);
 int fusion_incident_store(struct wf_fusion *e, struct wf_txn *t, const struct fusion_area *a,
@@ -195,9 +240,10 @@ int fusion_timer_push(struct wf_fusion *e, int64_t at, int kind, void *ptr);
 void fusion_area_set_timer(struct wf_fusion *e, struct fusion_area *a);
 void fusion_incident_free(struct fusion_incident *inc);
 
-/* eval.c: regrade area A at e->now, emit, persist. Returns versions emitted
- * or a negative errno. */
-int fusion_eval_area(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *a,
+/* eval.c: regrade area A at e->now for the hazards in DIRTY (inputs
+ * changed; FUSION_ALL_HAZARDS: everything), emit, persist. Returns
+ * versions emitted or a negative errno. */
+int fusion_eval_area(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *a, uint64_t dirty,
 		     wf_fusion_emit_fn emit, void *ud);
 
 void fusion_scratch_free(struct fusion_scratch *s);

@@ -143,6 +143,7 @@ static int parse_term(struct parser *p, char *s, struct fusion_term *t)
 static int parse_alt(struct parser *p, char *v, struct fusion_alt *alt)
 {
 	alt->n = 0;
+	alt->hazards = 0;
 	char *save = NULL;
 	for (char *tok = strtok_r(v, "|", &save); tok; tok = strtok_r(NULL, "|", &save)) {
 		if (alt->n >= FUSION_TERMS_MAX)
@@ -150,6 +151,7 @@ static int parse_alt(struct parser *p, char *v, struct fusion_alt *alt)
 		int r = parse_term(p, tok, &alt->terms[alt->n]);
 		if (r < 0)
 			return r;
+		alt->hazards |= UINT64_C(1) << alt->terms[alt->n].hazard;
 		alt->n++;
 	}
 	if (alt->n == 0)
@@ -591,6 +593,17 @@ int wf_fusion_rules_parse(const char *name, const char *text, struct wf_fusion_r
 			else if (r->rules[i].kind == FUSION_RULE_CORROBORATE)
 				r->corroborate_for[h] = (int)i;
 		}
+	}
+	for (int h = 0; h < FUSION_HAZARD_MAX; h++)
+		r->affects[h] = UINT64_C(1) << h;
+	for (size_t i = 0; i < r->n_rules; i++) {
+		const struct fusion_rule *rl = &r->rules[i];
+		if (rl->kind != FUSION_RULE_CHAIN && rl->kind != FUSION_RULE_COUNT)
+			continue;
+		for (unsigned w = 0; w < rl->n_when; w++)
+			for (int h = 1; h < FUSION_HAZARD_MAX; h++)
+				if (rl->when[w].hazards & (UINT64_C(1) << h))
+					r->affects[h] |= UINT64_C(1) << rl->output;
 	}
 	*ret = r;
 	return 0;

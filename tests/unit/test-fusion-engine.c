@@ -135,6 +135,8 @@ struct env {
 	struct out o;
 };
 
+static bool open_full_regrade; /* env_open: wf_fusion_options.full_regrade */
+
 static void env_open(struct env *v, const char *name, struct wf_fusion_rules *rules,
 		     const char *const *owned, size_t n_owned)
 {
@@ -143,7 +145,8 @@ static void env_open(struct env *v, const char *name, struct wf_fusion_rules *ru
 	struct wf_store_options so = { .path = path, .map_size = 64 << 20, .nosync = true };
 	if (!v->s)
 		ck_assert_int_eq(wf_store_open(&so, &v->s), 0);
-	struct wf_fusion_options fo = { .regions = regions, .owned = owned, .n_owned = n_owned };
+	struct wf_fusion_options fo = { .regions = regions, .owned = owned, .n_owned = n_owned,
+					.full_regrade = open_full_regrade };
 	ck_assert_int_eq(wf_fusion_open(v->s, rules, &fo, &v->e), 0);
 }
 
@@ -868,6 +871,66 @@ START_TEST(determinism)
 }
 END_TEST
 
+static void liveness(struct env *v, int agency, bool alive, int64_t now)
+{
+	struct wf_txn *t = NULL;
+	ck_assert_int_eq(wf_store_txn_begin(v->s, true, &t), 0);
+	ck_assert_int_ge(wf_fusion_source_liveness(v->e, t, agency, alive, now, collect, &v->o), 0);
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+}
+
+/* The incremental evaluation (only the hazards whose inputs changed, and
+ * what they affect) emits exactly what regrading every hazard of the area
+ * on each event emits: over a long scenario with prefecture-wide context
+ * events, a silent source and a rule reload in the middle. */
+START_TEST(incremental_equals_full_regrade)
+{
+	size_t max = 3000;
+	struct scen_ev *v = calloc(max + max / 10 + 2, sizeof *v);
+	ck_assert_ptr_nonnull(v);
+	size_t n = scenario(v, max);
+	fix_ptrs(v, n);
+	for (size_t i = 0; i < n; i += 11) /* prefecture-wide: chain context of its counties */
+		v[i].sp.region = v[i].sp.region[3] == '1' ? "410100000000" : "410200000000";
+	struct env inc = { 0 }, full = { 0 };
+	env_open(&inc, "inc", rules_default(), NULL, 0);
+	open_full_regrade = true;
+	env_open(&full, "full", rules_default(), NULL, 0);
+	open_full_regrade = false;
+	for (size_t i = 0; i < n; i++) {
+		struct env *both[2] = { &inc, &full };
+		for (int k = 0; k < 2; k++) {
+			struct env *x = both[k];
+			run_to(x, v[i].now);
+			if (i == n / 3)
+				liveness(x, WATER, false, v[i].now);
+			if (i == n / 3 + 200)
+				liveness(x, WATER, true, v[i].now);
+			if (i == n / 2) {
+				char err[256];
+				ck_assert_int_eq(wf_fusion_set_rules(x->e, rules_default(), err, sizeof err), 0);
+			}
+			ingest(x, &v[i].sp, v[i].now);
+		}
+	}
+	run_to(&inc, v[n - 1].now + 48 * H);
+	run_to(&full, v[n - 1].now + 48 * H);
+	ck_assert_uint_gt(inc.o.len, 100000);
+	ck_assert_ptr_nonnull(strstr(inc.o.json, "flood-chain"));
+	ck_assert_ptr_nonnull(strstr(inc.o.json, "source-liveness"));
+	size_t d = 0;
+	while (inc.o.json[d] && inc.o.json[d] == full.o.json[d])
+		d++;
+	ck_assert_msg(inc.o.json[d] == full.o.json[d], "differ at %zu of %zu: %.300s | %.300s", d,
+		      inc.o.len, inc.o.json + (d > 150 ? d - 150 : 0),
+		      full.o.json + (d > 150 ? d - 150 : 0));
+	ck_assert_uint_eq(inc.o.len, full.o.len);
+	env_close(&inc);
+	env_close(&full);
+	free(v);
+}
+END_TEST
+
 START_TEST(partitioned_equals_single)
 {
 	static struct scen_ev v[SCEN_MAX];
@@ -978,6 +1041,7 @@ static Suite *suite(void)
 	tcase_add_checked_fixture(tc, tc_setup, tc_teardown);
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, alert_basic);
+	tcase_add_test(tc, incremental_equals_full_regrade);
 	tcase_add_test(tc, duplicate_event);
 	tcase_add_test(tc, out_of_order);
 	tcase_add_test(tc, unknown_region_rejected);
