@@ -11,7 +11,10 @@
  *             libev loop in a second thread, so that the producer's fsyncs
  *             do not delay when a warning is seen.
  *
- * 1. Throughput (clock = events): N events (default 50,000) of the
+ * 1. Throughput (clock = events), two workloads of N events (default 50,000):
+ *    "versions", every event a new warning version (the worst case), and
+ *    "reports", a new level every 10th report of a county (see MIX_REPORTS;
+ *    printed with the prefix fusion_e2e.reports.). The events are those of the
  *    integration test's scenario (rainstorm and gale reports moving through
  *    21 counties, levels rising and falling, one every 6 s of event time over
  *    3.5 days). The expected warning versions come from `wf-fusion --replay`
@@ -136,6 +139,15 @@ static const char *const counties21[] = {
 };
 #define N21 (sizeof counties21 / sizeof counties21[0])
 
+/* Throughput workloads: MIX_VERSIONS, every event changes its county's
+ * level (one new warning version per event, the worst case: two QoS 1
+ * hops per event); MIX_REPORTS, each county's level changes every 10th
+ * report (stations reporting the same level again, as AWS feeds do),
+ * valid 60-80 min, so most events join a standing warning (about one
+ * version per 50 events). */
+enum { MIX_VERSIONS = 0, MIX_REPORTS = 1 };
+static int g_mix;
+
 /* Event I of the throughput scenario (tests/integration/test-pipeline.c's
  * scenario_event, one every 6 s instead of 30 s so 50,000 stay in the
  * codec's 7-day window). */
@@ -150,10 +162,14 @@ static void scenario_event(int64_t t0, long i, Wf__V1__Event *ev, char *id, size
 	ev->agency = WF__V1__AGENCY__AGENCY_MET;
 	ev->hazard = (i / 7) % 3 == 0 ? WF__V1__HAZARD__HAZARD_GALE : WF__V1__HAZARD__HAZARD_RAINSTORM;
 	ev->region = (char *)counties21[(i * 7) % N21];
-	ev->level = levels[(i / (long)N21) % 6];
+	ev->level = levels[(i / (long)N21 / (g_mix == MIX_REPORTS ? 10 : 1)) % 6];
 	ev->observed_ms = t0 + (int64_t)i * 6000;
 	ev->issued_ms = ev->observed_ms;
-	ev->expires_ms = ev->observed_ms + (15 + (i % 3) * 5) * 60000LL;
+	/* reports are valid 60-80 min (an hourly AWS product); the 15-25 min
+	 * of the worst case keep every county inside fusion's 30 min renew
+	 * window, so each report would also continue its warning */
+	ev->expires_ms = ev->observed_ms + (g_mix == MIX_REPORTS ? (60 + (i % 3) * 10)
+								: (15 + (i % 3) * 5)) * 60000LL;
 	ev->status = WF__V1__STATUS__STATUS_ACTUAL;
 	ev->msg_type = WF__V1__MSG_TYPE__MSG_TYPE_ALERT;
 	ev->text = (char *)"测试事件";
@@ -557,6 +573,98 @@ static bool warnings_reached(void *ud)
 	return warnings_now(w->b, NULL) >= w->want;
 }
 
+/* Phase 1 for workload MIX: the events through wf-fusion (clock = events)
+ * until every one is acknowledged and every expected version arrived.
+ * Returns 0, or 1 when something is missing or did not come up. */
+static int throughput(struct bench *b, int mix)
+{
+	const struct cfg *c = b->c;
+	const char *tag = mix == MIX_REPORTS ? "fusion_e2e.reports." : "fusion_e2e.";
+	const char *wname = mix == MIX_REPORTS ? "reports" : "versions";
+	char *log = xasprintf("%s/fusion-%s.log", b->dir, wname);
+	int status = 0;
+	g_mix = mix;
+	b->emitted = 0;
+	b->t0 = wf_clock_now_ms(NULL) - 4 * 86400000LL;
+	b->t0 -= b->t0 % 60000;
+	double replay_s;
+	long want = replay(b->dir, wname, c->count, make_scenario, &b->t0, &replay_s);
+	if (want <= 0) {
+		free(log);
+		return 1;
+	}
+	printf("%sreplay_events_per_s %.0f\n", tag, (double)c->count / replay_s);
+	printf("%sversions_per_event %.3f\n", tag, (double)want / (double)c->count);
+	fprintf(stderr, "bench-fusion-e2e: %s: replay: %ld events -> %ld warning versions in %.2f s\n",
+		wname, c->count, want, replay_s);
+	fflush(stdout);
+
+	pthread_mutex_lock(&b->mu);
+	b->fusion_id = mix == MIX_REPORTS ? "wf-fusion-bench2" : "wf-fusion-bench";
+	b->fusion_online = false;
+	b->warnings = 0;
+	pthread_mutex_unlock(&b->mu);
+	char *conf = fusion_conf(b->dir, b->fusion_id, b->port, "events");
+	b->p = new_node(b, b->loop, b->dir, mix == MIX_REPORTS ? "wf-met-bench2" : "wf-met-bench",
+			"met", b->port, false);
+	pid_t fusion = start_fusion(conf, log);
+	free(conf);
+	if (fusion < 0 || !wf_test_run_until(b->loop, nodes_ready, b, 10000) ||
+	    !wf_test_run_until(b->loop, fusion_online, b, 20000)) {
+		fprintf(stderr, "bench-fusion-e2e: nodes or wf-fusion did not come up (log %s)\n", log);
+		free(log);
+		return 1;
+	}
+	ev_idle_init(&b->feeder, feed_cb);
+	b->feeder.data = b;
+	double t0 = now_s();
+	ev_idle_start(b->loop, &b->feeder);
+	bool acked = wf_test_run_until(b->loop, all_acked, b, (int)(c->time_limit_s * 1000));
+	double t_acked = now_s();
+	struct count_wait cw = { b, want };
+	bool warned = wf_test_run_until(b->loop, warnings_reached, &cw, 20000);
+	ev_idle_stop(b->loop, &b->feeder);
+	double t_last_warning;
+	long got = warnings_now(b, &t_last_warning);
+	if (!acked)
+		fprintf(stderr, "bench-fusion-e2e: %ld emitted, %lld unacknowledged after %.0f s\n",
+			b->emitted, (long long)wf_node_pending(b->p), c->time_limit_s);
+	if (!warned) {
+		struct wf_node_stats ws;
+		pthread_mutex_lock(&b->mu);
+		ws = b->wstats;
+		pthread_mutex_unlock(&b->mu);
+		fprintf(stderr, "bench-fusion-e2e: %ld of %ld warning versions (log %s); consumer: "
+				"%llu received, %llu applied, %llu duplicates, %llu rejected, %llu "
+				"deferred, %llu batches, %llu acks sent\n",
+			got, want, log, (unsigned long long)ws.received,
+			(unsigned long long)ws.applied, (unsigned long long)ws.duplicates,
+			(unsigned long long)ws.rejected, (unsigned long long)ws.deferred,
+			(unsigned long long)ws.batches, (unsigned long long)ws.acks_sent);
+	}
+	double acked_rate = acked ? (double)c->count / (t_acked - t0) : 0;
+	/* all expected versions arrived: events/s to the last one; else 0 and
+	 * the shortfall is printed (the output differs from replay mode) */
+	double warned_rate = warned ? (double)c->count / (t_last_warning - t0) : 0;
+	printf("%sacked_events_per_s %.0f\n", tag, acked_rate);
+	printf("%swarned_events_per_s %.0f\n", tag, warned_rate);
+	printf("%swarning_versions_missing %ld\n", tag, want > got ? want - got : 0);
+	printf("ratio.%sacked_vs_raw_qos1 %.2f\n", tag, c->raw_qos1 > 0 ? acked_rate / c->raw_qos1 : 0);
+	printf("ratio.%swarned_vs_raw_qos1 %.2f\n", tag,
+	       c->raw_qos1 > 0 ? warned_rate / c->raw_qos1 : 0);
+	fflush(stdout);
+	fprintf(stderr, "bench-fusion-e2e: %s: %ld events: all acked after %.2f s, %ld warning "
+			"versions (%ld expected), the last after %.2f s\n",
+		wname, c->count, t_acked - t0, got, want, t_last_warning - t0);
+	if (!acked || !warned)
+		status = 1;
+	wf_test_stop(fusion, SIGTERM, 10000);
+	g_child = 0;
+	b->p = free_node(b, b->p);
+	free(log);
+	return status;
+}
+
 /* ---- phase 2: latency ---- */
 
 struct lat_ctx {
@@ -755,80 +863,13 @@ bad:
 	atomic_init(&b.wstop, false);
 	b.loop = ev_loop_new(EVFLAG_AUTO);
 
-	/* ---- 1. throughput ---- */
-	b.t0 = wf_clock_now_ms(NULL) - 4 * 86400000LL;
-	b.t0 -= b.t0 % 60000;
-	double replay_s;
-	long want = replay(dir, "scenario", c.count, make_scenario, &b.t0, &replay_s);
-	if (want <= 0) {
-		status = 1;
-		goto out;
-	}
-	printf("fusion_e2e.replay_events_per_s %.0f\n", (double)c.count / replay_s);
-	fprintf(stderr, "bench-fusion-e2e: replay: %ld events -> %ld warning versions in %.2f s\n",
-		c.count, want, replay_s);
-	fflush(stdout);
-
-	b.fusion_id = "wf-fusion-bench";
-	char *conf = fusion_conf(dir, b.fusion_id, port, "events");
+	/* ---- 1. throughput, both workloads ---- */
 	consumer_start(&b);
-	b.p = new_node(&b, b.loop, dir, "wf-met-bench", "met", port, false);
-	pid_t fusion = start_fusion(conf, log);
-	free(conf);
-	if (fusion < 0 || !wf_test_run_until(b.loop, nodes_ready, &b, 10000) ||
-	    !wf_test_run_until(b.loop, fusion_online, &b, 20000)) {
-		fprintf(stderr, "bench-fusion-e2e: nodes or wf-fusion did not come up (log %s)\n", log);
-		status = 1;
-		goto out;
-	}
-	ev_idle_init(&b.feeder, feed_cb);
-	b.feeder.data = &b;
-	double t0 = now_s();
-	ev_idle_start(b.loop, &b.feeder);
-	bool acked = wf_test_run_until(b.loop, all_acked, &b, (int)(c.time_limit_s * 1000));
-	double t_acked = now_s();
-	struct count_wait cw = { &b, want };
-	bool warned = wf_test_run_until(b.loop, warnings_reached, &cw, 20000);
-	ev_idle_stop(b.loop, &b.feeder);
-	double t_last_warning;
-	long got = warnings_now(&b, &t_last_warning);
-	if (!acked)
-		fprintf(stderr, "bench-fusion-e2e: %ld emitted, %lld unacknowledged after %.0f s\n",
-			b.emitted, (long long)wf_node_pending(b.p), c.time_limit_s);
-	if (!warned) {
-		struct wf_node_stats ws;
-		pthread_mutex_lock(&b.mu);
-		ws = b.wstats;
-		pthread_mutex_unlock(&b.mu);
-		fprintf(stderr, "bench-fusion-e2e: %ld of %ld warning versions (log %s); consumer: "
-				"%llu received, %llu applied, %llu duplicates, %llu rejected, %llu "
-				"deferred, %llu batches, %llu acks sent\n",
-			got, want, log, (unsigned long long)ws.received,
-			(unsigned long long)ws.applied, (unsigned long long)ws.duplicates,
-			(unsigned long long)ws.rejected, (unsigned long long)ws.deferred,
-			(unsigned long long)ws.batches, (unsigned long long)ws.acks_sent);
-	}
-	double acked_rate = acked ? (double)c.count / (t_acked - t0) : 0;
-	/* all expected versions arrived: events/s to the last one; else 0 and
-	 * the shortfall is printed (the output differs from replay mode) */
-	double warned_rate = warned ? (double)c.count / (t_last_warning - t0) : 0;
-	printf("fusion_e2e.acked_events_per_s %.0f\n", acked_rate);
-	printf("fusion_e2e.warned_events_per_s %.0f\n", warned_rate);
-	printf("fusion_e2e.warning_versions_missing %ld\n", want > got ? want - got : 0);
-	printf("ratio.fusion_e2e.acked_vs_raw_qos1 %.2f\n", c.raw_qos1 > 0 ? acked_rate / c.raw_qos1 : 0);
-	printf("ratio.fusion_e2e.warned_vs_raw_qos1 %.2f\n",
-	       c.raw_qos1 > 0 ? warned_rate / c.raw_qos1 : 0);
-	fflush(stdout);
-	fprintf(stderr, "bench-fusion-e2e: %ld events: all acked after %.2f s, %ld warning versions "
-			"(%ld expected), the last after %.2f s\n",
-		c.count, t_acked - t0, got, want, t_last_warning - t0);
-	if (!acked || !warned)
-		status = 1;
-	wf_test_stop(fusion, SIGTERM, 10000);
-	g_child = 0;
-	b.p = free_node(&b, b.p);
+	for (int mix = MIX_VERSIONS; mix <= MIX_REPORTS && status == 0; mix++)
+		status = throughput(&b, mix);
 
 	/* ---- 2. latency ---- */
+	double replay_s;
 	b.lat_total = (long)(c.rate * c.seconds);
 	if (b.lat_total < LAT_AREAS)
 		b.lat_total = LAT_AREAS;
@@ -850,9 +891,9 @@ bad:
 	for (int a = 0; a < LAT_AREAS; a++)
 		b.area_last[a] = -1;
 	pthread_mutex_unlock(&b.mu);
-	conf = fusion_conf(dir, b.fusion_id, port, "system");
+	char *conf = fusion_conf(dir, b.fusion_id, port, "system");
 	b.p = new_node(&b, b.loop, dir, "wf-met-lat", "met", port, false);
-	fusion = start_fusion(conf, log);
+	pid_t fusion = start_fusion(conf, log);
 	free(conf);
 	if (fusion < 0 || !wf_test_run_until(b.loop, nodes_ready, &b, 10000) ||
 	    !wf_test_run_until(b.loop, fusion_online, &b, 20000)) {
