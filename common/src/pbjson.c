@@ -248,6 +248,41 @@ static int json_int(struct pctx *c, const cJSON *j, bool *neg, uint64_t *mag)
 static int set_value(struct pctx *c, const ProtobufCFieldDescriptor *f, const cJSON *j, void *p,
 		     unsigned depth);
 
+/* Appends ".NAME" (or NAME at the start) to the path at PLEN, truncating
+ * (the path is only for messages; this runs for every member parsed, so
+ * no printf). */
+static void path_field(struct pctx *c, size_t plen, const char *name)
+{
+	size_t room = sizeof c->path - 1 - plen, n = strlen(name);
+	char *p = c->path + plen;
+	if (plen && room) {
+		*p++ = '.';
+		room--;
+	}
+	if (n > room)
+		n = room;
+	memcpy(p, name, n);
+	p[n] = '\0';
+}
+
+/* Appends "[K]" to the path at PLEN (truncated if it does not fit). */
+static void path_index(struct pctx *c, size_t plen, size_t k)
+{
+	char tmp[24];
+	size_t t = sizeof tmp;
+	tmp[--t] = ']';
+	do {
+		tmp[--t] = (char)('0' + k % 10);
+		k /= 10;
+	} while (k && t > 1);
+	tmp[--t] = '[';
+	size_t n = sizeof tmp - t, room = sizeof c->path - 1 - plen;
+	if (n > room)
+		n = room;
+	memcpy(c->path + plen, tmp + t, n);
+	c->path[plen + n] = '\0';
+}
+
 static int build(struct pctx *c, const ProtobufCMessageDescriptor *d, const cJSON *j,
 		 ProtobufCMessage **ret, unsigned depth)
 {
@@ -277,7 +312,7 @@ static int build(struct pctx *c, const ProtobufCMessageDescriptor *d, const cJSO
 			r = fail(c, "unknown field '%.64s' in %s", item->string, d->name);
 			goto out;
 		}
-		snprintf(c->path + plen, sizeof c->path - plen, "%s%s", plen ? "." : "", f->name);
+		path_field(c, plen, f->name);
 		if (cJSON_IsNull(item)) {
 			/* null means the default */
 		} else if (f->label == PROTOBUF_C_LABEL_REPEATED) {
@@ -310,7 +345,7 @@ static int build(struct pctx *c, const ProtobufCMessageDescriptor *d, const cJSO
 				cJSON_ArrayForEach(e, item) {
 					size_t plen2 = strlen(c->path);
 
-					snprintf(c->path + plen2, sizeof c->path - plen2, "[%zu]", k);
+					path_index(c, plen2, k);
 					r = set_value(c, f, e, arr + k * sz, depth);
 					c->path[plen2] = '\0';
 					if (r < 0) {

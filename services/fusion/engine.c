@@ -395,10 +395,10 @@ static void area_code_of(const struct wf_fusion *e, const char *region, char out
 static struct fusion_bucket *area_bucket(struct fusion_area *a, int h)
 {
 	uint64_t bit = UINT64_C(1) << h;
-	unsigned idx = (unsigned)__builtin_popcountll(a->bk_mask & (bit - 1));
+	unsigned idx = fusion_popcount(a->bk_mask & (bit - 1));
 	if (a->bk_mask & bit)
 		return &a->bk[idx];
-	unsigned n = (unsigned)__builtin_popcountll(a->bk_mask);
+	unsigned n = fusion_popcount(a->bk_mask);
 	struct fusion_bucket *np = realloc(a->bk, (n + 1) * sizeof *np);
 	if (!np)
 		return NULL;
@@ -411,7 +411,7 @@ static struct fusion_bucket *area_bucket(struct fusion_area *a, int h)
 
 static void area_free_inputs(struct fusion_area *a)
 {
-	unsigned n = (unsigned)__builtin_popcountll(a->bk_mask);
+	unsigned n = fusion_popcount(a->bk_mask);
 	for (unsigned i = 0; i < n; i++)
 		free(a->bk[i].v);
 	free(a->bk);
@@ -439,7 +439,9 @@ static int area_add_input(struct wf_fusion *e, struct fusion_input *x)
 		b->cap = cap;
 	}
 	x->pos = b->n;
-	b->v[b->n++] = (struct fusion_slot){ x, x->expires, x->strength, x->certainty, x->agency };
+	b->v[b->n++] = (struct fusion_slot){ x, x->expires, x->observed, x->strength, x->certainty,
+						     x->agency };
+	b->by_agency[x->agency]++;
 	a->n_inputs++;
 	x->area = a;
 	e->n_valid++;
@@ -458,6 +460,7 @@ static void area_remove_input(struct wf_fusion *e, struct fusion_input *x)
 		b->v[x->pos].in->pos = x->pos;
 	}
 	b->n--;
+	b->by_agency[x->agency]--;
 	a->n_inputs--;
 	x->area = NULL;
 	e->n_valid--;
@@ -632,7 +635,8 @@ static int load_input(void *ud, const void *key, size_t klen, const void *val, s
 	unsigned cl = rb_u8(&b);
 	rb_get(&b, crit, cl);
 	crit[cl] = '\0';
-	if (b.bad)
+	if (b.bad || x->agency == 0 || x->agency >= FUSION_AGENCY_MAX || x->hazard == 0 ||
+	    x->hazard >= FUSION_HAZARD_MAX || x->strength > 4)
 		return -EBADMSG;
 	x->criterion = intern(e, crit);
 	if (!x->criterion)
@@ -682,7 +686,7 @@ static int load_incident(void *ud, const void *key, size_t klen, const void *val
 		fusion_incident_free(inc);
 		return -ENOMEM;
 	}
-	if (b.bad) {
+	if (b.bad || inc->hazard == 0 || inc->hazard >= FUSION_HAZARD_MAX || inc->strength > 4) {
 		fusion_incident_free(inc);
 		return -EBADMSG;
 	}

@@ -45,6 +45,14 @@ struct fusion_scratch {
 	struct item_rl *rl;
 	size_t n_rl, cap_rl;
 	struct hz hz[FUSION_HAZARD_MAX];
+	/* Two ways to gather the input events behind each hazard (the
+	 * warning's event_ids). Eager: while grading (needed by the liveness
+	 * rule, which draws on every hazard's events, and by full_regrade).
+	 * Lazy (the rest): grading only sums up; the events of hazard h are
+	 * gathered again by collect_events() when a version of h is made.
+	 * ev_only: such a gathering pass, which must not grade again. */
+	bool lazy, ev_only;
+	uint64_t corroborated;  /* hazards whose corroboration rule fired */
 	/* warning building */
 	char *text;
 	size_t cap_text;
@@ -82,6 +90,7 @@ static int grow(void **p, size_t *cap, size_t need, size_t sz)
 
 static int cert_rank(int c) { return c >= 1 && c <= 5 ? c : 9; }
 
+/* Input key order: agency name, then event id. */
 static int input_key_cmp(const struct fusion_input *a, const struct fusion_input *b)
 {
 	if (a->agency != b->agency) {
@@ -94,6 +103,8 @@ static int input_key_cmp(const struct fusion_input *a, const struct fusion_input
 
 static int add_ev(struct fusion_scratch *s, int h, struct fusion_input *in)
 {
+	if (s->lazy && !s->ev_only)
+		return 0;
 	if (grow((void **)&s->ev, &s->cap_ev, s->n_ev + 1, sizeof *s->ev) < 0)
 		return -ENOMEM;
 	s->ev[s->n_ev++] = (struct item_ev){ (uint8_t)h, in };
@@ -102,6 +113,8 @@ static int add_ev(struct fusion_scratch *s, int h, struct fusion_input *in)
 
 static int add_rg(struct fusion_scratch *s, int h, const char *code)
 {
+	if (s->ev_only)
+		return 0;
 	if (grow((void **)&s->rg, &s->cap_rg, s->n_rg + 1, sizeof *s->rg) < 0)
 		return -ENOMEM;
 	s->rg[s->n_rg].hazard = (uint8_t)h;
@@ -112,6 +125,8 @@ static int add_rg(struct fusion_scratch *s, int h, const char *code)
 
 static int add_rl(struct fusion_scratch *s, int h, const char *id)
 {
+	if (s->ev_only)
+		return 0;
 	for (size_t i = s->n_rl; i-- > 0;)
 		if (s->rl[i].hazard == h && s->rl[i].id == id)
 			return 0;
@@ -125,6 +140,8 @@ static void contribute(struct fusion_scratch *s, int h, int strength, int certai
 		       int64_t expires)
 {
 	struct hz *z = &s->hz[h];
+	if (s->ev_only)
+		return;
 	if (!z->present) {
 		z->present = true;
 		z->strength = strength;
@@ -162,21 +179,30 @@ static int eval_direct(struct wf_fusion *e, struct fusion_scratch *s, const stru
 			continue;
 		const struct fusion_rule *rule = &R->rules[ri];
 		const struct fusion_bucket *b = fusion_bucket_of(a, h);
-		bool added = false; /* one direct rule per hazard: add its id once */
+		const int min = rule->min_strength > 1 ? rule->min_strength : 1;
+		const bool want_ev = !s->lazy || s->ev_only;
+		int strength = 0, rank = 10, certainty = 0;
+		int64_t expires = INT64_MIN;
 		for (uint32_t i = 0; i < b->n; i++) {
 			const struct fusion_slot *in = &b->v[i];
-			if (in->strength == 0 || in->strength < rule->min_strength)
+			if (in->strength < min)
 				continue;
-			contribute(s, h, in->strength, in->certainty, in->expires);
-			if (add_ev(s, h, in->in) < 0)
-				return -ENOMEM;
-			if (!added) {
-				if (add_rl(s, h, rule->id) < 0)
-					return -ENOMEM;
-				added = true;
+			if (in->strength > strength)
+				strength = in->strength;
+			if (cert_rank(in->certainty) < rank) {
+				rank = cert_rank(in->certainty);
+				certainty = in->certainty;
 			}
+			if (in->expires > expires)
+				expires = in->expires;
+			if (want_ev && add_ev(s, h, in->in) < 0)
+				return -ENOMEM;
 		}
-		if (s->hz[h].present && add_rg(s, h, a->code) < 0)
+		if (!strength)
+			continue;
+		/* one direct rule per hazard: its id once */
+		contribute(s, h, strength, certainty, expires);
+		if (add_rl(s, h, rule->id) < 0 || add_rg(s, h, a->code) < 0)
 			return -ENOMEM;
 	}
 	return 0;
@@ -188,21 +214,31 @@ static int eval_corroborate(struct wf_fusion *e, struct fusion_scratch *s,
 	const struct wf_fusion_rules *R = e->rules;
 	for (uint64_t m = hz & a->bk_mask; m; m &= m - 1) {
 		int h = __builtin_ctzll(m);
-		if (!s->hz[h].present || R->corroborate_for[h] < 0)
+		if (R->corroborate_for[h] < 0)
 			continue;
 		const struct fusion_rule *rule = &R->rules[R->corroborate_for[h]];
 		const struct fusion_bucket *b = fusion_bucket_of(a, h);
-		unsigned mask = 0;
-		for (uint32_t i = 0; i < b->n; i++)
-			mask |= 1u << b->v[i].agency;
-		if ((unsigned)__builtin_popcount(mask) < rule->min_agencies)
-			continue;
-		struct hz *z = &s->hz[h];
-		z->strength += rule->raise;
-		if (z->strength > 4)
-			z->strength = 4;
-		if (cert_rank(rule->certainty) < cert_rank(z->certainty))
-			z->certainty = rule->certainty;
+		if (s->ev_only) {
+			/* what the grading pass decided (the direct rule's level
+			 * alone, before the chains added to this hazard) */
+			if (!((s->corroborated >> h) & 1))
+				continue;
+		} else {
+			if (!s->hz[h].present)
+				continue;
+			unsigned agencies = 0;
+			for (int g = 1; g < FUSION_AGENCY_MAX; g++)
+				agencies += b->by_agency[g] > 0;
+			if (agencies < rule->min_agencies)
+				continue;
+			s->corroborated |= UINT64_C(1) << h;
+			struct hz *z = &s->hz[h];
+			z->strength += rule->raise;
+			if (z->strength > 4)
+				z->strength = 4;
+			if (cert_rank(rule->certainty) < cert_rank(z->certainty))
+				z->certainty = rule->certainty;
+		}
 		if (add_rl(s, h, rule->id) < 0)
 			return -ENOMEM;
 		for (uint32_t i = 0; i < b->n; i++)
@@ -210,6 +246,25 @@ static int eval_corroborate(struct wf_fusion *e, struct fusion_scratch *s,
 				return -ENOMEM;
 	}
 	return 0;
+}
+
+/* alt_match on a bucket slot of hazard H: agency and level are checked on
+ * the slot, the input is read only for a criterion or a value */
+static bool slot_match(const struct fusion_alt *alt, const struct fusion_slot *sl, int h)
+{
+	for (unsigned i = 0; i < alt->n; i++) {
+		const struct fusion_term *t = &alt->terms[i];
+		if (t->hazard != h || (t->agency && t->agency != sl->agency) ||
+		    sl->strength < t->min_strength)
+			continue;
+		if (!t->criterion[0] && !t->has_value_min && !t->over)
+			return true;
+		const struct fusion_input *in = sl->in;
+		if (fusion_term_match(t, in->agency, in->hazard, in->strength, in->criterion,
+				      in->value, in->threshold, in->has_meas))
+			return true;
+	}
+	return false;
 }
 
 /* better(a, b): a is the preferred witness over b */
@@ -227,23 +282,42 @@ static int clamp_strength(int s) { return s < 1 ? 1 : s > 4 ? 4 : s; }
 static int eval_chain(struct wf_fusion *e, struct fusion_scratch *s, const struct fusion_area *a,
 		      const struct fusion_rule *rule)
 {
+	/* every when-line needs some input of its hazards before the
+	 * witnesses are worth looking for */
+	for (unsigned w = 0; w < rule->n_when; w++) {
+		bool any = false;
+		for (unsigned c = 0; c < s->n_ctx && !any; c++) {
+			const struct fusion_area *x = s->ctx[c];
+			for (uint64_t m = rule->when[w].hazards & x->bk_mask; m && !any; m &= m - 1)
+				any = fusion_bucket_of(x, __builtin_ctzll(m))->n > 0;
+		}
+		if (!any)
+			return 0;
+	}
 	struct fusion_input *best[FUSION_WHEN_MAX];
 	for (unsigned w = 0; w < rule->n_when; w++) {
 		const struct fusion_alt *alt = &rule->when[w];
-		best[w] = NULL;
+		const struct fusion_slot *bs = NULL;
 		for (unsigned c = 0; c < s->n_ctx; c++) {
 			const struct fusion_area *x = s->ctx[c];
 			for (uint64_t m = alt->hazards & x->bk_mask; m; m &= m - 1) {
-				const struct fusion_bucket *b = fusion_bucket_of(x, __builtin_ctzll(m));
+				int h = __builtin_ctzll(m);
+				const struct fusion_bucket *b = fusion_bucket_of(x, h);
 				for (uint32_t i = 0; i < b->n; i++) {
-					struct fusion_input *in = b->v[i].in;
-					if (alt_match(alt, in) && (!best[w] || better(in, best[w])))
-						best[w] = in;
+					const struct fusion_slot *sl = &b->v[i];
+					/* better(), on the slot's copies first */
+					if (bs && (sl->strength != bs->strength ? sl->strength < bs->strength :
+						   sl->observed != bs->observed ? sl->observed < bs->observed :
+						   !better(sl->in, bs->in)))
+						continue;
+					if (slot_match(alt, sl, h))
+						bs = sl;
 				}
 			}
 		}
-		if (!best[w])
+		if (!bs)
 			return 0;
+		best[w] = bs->in;
 	}
 	int64_t lo = INT64_MAX, hi = INT64_MIN, exp = INT64_MAX;
 	int maxs = 0;
@@ -682,7 +756,7 @@ static void make_id(const struct fusion_area *a, int hazard, const struct item_e
 
 static uint32_t incident_index(const struct fusion_area *a, int h)
 {
-	return (uint32_t)__builtin_popcountll(a->inc_mask & ((UINT64_C(1) << h) - 1));
+	return fusion_popcount(a->inc_mask & ((UINT64_C(1) << h) - 1));
 }
 
 static int incident_insert(struct fusion_area *a, struct fusion_incident *inc)
@@ -710,6 +784,34 @@ static void incident_remove(struct fusion_area *a, int h)
 		memmove(&a->incs[idx], &a->incs[idx + 1], (a->n_incs - idx - 1) * sizeof *a->incs);
 	a->n_incs--;
 	a->inc_mask &= ~(UINT64_C(1) << h);
+}
+
+/* Lazy mode: gathers the events behind hazard H of the area being
+ * evaluated (the same rules as the grading pass, on the same inputs, with
+ * nothing graded again) into s->ev. */
+static int collect_events(struct wf_fusion *e, struct fusion_scratch *s, const struct fusion_area *a,
+			  int h, struct item_ev **ev, size_t *n_ev)
+{
+	const struct wf_fusion_rules *R = e->rules;
+	uint64_t hz = UINT64_C(1) << h;
+	s->n_ev = 0;
+	s->ev_only = true;
+	int r = eval_direct(e, s, a, hz);
+	if (r == 0)
+		r = eval_corroborate(e, s, a, hz);
+	for (size_t i = 0; i < R->n_rules && r == 0; i++) {
+		const struct fusion_rule *rule = &R->rules[i];
+		if (rule->output != h)
+			continue;
+		if (rule->kind == FUSION_RULE_CHAIN)
+			r = eval_chain(e, s, a, rule);
+		else if (rule->kind == FUSION_RULE_COUNT)
+			r = eval_count(s, a, rule);
+	}
+	s->ev_only = false;
+	*ev = s->ev;
+	*n_ev = s->n_ev;
+	return r;
 }
 
 /* sorts one hazard's inputs by key and drops repeats; returns the count */
@@ -748,6 +850,8 @@ static int lifecycle(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *
 	if (!inc && !z->present)
 		return 0;
 	if (!inc) {
+		if (s->lazy && (r = collect_events(e, s, a, h, &ev, &n_ev)) < 0)
+			return r;
 		n_ev = prep_ev(ev, n_ev);
 		inc = calloc(1, sizeof *inc);
 		if (!inc)
@@ -829,6 +933,8 @@ static int lifecycle(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *
 			return r;
 		return 0;
 	}
+	if (s->lazy && (r = collect_events(e, s, a, h, &ev, &n_ev)) < 0)
+		return r;
 	n_ev = prep_ev(ev, n_ev);
 	uint32_t prev = inc->version;
 	inc->version++;
@@ -898,7 +1004,11 @@ int fusion_eval_area(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *
 	 * area's timer, which regrades all (as do rule swaps and liveness
 	 * changes). A silent source makes the gap notice draw on every hazard. */
 	uint64_t hz = 0;
-	if (dirty == FUSION_ALL_HAZARDS || e->full_regrade || any_silent(e)) {
+	bool silent = any_silent(e);
+	s->lazy = !silent && !e->full_regrade;
+	s->ev_only = false;
+	s->corroborated = 0;
+	if (dirty == FUSION_ALL_HAZARDS || e->full_regrade || silent) {
 		hz = FUSION_ALL_HAZARDS;
 	} else {
 		for (uint64_t m = dirty; m; m &= m - 1)

@@ -140,7 +140,7 @@ struct fusion_incident {
  * does not chase the pointer. */
 struct fusion_slot {
 	struct fusion_input *in;
-	int64_t expires;
+	int64_t expires, observed;
 	uint8_t strength, certainty, agency;
 };
 
@@ -150,6 +150,7 @@ struct fusion_slot {
 struct fusion_bucket {
 	struct fusion_slot *v;
 	uint32_t n, cap;
+	uint32_t by_agency[FUSION_AGENCY_MAX]; /* inputs per agency (corroboration) */
 };
 
 #define FUSION_ALL_HAZARDS (~UINT64_C(0))
@@ -224,10 +225,20 @@ struct wf_fusion {
 	struct fusion_scratch *scratch; /* eval.c */
 };
 
+/* Bits set in X. Without -mpopcnt (Debian's x86-64 baseline has no
+ * POPCNT) __builtin_popcountll is a libgcc call; this is a few shifts. */
+static inline unsigned fusion_popcount(uint64_t x)
+{
+	x = x - ((x >> 1) & UINT64_C(0x5555555555555555));
+	x = (x & UINT64_C(0x3333333333333333)) + ((x >> 2) & UINT64_C(0x3333333333333333));
+	x = (x + (x >> 4)) & UINT64_C(0x0f0f0f0f0f0f0f0f);
+	return (unsigned)((x * UINT64_C(0x0101010101010101)) >> 56);
+}
+
 /* The bucket of hazard H in A; bit H of a->bk_mask must be set. */
 static inline struct fusion_bucket *fusion_bucket_of(const struct fusion_area *a, int h)
 {
-	return &a->bk[__builtin_popcountll(a->bk_mask & ((UINT64_C(1) << h) - 1))];
+	return &a->bk[fusion_popcount(a->bk_mask & ((UINT64_C(1) << h) - 1))];
 }
 
 /* engine.c helpers used by eval.c */

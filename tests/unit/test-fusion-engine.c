@@ -892,6 +892,9 @@ START_TEST(incremental_equals_full_regrade)
 	fix_ptrs(v, n);
 	for (size_t i = 0; i < n; i += 11) /* prefecture-wide: chain context of its counties */
 		v[i].sp.region = v[i].sp.region[3] == '1' ? "410100000000" : "410200000000";
+	for (size_t i = 3; i < n; i += 5) /* a second agency on the hazard: corroboration */
+		if (!v[i].sp.ref && v[i].sp.agency != FIRE)
+			v[i].sp.agency = FIRE;
 	struct env inc = { 0 }, full = { 0 };
 	env_open(&inc, "inc", rules_default(), NULL, 0);
 	open_full_regrade = true;
@@ -918,6 +921,7 @@ START_TEST(incremental_equals_full_regrade)
 	ck_assert_uint_gt(inc.o.len, 100000);
 	ck_assert_ptr_nonnull(strstr(inc.o.json, "flood-chain"));
 	ck_assert_ptr_nonnull(strstr(inc.o.json, "source-liveness"));
+	ck_assert_ptr_nonnull(strstr(inc.o.json, "\"corroborated\""));
 	size_t d = 0;
 	while (inc.o.json[d] && inc.o.json[d] == full.o.json[d])
 		d++;
