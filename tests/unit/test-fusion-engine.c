@@ -504,6 +504,32 @@ START_TEST(corroboration)
 }
 END_TEST
 
+/* event_ids are in key order (agency name, then event id) whatever the
+ * order of arrival: 23 inputs from five agencies, ids shuffled. */
+START_TEST(event_ids_in_key_order)
+{
+	struct env v = { 0 };
+	env_open(&v, "s", rules_default(), NULL, 0);
+	static const int ag[] = { WATER, MET, POLICE, GEO, FIRE };
+	char ids[23][8];
+	for (int i = 0; i < 23; i++) {
+		snprintf(ids[i], sizeof ids[i], "e%02d", (i * 7) % 23);
+		struct evspec e = { ag[i % 5], ids[i], HZ(FLOOD), COUNTY, i == 22 ? LV(I) : LV(IV),
+				    T0 + i * M, T0 + 12 * H };
+		ingest(&v, &e, T0 + i * M);
+	}
+	const Wf__V1__Warning *w = find_hz(&v, HZ(FLOOD));
+	ck_assert_int_eq(w->level, LV(I));
+	ck_assert_uint_eq(w->n_event_ids, 23);
+	for (size_t i = 1; i < w->n_event_ids; i++)
+		ck_assert_msg(strcmp(w->event_ids[i - 1], w->event_ids[i]) < 0, "%s before %s",
+			      w->event_ids[i - 1], w->event_ids[i]);
+	ck_assert_str_eq(w->event_ids[0], "fire:e05");
+	ck_assert_str_eq(w->event_ids[22], "water:e13");
+	env_close(&v);
+}
+END_TEST
+
 START_TEST(chain_flood)
 {
 	struct env v = { 0 };
@@ -1046,6 +1072,7 @@ static Suite *suite(void)
 	tcase_set_timeout(tc, 60);
 	tcase_add_test(tc, alert_basic);
 	tcase_add_test(tc, incremental_equals_full_regrade);
+	tcase_add_test(tc, event_ids_in_key_order);
 	tcase_add_test(tc, duplicate_event);
 	tcase_add_test(tc, out_of_order);
 	tcase_add_test(tc, unknown_region_rejected);
