@@ -58,7 +58,8 @@ static void usage(FILE *out, const struct wf_adapter_ops *ops)
 		"                      event, {\"rejected\": FILE, \"reason\": ...} per rejected file\n"
 		"      --check         validate FILE... only: 'FILE: OK' or 'FILE: INVALID: reason'\n"
 		"      --now TIME      the current time is TIME (RFC 3339); in the daemon the clock\n"
-		"                      starts at TIME and runs on (rehearsals, tests)\n"
+		"                      starts at TIME and runs on (rehearsals, tests); default:\n"
+		"                      the environment's WF_NOW, as for every warnfuse daemon\n"
 		"  -h, --help          this text\n"
 		"  -V, --version       version\n"
 		"\n"
@@ -168,6 +169,16 @@ static int parse_args(int argc, char **argv, const struct wf_adapter_ops *ops, s
 	}
 	if (o->mode == MODE_NONE && !o->check_config)
 		o->mode = MODE_SPOOL;
+	/* WF_NOW, as for every daemon (services/runtime), when --now is not given */
+	const char *now_env = getenv("WF_NOW");
+	if (!o->have_now && now_env && *now_env) {
+		if (wf_clock_parse(now_env, &o->now_ms) < 0) {
+			fprintf(stderr, "wf-%s: WF_NOW: not an RFC 3339 time: %s\n", ops->kind,
+				now_env);
+			return -EINVAL;
+		}
+		o->have_now = true;
+	}
 	return 0;
 }
 

@@ -117,8 +117,10 @@ out:
 	free(regs);
 	if (old)
 		wf__v1__broadcast_state__free_unpacked(old, NULL);
+	char target[32];
+	snprintf(target, sizeof target, "%s%s", county, e->manual_cancel ? "/cancel" : "");
 	if (r == 0)
-		r = dsp_record(t, &e->db, w->id, w->version, "broadcast", county, DSP_DLV_SENT, now,
+		r = dsp_record(t, &e->db, w->id, w->version, "broadcast", target, DSP_DLV_SENT, now,
 			       "%s", w->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "removed"
 											: "active");
 	return r;

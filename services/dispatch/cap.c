@@ -137,6 +137,12 @@ static int render(const struct dsp_cap_options *o, const Wf__V1__Warning *w,
 
 	if (dsp_cap_identifier(w->id, w->version, buf, sizeof buf) < 0)
 		return -EINVAL;
+	if (o->identifier_suffix) {
+		size_t bl = strlen(buf);
+		if (bl + strlen(o->identifier_suffix) >= sizeof buf)
+			return -EINVAL;
+		strcat(buf, o->identifier_suffix);
+	}
 	el(alert, ns, "identifier", buf);
 	el(alert, ns, "sender", o->sender && *o->sender ? o->sender : "warnfuse");
 	el(alert, ns, "sent", dsp_cap_time(w->sent_ms, tbuf, sizeof tbuf));

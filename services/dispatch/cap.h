@@ -18,6 +18,7 @@ struct dsp_cap_options {
 	const char *sender;       /* CAP <sender>, e.g. "warnfuse@410185.yjj.gov.cn" */
 	const char *sender_name;  /* <senderName>, e.g. "登封市应急管理局" (may be NULL) */
 	const struct wf_region_table *regions; /* names for <areaDesc> (may be NULL) */
+	const char *identifier_suffix; /* appended to <identifier> (a manual cancel: ".cancel") */
 };
 
 /* A CAP message this one refers to. */

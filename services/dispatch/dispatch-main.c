@@ -15,6 +15,7 @@
 #include "runtime.h"
 #include "sms.h"
 #include "spool.h"
+#include "stats.h"
 #include "wf/log.h"
 
 struct dispatch_config {
@@ -115,6 +116,8 @@ struct dispatch {
 	bool sms_busy;        /* SMS planned or resumed and not all final yet (logged when done) */
 	int64_t batch_now;
 	int64_t post_backoff_ms;
+	int64_t stats_at;     /* last DispatchStats publish (at most one a second) */
+	uint64_t publish_failed, cap_failed; /* this process (DispatchStats.failures) */
 	struct wf_ratelimit rl_post;
 };
 
@@ -157,10 +160,51 @@ static void kick_post(struct dispatch *d, double after)
 	ev_timer_start(wf_runtime_loop(d->rt), &d->post_timer);
 }
 
+struct views_ctx {
+	struct dispatch *d;
+	int64_t now;
+	bool with_stats;
+};
+
+static int views_fn(struct wf_txn *t, void *ud)
+{
+	struct views_ctx *c = ud;
+	struct dsp_stats_extra extra[4] = {
+		{ "publish_failed", c->d->publish_failed },
+		{ "cap_write_failed", c->d->cap_failed },
+		{ "sms_failed", 0 },
+		{ "sms_expired", 0 },
+	};
+	size_t n = 2;
+	if (c->d->sms) {
+		struct wf_sms_stats st;
+		wf_sms_get_stats(c->d->sms, &st);
+		extra[2].n = st.failed;
+		extra[3].n = st.expired;
+		n = 4;
+	}
+	return dsp_engine_views(c->d->engine, t, c->now, c->with_stats, extra, n);
+}
+
+/* Queues the dispatcher's views (records, verdicts, silences, stats at
+ * most once a second) that changed, built from the committed state. */
+static void queue_views(struct dispatch *d)
+{
+	int64_t now = now_ms();
+	struct views_ctx c = { d, now, now - d->stats_at >= 1000 };
+	if (!dsp_engine_views_pending(d->engine, c.with_stats))
+		return;
+	if (wf_store_view(wf_node_store(d->node), views_fn, &c) < 0)
+		return; /* logged by the engine; marked again by the next change */
+	if (c.with_stats)
+		d->stats_at = now;
+}
+
 /* Publishes / writes what the engine queued (after a commit). */
 static void flush_outputs(struct dispatch *d)
 {
 	const struct dsp_out *o;
+	queue_views(d);
 	size_t n = dsp_engine_outputs(d->engine, &o);
 	bool wrote = false;
 
@@ -170,15 +214,19 @@ static void flush_outputs(struct dispatch *d)
 			r = wf_node_publish(d->node, o[i].topic, o[i].payload, o[i].len, o[i].retain);
 			/* not connected (or the client's queue full): republished by the
 			 * resync once connected */
-			if (r == -ENOTCONN || r == -ENOBUFS)
+			if (r == -ENOTCONN || r == -ENOBUFS) {
 				d->need_resync = true;
-			else if (r < 0)
+			} else if (r < 0) {
+				d->publish_failed++;
 				wf_log(LOG_ERR, "publish", "%s: %s", o[i].topic, strerror(-r));
+			}
 		} else {
 			r = d->spool ? dsp_spool_write(d->spool, o[i].topic, o[i].payload, o[i].len)
 				     : -ENOENT;
-			if (r < 0)
+			if (r < 0) {
+				d->cap_failed++;
 				wf_log(LOG_ERR, "cap", "cannot write %s: %s", o[i].topic, strerror(-r));
+			}
 			else
 				wrote = true;
 		}
@@ -267,6 +315,7 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (up && (!d->was_connected || d->need_resync)) {
 		d->need_resync = false;
 		struct due_ctx c = { d, 0, now_ms() };
+		dsp_engine_views_mark_all(d->engine);
 		int r = wf_store_view(wf_node_store(d->node), resync_fn, &c);
 		if (r < 0) {
 			wf_log(LOG_ERR, "store", "resync failed: %s", strerror(-r));
@@ -277,6 +326,9 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	d->was_connected = up;
 	sms_check_done(d);
+	/* stats held back by the once-a-second limit */
+	if (up && dsp_engine_views_pending(d->engine, true) && now_ms() - d->stats_at >= 1000)
+		flush_outputs(d);
 }
 
 static void post_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -353,6 +405,7 @@ static int open_sms(struct dispatch *d, const struct dispatch_config *c)
 	sc.dlr_port = (int)c->sms_dlr_port;
 	sc.rate_parts_per_s = c->sms_rate;
 	sc.max_parts = (unsigned)c->sms_max_parts;
+	sc.clock = &service_clock; /* WF_NOW rehearsals: the engine's clock, not the system's */
 	sc.on_notice = sms_notice;
 	sc.ud = d;
 	r = wf_sms_open(wf_runtime_loop(d->rt), wf_node_store(d->node), &sc, &d->sms, err,

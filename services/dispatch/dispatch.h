@@ -58,7 +58,7 @@ enum dsp_out_kind {
 struct dsp_out {
 	enum dsp_out_kind kind;
 	char key[DSP_KEY_MAX];      /* identity: a later output with the same key replaces it */
-	char topic[WF_TOPIC_MAX];   /* MQTT topic, or file name for FILE */
+	char topic[WF_TOPIC_MAX + 96]; /* MQTT topic (views: wf/v1/review/<id>), or file name */
 	bool retain;
 	uint8_t *payload;           /* LEN bytes, then a NUL (not counted) */
 	size_t len;
@@ -100,6 +100,24 @@ int dsp_engine_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now_ms);
 /* Outputs queued since the last clear, in order; borrowed until the clear. */
 size_t dsp_engine_outputs(const struct dsp_engine *e, const struct dsp_out **ret);
 void dsp_engine_outputs_clear(struct dsp_engine *e);
+
+/* Views (docs/protocol.md, "Dispatcher views"): queues the retained
+ * records that changed since the last call, built from the committed state
+ * in T (a read transaction after the commit is enough): wf/v1/review/<id>
+ * (WarningRecord), wf/v1/verdict/<operator> (OperatorVerdicts),
+ * wf/v1/silences/<service> (SilenceList) and, when WITH_STATS,
+ * wf/v1/stats/<service> (DispatchStats, with EXTRA process counters). */
+struct dsp_stats_extra;
+int dsp_engine_views(struct dsp_engine *e, struct wf_txn *t, int64_t now_ms, bool with_stats,
+		     const struct dsp_stats_extra *extra, size_t n_extra);
+/* Everything again (after a reconnect: the broker may have lost them). */
+void dsp_engine_views_mark_all(struct dsp_engine *e);
+/* Whether dsp_engine_views has something to do (STATS: counting stats). */
+bool dsp_engine_views_pending(const struct dsp_engine *e, bool stats);
+
+/* The WarningRecord of ID (packed into a malloc'd *RET), -ENOENT. */
+int dsp_engine_record(struct dsp_engine *e, struct wf_txn *t, const char *id, int64_t now_ms,
+		      uint8_t **ret, size_t *ret_len);
 
 /* The delivery record of (ID@VERSION, CHANNEL, TARGET); -ENOENT. */
 int dsp_engine_delivery(struct dsp_engine *e, struct wf_txn *t, const char *id, uint32_t version,

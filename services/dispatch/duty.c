@@ -2,6 +2,7 @@
  * escalation up the administrative tree, review-timeout escalation and
  * follow-up (续报) reminders (docs/dispatch.md, "Duty stations"). */
 #include "dispatch-internal.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -166,6 +167,27 @@ int dsp_duty_notify(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warnin
 	return 0;
 }
 
+/* Stats: the first acknowledgement of ID@VERSION by any station (marked
+ * by the delivery record "<id>@<v>|duty|*first-ack", which no station id
+ * can be), SENT_MS its notice's time. */
+static int first_ack(struct dsp_engine *e, struct wf_txn *t, const char *id, uint32_t version,
+		     int64_t sent_ms, int64_t now)
+{
+	char key[DSP_KEY_MAX];
+	struct dsp_delivery rec;
+	int r = dsp_key_delivery(key, sizeof key, id, version, "stats", "first-ack");
+	if (r < 0)
+		return r;
+	r = dsp_get_rec(t, e->db.delivery, key, &rec, sizeof rec);
+	if (r != -ENOENT)
+		return r < 0 ? r : 0;
+	memset(&rec, 0, sizeof rec);
+	rec.rec_version = 1;
+	rec.at_ms = now;
+	r = dsp_put_rec(t, e->db.delivery, key, &rec, sizeof rec);
+	return r < 0 ? r : dsp_stats_first_ack(t, &e->db, now - sent_ms, now);
+}
+
 int dsp_duty_ack(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__DutyAck *a, int64_t now,
 		 struct wf_codec_error *why)
 {
@@ -192,8 +214,11 @@ int dsp_duty_ack(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__DutyAck *
 		r = dsp_record(t, &e->db, a->warning_id, a->version, "duty", a->station,
 			       late ? DSP_DLV_ACKED_LATE : DSP_DLV_ACKED, now, "by %.60s",
 			       a->operator_);
+	if (r == 0)
+		r = first_ack(e, t, a->warning_id, a->version, d.sent_ms, now);
 	if (r < 0)
 		return r;
+	dsp_mark_warning(e, a->warning_id);
 	wf_log(LOG_INFO, "duty", "%s acknowledged %s@%u%s (%s)", a->station, a->warning_id,
 	       a->version, late ? " after escalation" : "", a->operator_);
 
@@ -513,5 +538,29 @@ int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 		wf_codec_warning_free(w);
 	}
 	free(d.keys);
+	return r < 0 ? r : 0;
+}
+
+int dsp_duty_cancel_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *cw,
+			   int64_t now)
+{
+	char suffix[DSP_KEY_MAX], target[DSP_ID_MAX + 16];
+	struct notified s = { suffix, 0, NULL, 0, 256 };
+	snprintf(suffix, sizeof suffix, "|%s@%u", cw->id, cw->version);
+	s.slen = strlen(suffix);
+	s.stations = calloc(s.cap, sizeof *s.stations);
+	if (!s.stations)
+		return -ENOMEM;
+	int r = wf_store_foreach(t, e->db.duty, NULL, 0, notified_scan, &s);
+	for (size_t i = 0; r >= 0 && i < s.n; i++) {
+		/* informational: no acknowledgement, no duty record */
+		r = push_notice(e, cw, s.stations[i], WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE, false, 0,
+				NULL, now);
+		snprintf(target, sizeof target, "%s/cancel", s.stations[i]);
+		if (r == 0)
+			r = dsp_record(t, &e->db, cw->id, cw->version, "duty", target, DSP_DLV_SENT, now,
+				       "解除 notice");
+	}
+	free(s.stations);
 	return r < 0 ? r : 0;
 }

@@ -4,11 +4,13 @@
 #include "dispatch-internal.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <syslog.h>
 
+#include "stats.h"
 #include "wf/log.h"
 #include "wf/node.h"
 
@@ -71,6 +73,8 @@ struct dsp_engine *dsp_engine_free(struct dsp_engine *e)
 		return NULL;
 	dsp_engine_outputs_clear(e);
 	free(e->out);
+	free(e->dirty_ids.v);
+	free(e->dirty_ops.v);
 	dsp_routing_free(&e->routing);
 	free(e->service);
 	free(e->cap_sender);
@@ -84,6 +88,7 @@ void dsp_engine_set_routing(struct dsp_engine *e, struct dsp_routing *routing)
 	dsp_routing_free(&e->routing);
 	e->routing = *routing;
 	memset(routing, 0, sizeof *routing);
+	e->dirty_silences = true; /* the file's silences may have changed */
 }
 
 const struct dsp_routing *dsp_engine_routing(const struct dsp_engine *e) { return &e->routing; }
@@ -182,14 +187,24 @@ static int load_silences(struct dsp_engine *e, struct wf_txn *t, struct silences
 static int cap_output(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
 		      const struct dsp_current *cur, int64_t now)
 {
-	struct dsp_cap_options o = { e->cfg.cap_sender, e->cfg.cap_sender_name, e->regions };
+	bool manual = e->manual_cancel; /* a 解除 of released version W itself */
+	struct dsp_cap_options o = { e->cfg.cap_sender, e->cfg.cap_sender_name, e->regions, NULL };
 	struct dsp_cap_ref ref;
 	size_t n_refs = 0;
 	char *xml = NULL, name[WF_TOPIC_MAX], key[DSP_KEY_MAX];
 	size_t len = 0;
 
 	/* an Update/Cancel refers to the CAP message last published */
-	if (w->msg_type != WF__V1__MSG_TYPE__MSG_TYPE_ALERT && cur->released > 0) {
+	if (manual) {
+		dsp_cap_identifier(w->id, w->version, ref.identifier, sizeof ref.identifier);
+		Wf__V1__Warning *prev = NULL;
+		ref.sent_ms = w->sent_ms;
+		if (dsp_get_warning(t, &e->db, w->id, w->version, &prev) == 0) {
+			ref.sent_ms = prev->sent_ms;
+			wf_codec_warning_free(prev);
+		}
+		n_refs = 1;
+	} else if (w->msg_type != WF__V1__MSG_TYPE__MSG_TYPE_ALERT && cur->released > 0) {
 		Wf__V1__Warning *prev = NULL;
 		if (dsp_get_warning(t, &e->db, w->id, cur->released, &prev) == 0) {
 			dsp_cap_identifier(prev->id, prev->version, ref.identifier,
@@ -207,18 +222,21 @@ static int cap_output(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 		first.n_references = 0;
 		w = &first;
 	}
+	o.identifier_suffix = manual ? ".cancel" : NULL;
 	int r = dsp_cap_render(&o, w, &ref, n_refs, &xml, &len);
 	if (r < 0)
 		return r;
-	char ident[160];
-	dsp_cap_identifier(w->id, w->version, ident, sizeof ident);
+	char ident[170];
+	dsp_cap_identifier(w->id, w->version, ident, sizeof ident - 8);
+	if (manual)
+		strcat(ident, ".cancel");
 	snprintf(name, sizeof name, "%.120s.xml", ident);
 	snprintf(key, sizeof key, "cap|%s", ident);
 	r = dsp_out_push(e, DSP_OUT_FILE, key, name, false, xml, len);
 	free(xml);
 	if (r == 0)
-		r = dsp_record(t, &e->db, w->id, w->version, "cap", "spool", DSP_DLV_SENT, now, "%s",
-			       name);
+		r = dsp_record(t, &e->db, w->id, w->version, "cap", manual ? "spool/cancel" : "spool",
+			       DSP_DLV_SENT, now, "%s", name);
 	return r;
 }
 
@@ -237,26 +255,27 @@ static int sms_output(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 		/* the SMS channel is not configured: recorded, so the gap is visible */
 		return dsp_record(t, &e->db, w->id, w->version, "sms", "*", DSP_DLV_NOT_CONFIGURED,
 				  now, "sms channel not configured ([sms] sendsms_url)");
-	snprintf(key, sizeof key, "%s@%u", w->id, w->version);
+	snprintf(key, sizeof key, "%s@%u%s", w->id, w->version, e->manual_cancel ? ".cancel" : "");
 	snprintf(text, sizeof text, "【%s】%s%s%s预警%s%s", e->cfg.cap_sender_name ? e->cfg.cap_sender_name : "预警",
 		 cancel ? "解除" : "", hz ? hz : "", col ? col : "",
 		 w->headline && *w->headline ? "：" : "", w->headline ? w->headline : "");
 	for (size_t i = 0; r == 0 && i < w->n_regions; i++) {
 		size_t planned = 0;
-		r = e->cfg.sms_enqueue(e->cfg.sms_ud, t, key, w->regions[i], text, w->expires_ms,
-				       &planned);
+		/* a 解除 (fusion's CANCEL carries expires_ms = its own time, a
+		 * manual one the cancelled version's) is still news for a while */
+		int64_t exp = e->manual_cancel || cancel ? now + DSP_CANCEL_SMS_VALID_MS : w->expires_ms;
+		r = e->cfg.sms_enqueue(e->cfg.sms_ud, t, key, w->regions[i], text, exp, &planned);
 		if (r == -EMSGSIZE) {
 			snprintf(text, sizeof text, "%s%s%s预警", cancel ? "解除" : "", hz ? hz : "",
 				 col ? col : "");
-			r = e->cfg.sms_enqueue(e->cfg.sms_ud, t, key, w->regions[i], text, w->expires_ms,
-					       &planned);
+			r = e->cfg.sms_enqueue(e->cfg.sms_ud, t, key, w->regions[i], text, exp, &planned);
 		}
 		total += planned;
 	}
 	if (r < 0)
 		return r;
-	return dsp_record(t, &e->db, w->id, w->version, "sms", "*", DSP_DLV_SENT, now,
-			  "%zu recipients planned", total);
+	return dsp_record(t, &e->db, w->id, w->version, "sms", e->manual_cancel ? "*/cancel" : "*",
+			  DSP_DLV_SENT, now, "%zu recipients planned", total);
 }
 
 /* Delivers released version W to the public channels its routes name. */
@@ -329,7 +348,14 @@ static int release(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning
 			break;
 		}
 	}
+	if (r >= 0)
+		r = dsp_stats_release(t, &e->db, w, now);
 	if (r >= 0) {
+		struct dsp_cancel mc;
+		if (dsp_get_rec(t, e->db.cancel, w->id, &mc, sizeof mc) == 0 && mc.hold) {
+			mc.hold = 0; /* released again after review: the hold is over */
+			r = dsp_put_rec(t, e->db.cancel, w->id, &mc, sizeof mc);
+		}
 		cur->released = w->version;
 		cur->released_level = (uint8_t)w->level;
 		wf_log(LOG_INFO, "release", "%s@%u released (level %s, %s)", w->id, w->version,
@@ -353,8 +379,8 @@ struct review_rec {
 	struct dsp_review rv;
 };
 
-static int get_review(struct dsp_engine *e, struct wf_txn *t, const char *id, uint32_t version,
-		      struct dsp_review *ret)
+int dsp_get_review(struct dsp_engine *e, struct wf_txn *t, const char *id, uint32_t version,
+		   struct dsp_review *ret)
 {
 	char key[DSP_KEY_MAX];
 	struct review_rec rec;
@@ -370,7 +396,7 @@ static int get_review(struct dsp_engine *e, struct wf_txn *t, const char *id, ui
 bool dsp_review_pending(struct dsp_engine *e, struct wf_txn *t, const char *id, uint32_t version)
 {
 	struct dsp_review rv;
-	return get_review(e, t, id, version, &rv) == 0 &&
+	return dsp_get_review(e, t, id, version, &rv) == 0 &&
 	       rv.state == WF__V1__REVIEW_STATE__REVIEW_PENDING;
 }
 
@@ -421,6 +447,21 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 
 	struct dsp_prior prior = { cur.released, (Wf__V1__Level)cur.released_level };
 	unsigned need = dsp_policy_required(&e->cfg.policy, w, &prior);
+	struct dsp_cancel mc;
+	r = dsp_get_rec(t, e->db.cancel, w->id, &mc, sizeof mc);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	bool held = r == 0 && mc.hold && w->msg_type != WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+	if (held && need == 0) {
+		/* an operator withdrew this warning: fusion's later versions wait for review */
+		need = 1;
+		wf_log(LOG_NOTICE, "review", "%s@%u held for review: %s cancelled version %u",
+		       w->id, w->version, mc.operator_, mc.version);
+	}
+	r = dsp_stats_version(t, &e->db, w, now);
+	if (r < 0)
+		return r;
+	dsp_mark_warning(e, w->id);
 	struct dsp_review rv;
 	memset(&rv, 0, sizeof rv);
 	rv.version = w->version;
@@ -458,21 +499,189 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 	return put_current(e, t, w->id, &cur);
 }
 
+static const char *action_of(const Wf__V1__Approval *a)
+{
+	switch (a->decision) {
+	case WF__V1__DECISION__DECISION_APPROVE: return "approve";
+	case WF__V1__DECISION__DECISION_REJECT: return "reject";
+	case WF__V1__DECISION__DECISION_CANCEL: return "cancel";
+	default: return "?";
+	}
+}
+
+/* The first line of TEXT, at most 200 bytes, cut at a UTF-8 boundary. */
+static void one_line(const char *text, char *buf, size_t size)
+{
+	size_t n = 0, max = size - 1 < 200 ? size - 1 : 200;
+	if (text)
+		while (text[n] && text[n] != '\n' && n < max)
+			n++;
+	while (n > 0 && text[n] && ((unsigned char)text[n] & 0xC0) == 0x80)
+		n--; /* do not split a character */
+	memcpy(buf, text ? text : "", n);
+	buf[n] = '\0';
+}
+
+/* The audit entry of approval A: OUTCOME (printf). */
+static int audit_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Approval *a,
+			  int64_t now, bool accepted, const char *fmt, ...)
+	__attribute__((format(printf, 6, 7)));
+static int audit_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Approval *a,
+			  int64_t now, bool accepted, const char *fmt, ...)
+{
+	char outcome[160], detail[208];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(outcome, sizeof outcome, fmt, ap);
+	va_end(ap);
+	one_line(a->reason, detail, sizeof detail);
+	struct dsp_audit au = { now, a->sent_ms, a->operator_, action_of(a), a->warning_id,
+				a->version, accepted, outcome, detail, a->producer, a->seq };
+	return dsp_audit_add(e, t, &au);
+}
+
+/* Refuses approval A: recorded (delivery record, audit trail, the
+ * operator's verdicts), then dead-lettered by the node with REASON. */
+static int refuse_code(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Approval *a,
+		       int64_t now, enum wf_reason reason, const char *field, const char *outcome,
+		       const char *code, uint32_t latest, struct wf_codec_error *why)
+{
+	int r = dsp_record(t, &e->db, a->warning_id, a->version, "review", a->operator_,
+			   DSP_DLV_REFUSED, now, "%s %s (latest version %u)", action_of(a), outcome,
+			   latest);
+	if (r == 0)
+		r = audit_approval(e, t, a, now, false, "%s (latest version %u)", outcome, latest);
+	if (r < 0)
+		return r;
+	wf_log(LOG_WARNING, "review", "%s of %s@%u by %s refused: %s (latest %u)", action_of(a),
+	       a->warning_id, a->version, a->operator_, outcome, latest);
+	why->reason = reason;
+	snprintf(why->field, sizeof why->field, "%s", field);
+	snprintf(why->detail, sizeof why->detail, "%s: latest version is %u", code, latest);
+	return WF_NODE_REJECT;
+}
+
+static int refuse_why(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Approval *a,
+		      int64_t now, enum wf_reason reason, const char *field, const char *outcome,
+		      uint32_t latest, struct wf_codec_error *why)
+{
+	return refuse_code(e, t, a, now, reason, field, outcome, outcome, latest, why);
+}
+
 static int refuse(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Approval *a, int64_t now,
 		  enum dsp_verdict v, uint32_t latest, struct wf_codec_error *why)
 {
-	int r = dsp_record(t, &e->db, a->warning_id, a->version, "review", a->operator_,
-			   DSP_DLV_REFUSED, now, "%s (latest version %u)", dsp_verdict_to_string(v),
-			   latest);
+	const char *text = v == DSP_APPROVAL_NOT_OPERATOR ? "not an operator of the routing file"
+			   : v == DSP_APPROVAL_SUPERSEDED ? "superseded by a newer version"
+			   : v == DSP_APPROVAL_UNKNOWN	  ? "unknown warning or version"
+							  : dsp_verdict_to_string(v);
+	return refuse_code(e, t, a, now,
+			   v == DSP_APPROVAL_NOT_OPERATOR ? WF_REASON_BAD_ID : WF_REASON_BAD_REFERENCE,
+			   v == DSP_APPROVAL_NOT_OPERATOR ? "operator" : "version", text,
+			   dsp_verdict_to_string(v), latest, why);
+}
+
+/* 解除 by an operator (DECISION_CANCEL of the released version): the
+ * public gets a cancellation on the channels that had the version
+ * (broadcast state removal, a CAP Cancel, an SMS 解除 notice), duty
+ * stations a 解除 notice, and fusion's later versions of the warning wait
+ * for review (d-cancel hold). Idempotent: a second cancel of the same
+ * version changes nothing. */
+static int on_cancel(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Approval *a,
+		     struct dsp_current *cur, int64_t now, struct wf_codec_error *why)
+{
+	struct dsp_cancel mc;
+	int r = dsp_get_rec(t, e->db.cancel, a->warning_id, &mc, sizeof mc);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == 0 && mc.version == a->version && cur->released == 0) {
+		wf_log(LOG_INFO, "review", "%s@%u already cancelled by %s; cancel by %s noted",
+		       a->warning_id, a->version, mc.operator_, a->operator_);
+		return audit_approval(e, t, a, now, true, "already cancelled by %s", mc.operator_);
+	}
+	if (cur->released == 0)
+		return refuse_why(e, t, a, now, WF_REASON_BAD_REFERENCE, "version",
+				  "nothing released to cancel (reject the pending version instead)",
+				  cur->latest, why);
+	if (a->version != cur->released) {
+		char o[96];
+		snprintf(o, sizeof o, "not the released version (released: %u)", cur->released);
+		return refuse_why(e, t, a, now, WF_REASON_BAD_REFERENCE, "version", o, cur->latest,
+				  why);
+	}
+	Wf__V1__Warning *w = NULL;
+	r = dsp_get_warning(t, &e->db, a->warning_id, a->version, &w);
 	if (r < 0)
 		return r;
-	wf_log(LOG_WARNING, "review", "approval of %s@%u by %s refused: %s (latest %u)",
-	       a->warning_id, a->version, a->operator_, dsp_verdict_to_string(v), latest);
-	why->reason = WF_REASON_BAD_REFERENCE;
-	snprintf(why->field, sizeof why->field, "version");
-	snprintf(why->detail, sizeof why->detail, "%s: latest version is %u",
-		 dsp_verdict_to_string(v), latest);
-	return WF_NODE_REJECT;
+	/* the cancellation of the released version: same id and version (the
+	 * channels name it: "<id>.v<N>.cancel"), msg_type CANCEL, sent now */
+	Wf__V1__Warning cw = *w;
+	cw.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+	cw.sent_ms = now;
+	cw.n_references = 0;
+	struct dsp_route_result route;
+	dsp_routing_match(&e->routing, w, &route);
+	/* not silenced: whoever got the warning gets its withdrawal */
+	e->manual_cancel = true;
+	for (int c = DSP_CH_BROADCAST; r >= 0 && c < DSP_CH_MAX; c++) {
+		struct dsp_delivery d;
+		const char *cn = dsp_channel_to_string(c);
+		/* only the channels that had it (sent; silenced ones never did) */
+		bool had = false;
+		if (c == DSP_CH_BROADCAST)
+			had = route.channels & DSP_CH_BIT(c);
+		else
+			had = dsp_engine_delivery(e, t, w->id, w->version, cn,
+						  c == DSP_CH_CAP ? "spool" : "*", &d) == 0 &&
+			      d.state == DSP_DLV_SENT;
+		if (!had)
+			continue;
+		switch (c) {
+		case DSP_CH_BROADCAST:
+			r = dsp_broadcast_apply(e, t, &cw, NULL, now);
+			break;
+		case DSP_CH_CAP:
+			r = cap_output(e, t, &cw, cur, now);
+			break;
+		case DSP_CH_SMS:
+			r = sms_output(e, t, &cw, now);
+			break;
+		default:
+			break;
+		}
+	}
+	if (r >= 0 && (route.channels & DSP_CH_BIT(DSP_CH_DUTY)))
+		r = dsp_duty_cancel_notice(e, t, &cw, now);
+	e->manual_cancel = false;
+	if (r >= 0) {
+		memset(&mc, 0, sizeof mc);
+		mc.rec_version = 1;
+		mc.hold = 1;
+		mc.version = a->version;
+		mc.at_ms = now;
+		snprintf(mc.operator_, sizeof mc.operator_, "%s", a->operator_);
+		one_line(a->reason, mc.reason, sizeof mc.reason);
+		r = dsp_put_rec(t, e->db.cancel, a->warning_id, &mc, sizeof mc);
+	}
+	if (r >= 0) {
+		/* the public has nothing of it now: a later release is a new Alert */
+		cur->released = 0;
+		cur->released_level = 0;
+		cur->active = 0;
+		r = dsp_put_rec(t, e->db.current, a->warning_id, cur, sizeof *cur);
+	}
+	if (r >= 0)
+		r = dsp_record(t, &e->db, a->warning_id, a->version, "review", a->operator_,
+			       DSP_DLV_CANCELLED, now, "%.80s", mc.reason);
+	if (r >= 0)
+		r = dsp_stats_cancel(t, &e->db, now);
+	if (r >= 0)
+		r = audit_approval(e, t, a, now, true, "cancelled (public cancellation sent)");
+	if (r >= 0)
+		wf_log(LOG_NOTICE, "review", "%s@%u cancelled by %s: %s", a->warning_id, a->version,
+		       a->operator_, mc.reason);
+	wf_codec_warning_free(w);
+	return r < 0 ? r : 0;
 }
 
 static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Approval *a,
@@ -487,7 +696,13 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 		return refuse(e, t, a, now, DSP_APPROVAL_UNKNOWN, 0, why);
 	if (r < 0)
 		return r;
-	r = get_review(e, t, a->warning_id, a->version, &rv);
+	if (a->decision == WF__V1__DECISION__DECISION_CANCEL) {
+		if (!a->reason || !*a->reason)
+			return refuse_why(e, t, a, now, WF_REASON_MISSING_FIELD, "reason",
+					  "missing reason", cur.latest, why);
+		return on_cancel(e, t, a, &cur, now, why);
+	}
+	r = dsp_get_review(e, t, a->warning_id, a->version, &rv);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	enum dsp_verdict v = dsp_policy_judge(cur.latest, r == 0 ? &rv : NULL, a->version,
@@ -497,7 +712,8 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 	if (v == DSP_APPROVAL_DECIDED) {
 		wf_log(LOG_INFO, "review", "%s@%u already %s; decision by %s noted", a->warning_id,
 		       a->version, wf_review_to_string(rv.state), a->operator_);
-		return 0;
+		return audit_approval(e, t, a, now, true, "noted: already %s",
+				      wf_review_to_string(rv.state));
 	}
 	if (a->decision == WF__V1__DECISION__DECISION_REJECT) {
 		rv.state = WF__V1__REVIEW_STATE__REVIEW_REJECTED;
@@ -506,6 +722,8 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 		if (r == 0)
 			r = dsp_record(t, &e->db, a->warning_id, a->version, "review", a->operator_,
 				       DSP_DLV_REJECTED, now, "%.90s", a->reason ? a->reason : "");
+		if (r == 0)
+			r = audit_approval(e, t, a, now, true, "rejected");
 		wf_log(LOG_NOTICE, "review", "%s@%u rejected by %s: %s", a->warning_id, a->version,
 		       a->operator_, a->reason ? a->reason : "");
 		return r;
@@ -513,12 +731,16 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 	if (v == DSP_APPROVAL_SAME_OPERATOR) {
 		wf_log(LOG_INFO, "review", "%s@%u: %s approved again; counts once", a->warning_id,
 		       a->version, a->operator_);
-		return dsp_record(t, &e->db, a->warning_id, a->version, "review", a->operator_,
-				  DSP_DLV_APPROVED, now, "repeated approval, counted once");
+		r = dsp_record(t, &e->db, a->warning_id, a->version, "review", a->operator_,
+			       DSP_DLV_APPROVED, now, "repeated approval, counted once");
+		return r < 0 ? r : audit_approval(e, t, a, now, true, "repeated approval, counted once");
 	}
 	bool enough = dsp_policy_count(&rv, a->operator_);
 	r = dsp_record(t, &e->db, a->warning_id, a->version, "review", a->operator_,
 		       DSP_DLV_APPROVED, now, "%u of %u", rv.n_approvers, rv.required);
+	if (r == 0)
+		r = audit_approval(e, t, a, now, true, "counted %u of %u%s", rv.n_approvers,
+				   rv.required, enough ? ", released" : "");
 	if (r < 0)
 		return r;
 	wf_log(LOG_INFO, "review", "%s@%u approved by %s (%u of %u)", a->warning_id, a->version,
@@ -543,7 +765,21 @@ static int on_silence(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Sile
 		      int64_t now, struct wf_codec_error *why)
 {
 	struct dsp_silence rec;
-	if (!dsp_operator_find(&e->routing, s->operator_)) {
+	char detail[208];
+	bool ok = dsp_operator_find(&e->routing, s->operator_) != NULL;
+	const char *hz = s->hazard ? wf_hazard_to_string(s->hazard) : NULL;
+	char until[40];
+	dsp_cap_time(s->expires_ms, until, sizeof until);
+	snprintf(detail, sizeof detail, "%.64s: %s %s%s%s until %s: %.80s", s->id, s->channel,
+		 s->region_prefix && *s->region_prefix ? s->region_prefix : "everywhere",
+		 hz ? " " : "", hz ? hz : "", until, s->reason);
+	struct dsp_audit au = { now, s->sent_ms, s->operator_, "silence", "", 0, ok,
+				ok ? "silence in force" : "not an operator", detail, s->producer,
+				s->seq };
+	int r = dsp_audit_add(e, t, &au);
+	if (r < 0)
+		return r;
+	if (!ok) {
 		wf_log(LOG_WARNING, "silence", "%s from %s refused: not an operator", s->id,
 		       s->operator_);
 		why->reason = WF_REASON_BAD_ID;
@@ -554,7 +790,15 @@ static int on_silence(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Sile
 	dsp_silence_from_msg(s, &rec);
 	wf_log(LOG_NOTICE, "silence", "%s by %s: %s until %lld: %s", s->id, s->operator_, s->channel,
 	       (long long)s->expires_ms, s->reason);
-	return wf_store_put(t, e->db.silence, s->id, strlen(s->id), &rec, sizeof rec, 0);
+	struct dsp_silmeta meta;
+	memset(&meta, 0, sizeof meta);
+	meta.rec_version = 1;
+	snprintf(meta.operator_, sizeof meta.operator_, "%s", s->operator_);
+	meta.sent_ms = s->sent_ms;
+	meta.applied_ms = now;
+	r = dsp_put_rec(t, e->db.silmeta, s->id, &meta, sizeof meta);
+	e->dirty_silences = true;
+	return r < 0 ? r : wf_store_put(t, e->db.silence, s->id, strlen(s->id), &rec, sizeof rec, 0);
 }
 
 int dsp_engine_control(struct dsp_engine *e, struct wf_txn *t, enum wf_topic_kind kind,
@@ -626,7 +870,7 @@ static int review_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 		uint32_t ver = (uint32_t)strtoul(at + 1, NULL, 10);
 		struct dsp_review rv;
 		struct dsp_current cur;
-		if (get_review(e, t, d.keys[i], ver, &rv) < 0)
+		if (dsp_get_review(e, t, d.keys[i], ver, &rv) < 0)
 			continue;
 		rv.review_escalated = 1; /* first, so a failure below cannot make it loop */
 		r = store_review(e, t, d.keys[i], &rv);
@@ -687,6 +931,7 @@ static int expire_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 			continue;
 		cur.active = 0;
 		wf_log(LOG_INFO, "warning", "%s expired", s.ids[i]);
+		dsp_mark_warning(e, s.ids[i]);
 		r = dsp_put_rec(t, e->db.current, s.ids[i], &cur, sizeof cur);
 	}
 	free(s.ids);

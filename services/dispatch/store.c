@@ -7,14 +7,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "stats.h"
 #include "wf/codec.h"
 
 int dsp_store_open(struct wf_store *s, struct dsp_dbs *d)
 {
 	static const char *const names[] = { "d-warning", "d-current", "d-review", "d-delivery",
-					      "d-duty", "d-followup", "d-bcast", "d-silence" };
+					      "d-duty", "d-followup", "d-bcast", "d-silence",
+					      "d-silmeta", "d-audit", "d-verdict", "d-cancel", "d-stats" };
 	unsigned *slots[] = { &d->warning, &d->current, &d->review, &d->delivery,
-			      &d->duty, &d->followup, &d->bcast, &d->silence };
+			      &d->duty, &d->followup, &d->bcast, &d->silence,
+			      &d->silmeta, &d->audit, &d->verdict, &d->cancel, &d->stats };
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		int r = wf_store_dbi(s, names[i], 0, slots[i]);
 		if (r < 0)
@@ -41,6 +44,7 @@ static const char *const state_names[DSP_DLV_STATE_MAX] = {
 	[DSP_DLV_FOLLOWUP] = "followup",
 	[DSP_DLV_REMINDED] = "reminded",
 	[DSP_DLV_SKIPPED] = "skipped",
+	[DSP_DLV_CANCELLED] = "cancelled",
 };
 
 const char *dsp_delivery_state_to_string(enum dsp_delivery_state s)
@@ -114,7 +118,8 @@ int dsp_record(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32
 	va_start(ap, fmt);
 	vsnprintf(rec.detail, sizeof rec.detail, fmt, ap);
 	va_end(ap);
-	return dsp_put_rec(t, d->delivery, key, &rec, sizeof rec);
+	r = dsp_put_rec(t, d->delivery, key, &rec, sizeof rec);
+	return r < 0 ? r : dsp_stats_count(t, d, channel, (unsigned)state, at_ms);
 }
 
 int dsp_get_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,

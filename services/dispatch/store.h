@@ -10,6 +10,12 @@
  *   d-followup  <station>|<id>          struct dsp_followup (续报 reminders)
  *   d-bcast     <ppccdd>                packed BroadcastState (retained state)
  *   d-silence   <id>                    struct dsp_silence (routing.h)
+ *   d-silmeta   <id>                    struct dsp_silmeta (who sent a silence, when)
+ *   d-audit     <id>|<at>|<producer>|<seq>  packed AuditEntry (the audit trail;
+ *                                       <id> "~silence" for silences)
+ *   d-verdict   <operator>              packed OperatorVerdicts (latest 16)
+ *   d-cancel    <id>                    struct dsp_cancel (manual 解除 by an operator)
+ *   d-stats     "all"                   struct dsp_stats (stats.c)
  *
  * Fixed records are stored in host layout behind a version byte: a state
  * directory moves between machines of the same architecture only. */
@@ -29,6 +35,7 @@
 
 struct dsp_dbs {
 	unsigned warning, current, review, delivery, duty, followup, bcast, silence;
+	unsigned silmeta, audit, verdict, cancel, stats;
 };
 
 /* Opens (creating) the databases. Runs its own write transactions. */
@@ -62,6 +69,7 @@ enum dsp_delivery_state {
 	DSP_DLV_FOLLOWUP,        /* a follow-up report was filed */
 	DSP_DLV_REMINDED,        /* a follow-up reminder went out (detail: count) */
 	DSP_DLV_SKIPPED,         /* nothing to do on the channel (a cancel of an unreleased warning) */
+	DSP_DLV_CANCELLED,       /* review: an operator withdrew the released version (解除) */
 	DSP_DLV_STATE_MAX,
 };
 
@@ -95,6 +103,23 @@ struct dsp_followup {
 	int64_t next_ms;
 };
 
+/* A manual cancel (DECISION_CANCEL) of a warning. */
+struct dsp_cancel {
+	uint8_t rec_version;      /* 1 */
+	uint8_t hold;             /* 1: later versions need review, even auto ones */
+	uint32_t version;         /* the released version withdrawn */
+	int64_t at_ms;
+	char operator_[65];
+	char reason[97];
+};
+
+/* Who sent a silence message, and when. */
+struct dsp_silmeta {
+	uint8_t rec_version;      /* 1 */
+	char operator_[65];
+	int64_t sent_ms, applied_ms;
+};
+
 /* Keys. Return the key length, or -ENAMETOOLONG. */
 int dsp_key_version(char *buf, size_t size, const char *id, uint32_t version);
 int dsp_key_delivery(char *buf, size_t size, const char *id, uint32_t version,
@@ -109,6 +134,7 @@ int dsp_put_rec(struct wf_txn *t, unsigned dbi, const char *key, const void *rec
 
 /* The delivery record for (ID@VERSION, CHANNEL, TARGET): STATE at AT_MS
  * with a printf DETAIL. */
+/* Also counts the record in d-stats (dsp_stats_count). */
 int dsp_record(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
 	       const char *channel, const char *target, enum dsp_delivery_state state,
 	       int64_t at_ms, const char *fmt, ...) __attribute__((format(printf, 9, 10)));

@@ -1,22 +1,10 @@
-/* wfctl: the operator's tool over MQTT (docs/wfctl.md).
- *
- * This first slice has one command, `watch`: a live, read-only view of what
- * the services publish (warning versions, duty notices, broadcast state,
- * service liveness), one line each, or one JSON object each with --json.
- * It does not ack anything (it is not a consumer of record), so it never
- * takes a message from a real consumer.
- *
- *   wfctl watch [--host H] [--port P] [--count N] [--timeout S] [--json] [--quiet]
- *   wfctl approve ID@VERSION --operator OP [--reason TEXT] [--state DIR] ...
- *   wfctl reject ID@VERSION --operator OP --reason TEXT [--state DIR] ...
- *
- * approve/reject publish one Approval (签发 / rejection of that exact
- * version) through a durable outbox of their own and wait until the
- * dispatcher acknowledges it: exit 0 acknowledged, 1 not within --timeout
- * (it stays in the outbox and goes out with the next wfctl run).
- *
- * Exit: 0 when --count warning versions were seen (or on SIGINT/SIGTERM),
- * 1 on --timeout before that, 2 usage. */
+/* wfctl: the operator's tool over MQTT (docs/wfctl.md). This file: the
+ * command table, the shared helpers (wfctl.h), `watch`, `state`, and the
+ * commands that send through a durable outbox and wait for the
+ * dispatcher's verdict (approve, reject, cancel, silence add; ack and
+ * followup wait for the acknowledgement only). read.c has the read
+ * commands over the dispatcher's retained views (list, show, stats, audit,
+ * silence list), inject.c the drill injector, help.c the --help texts. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -39,6 +27,8 @@
 #include "wf/pbjson.h"
 #include "wf/region.h"
 #include "wf/topic.h"
+#include "help.h"
+#include "wfctl.h"
 
 struct watch {
 	struct ev_loop *loop;
@@ -98,13 +88,13 @@ static bool first_sight(struct watch *w, const char *id, unsigned version)
 	return true;
 }
 
-static const char *enum_name(const ProtobufCEnumDescriptor *d, int v, size_t strip)
+const char *enum_name(const ProtobufCEnumDescriptor *d, int v, size_t strip)
 {
 	const ProtobufCEnumValue *ev = protobuf_c_enum_descriptor_get_value(d, v);
 	return ev == NULL ? "?" : strlen(ev->name) > strip ? ev->name + strip : ev->name;
 }
 
-static const char *colour(Wf__V1__Level l)
+const char *colour(int l)
 {
 	switch (l) {
 	case WF__V1__LEVEL__LEVEL_I: return "红 I  ";
@@ -291,66 +281,7 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 	done(s->data, 0);
 }
 
-static void usage(FILE *f)
-{
-	fputs("Usage: wfctl watch [OPTIONS]\n"
-	      "  or:  wfctl state [--json] [OPTIONS]\n"
-	      "  or:  wfctl approve ID@VERSION --operator OP [--reason TEXT] [OPTIONS]\n"
-	      "  or:  wfctl reject ID@VERSION --operator OP --reason TEXT [OPTIONS]\n"
-	      "  or:  wfctl ack STATION ID@VERSION [--operator NAME] [OPTIONS]\n"
-	      "  or:  wfctl followup STATION ID TEXT [--operator NAME] [OPTIONS]\n"
-	      "\n"
-	      "A live view of what warnfuse publishes: warning versions (level colour, hazard,\n"
-	      "area, version, review state, and why: rules and events), duty notices,\n"
-	      "broadcast state and services going offline. Read-only: it acknowledges nothing,\n"
-	      "and shows each warning version once (resends are skipped).\n"
-	      "\n"
-	      "  --host HOST     broker (default 127.0.0.1)\n"
-	      "  --username U    broker user (a locked-down broker; every command)\n"
-	      "  --password-file F  its password, first line (mode 0600)\n"
-	      "  --port PORT     broker port (default 1883)\n"
-	      "  --count N       exit 0 after N warning versions\n"
-	      "  --timeout S     exit 1 after S seconds without reaching --count\n"
-	      "  --json          one JSON object per message ({\"warning\": ...}, field names as in\n"
-	      "                  the .proto)\n"
-	      "  --quiet         print nothing (with --count: wait for N versions)\n"
-	      "  --help          this text\n"
-	      "\n"
-	      "ack / followup: a duty station acknowledges a notice of that warning version,\n"
-	      "or files a follow-up report (续报) on the warning; same outbox and --timeout as\n"
-	      "approve. With a locked-down broker STATION is the console's user.\n"
-	      "\n"
-	      "state: every service's liveness from the retained wf/v1/state topics (status,\n"
-	      "version, last heartbeat; overdue = older than 3 promised intervals); exit 1 when\n"
-	      "any service (wfctl runs aside) is offline or overdue, 0 when all are well.\n"
-	      "\n"
-	      "approve / reject: the operator's decision on that exact warning version (the\n"
-	      "release policy, docs/dispatch.md: levels I-II need two different operators,\n"
-	      "III one). It goes through a durable outbox (--state DIR, default\n"
-	      "$HOME/.local/state/warnfuse/wfctl-OP) and wfctl waits until the dispatcher\n"
-	      "acknowledges it (--timeout S, default 30). The verdict is the dispatcher's:\n"
-	      "watch shows the release, its log the reason of a refusal.\n"
-	      "  --operator OP   who decides (must be an [operator] of the routing file;\n"
-	      "                  default: --username, as the broker's ACL expects)\n"
-	      "  --reason TEXT   free text; required for reject\n"
-	      "\n"
-	      "Environment: WF_REGIONS (region table for area names), WF_NOW (the clock starts\n"
-	      "at this RFC 3339 time, for rehearsals).\n"
-	      "Exit status: 0 done, 1 timeout or connection failure, 2 usage.\n"
-	      "(wfctl's other commands -- list, show, cancel, ack, ... -- are not built yet.)\n",
-	      f);
-}
-
-/* --username / --password-file: the broker identity (in a locked-down
- * broker the ACL decides what it may read and write; an operator's
- * approvals go on wf/v1/approval/<username>). */
-struct creds {
-	const char *username;
-	const char *password_file;
-	char password[256];
-};
-
-static int creds_load(struct creds *c)
+int creds_load(struct creds *c)
 {
 	char err[512];
 
@@ -368,10 +299,7 @@ static int creds_load(struct creds *c)
 	return 0;
 }
 
-/* The options every command takes: --host, --port, --username,
- * --password-file (getopt codes H, p, u, P). Returns 1 when C was one of
- * them, 0 when not, -1 after printing why ARG is wrong. */
-static int conn_option(int c, const char *arg, const char **host, long *port, struct creds *cr)
+int conn_option(int c, const char *arg, const char **host, long *port, struct creds *cr)
 {
 	char *end = NULL;
 
@@ -390,7 +318,7 @@ static int conn_option(int c, const char *arg, const char **host, long *port, st
 	}
 }
 
-static int parse_timeout(const char *arg, long *ret)
+int parse_timeout(const char *arg, long *ret)
 {
 	char *end = NULL;
 	long v = strtol(arg, &end, 10);
@@ -403,9 +331,71 @@ static int parse_timeout(const char *arg, long *ret)
 	return 0;
 }
 
-/* ---- approve / reject ---- */
+/* ---- shared helpers (wfctl.h) ---- */
 
-enum send_cmd { CMD_APPROVE, CMD_REJECT, CMD_ACK, CMD_FOLLOWUP };
+int wfctl_clock(struct wf_clock *clock, int64_t *offset)
+{
+	const char *now_env = getenv("WF_NOW");
+	*clock = wf_clock_system();
+	if (now_env && *now_env) {
+		int64_t t0;
+		if (wf_clock_parse(now_env, &t0) < 0) {
+			fprintf(stderr, "wfctl: WF_NOW: not an RFC 3339 time: %s\n", now_env);
+			return -1;
+		}
+		*offset = t0 - wf_clock_now_ms(NULL);
+		*clock = wf_clock_shifted(offset);
+	}
+	return 0;
+}
+
+struct wf_region_table *wfctl_regions(void)
+{
+	struct wf_region_table *t = NULL;
+	const char *regions = getenv("WF_REGIONS");
+	if (regions && *regions) {
+		struct wf_region_error re = { 0 };
+		if (wf_region_table_load(regions, &t, &re) < 0)
+			fprintf(stderr, "wfctl: %s: %s (showing codes)\n", regions, re.message);
+	}
+	return t;
+}
+
+const char *wfctl_area_name(const struct wf_region_table *t, const char *code)
+{
+	const struct wf_region *r = t ? wf_region_find(t, code) : NULL;
+	return r != NULL ? wf_region_name(r) : code;
+}
+
+const char *wfctl_time(int64_t ms, char *buf, size_t size)
+{
+	if (ms <= 0) {
+		snprintf(buf, size, "-");
+		return buf;
+	}
+	time_t t = (time_t)(ms / 1000) + 8 * 3600;
+	struct tm tm;
+	gmtime_r(&t, &tm);
+	strftime(buf, size, "%m-%d %H:%M:%S", &tm);
+	return buf;
+}
+
+void wfctl_print_json(const char *kind, const ProtobufCMessage *m)
+{
+	print_json(kind, m);
+}
+
+bool wfctl_warning_id_valid(const char *id)
+{
+	size_t n = strlen(id);
+	return n >= 1 && n <= 128 &&
+	       strspn(id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789._:-") == n;
+}
+
+/* ---- commands that send: approve, reject, cancel, silence add, ack,
+ * followup ---- */
+
+enum send_cmd { CMD_APPROVE, CMD_REJECT, CMD_ACK, CMD_FOLLOWUP, CMD_CANCEL, CMD_SILENCE };
 
 struct decide {
 	struct wf_node *node;
@@ -416,6 +406,14 @@ struct decide {
 	enum send_cmd cmd;
 	struct wf_clock clock;
 	int64_t offset_ms;
+	/* silence add */
+	const char *channel, *region, *hazard, *expires, *silence_id;
+	int64_t expires_ms;
+	char silence_id_buf[130];
+	/* what went out, and the dispatcher's verdict on it */
+	const char *producer;
+	uint64_t seq;
+	Wf__V1__AuditEntry *verdict;
 };
 
 static int emit_decision(struct wf_txn *t, void *ud)
@@ -449,22 +447,47 @@ static int emit_decision(struct wf_txn *t, void *ud)
 				wf_reason_to_string(why.reason), why.field, why.detail);
 		return r;
 	}
+	if (d->cmd == CMD_SILENCE) {
+		Wf__V1__Silence m = WF__V1__SILENCE__INIT;
+		m.id = (char *)d->silence_id;
+		m.operator_ = (char *)d->operator_id;
+		m.channel = (char *)d->channel;
+		m.region_prefix = (char *)(d->region ? d->region : "");
+		if (d->hazard) {
+			int hz = wf_hazard_from_string(d->hazard);
+			m.hazard = hz > 0 ? (Wf__V1__Hazard)hz : WF__V1__HAZARD__HAZARD_UNSPECIFIED;
+		}
+		m.sent_ms = wf_clock_now_ms(&d->clock);
+		m.expires_ms = d->expires_ms;
+		m.reason = (char *)d->reason;
+		r = wf_node_emit_control(d->node, t, WF_TOPIC_SILENCE, &m.base, &why);
+		if (r == -EBADMSG)
+			fprintf(stderr, "wfctl: not a valid silence: %s %s: %s\n",
+				wf_reason_to_string(why.reason), why.field, why.detail);
+		d->seq = m.seq;
+		return r;
+	}
 	a.operator_ = (char *)d->operator_id;
 	a.warning_id = (char *)d->warning_id;
 	a.version = d->version;
-	a.decision = d->approve ? WF__V1__DECISION__DECISION_APPROVE : WF__V1__DECISION__DECISION_REJECT;
+	a.decision = d->cmd == CMD_CANCEL ? WF__V1__DECISION__DECISION_CANCEL
+		     : d->approve	? WF__V1__DECISION__DECISION_APPROVE
+					: WF__V1__DECISION__DECISION_REJECT;
 	a.reason = (char *)(d->reason ? d->reason : "");
 	a.sent_ms = wf_clock_now_ms(&d->clock);
 	r = wf_node_emit_control(d->node, t, WF_TOPIC_APPROVAL, &a.base, &why);
 	if (r == -EBADMSG)
 		fprintf(stderr, "wfctl: not a valid decision: %s %s: %s\n",
 			wf_reason_to_string(why.reason), why.field, why.detail);
+	d->seq = a.seq;
 	return r;
 }
 
 struct drain {
 	struct ev_loop *loop;
 	struct wf_node *node;
+	struct decide *d;
+	bool want_verdict;
 	int status;
 };
 
@@ -472,7 +495,7 @@ static void drain_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct drain *dr = t->data;
 
-	if (wf_node_pending(dr->node) == 0) {
+	if (wf_node_pending(dr->node) == 0 && (!dr->want_verdict || dr->d->verdict != NULL)) {
 		dr->status = 0;
 		ev_break(loop, EVBREAK_ALL);
 	}
@@ -483,6 +506,77 @@ static void drain_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 	ev_break(loop, EVBREAK_ALL);
 }
 
+/* wf/v1/verdict/<operator>: the entry of our (producer, seq) */
+static void verdict_msg(void *ud, const char *topic, const void *payload, size_t len,
+			bool retained)
+{
+	struct decide *d = ud;
+	if (d->verdict != NULL || len == 0 || d->seq == 0)
+		return;
+	Wf__V1__OperatorVerdicts *v = wf__v1__operator_verdicts__unpack(NULL, len, payload);
+	if (v == NULL)
+		return;
+	for (size_t i = 0; i < v->n_entries; i++) {
+		Wf__V1__AuditEntry *a = v->entries[i];
+		if (a->seq == d->seq && a->producer && strcmp(a->producer, d->producer) == 0) {
+			/* keep it: pack and unpack a copy */
+			size_t n = wf__v1__audit_entry__get_packed_size(a);
+			uint8_t *buf = malloc(n ? n : 1);
+			if (buf) {
+				wf__v1__audit_entry__pack(a, buf);
+				d->verdict = wf__v1__audit_entry__unpack(NULL, n, buf);
+				free(buf);
+			}
+			break;
+		}
+	}
+	wf__v1__operator_verdicts__free_unpacked(v, NULL);
+}
+
+/* cancel ID without @VERSION: the version the public has, from the record */
+struct cancel_lookup {
+	const char *id;
+	Wf__V1__WarningRecord *rec;
+};
+
+static void cancel_lookup_msg(void *ud, const char *topic, const void *payload, size_t len)
+{
+	struct cancel_lookup *c = ud;
+	Wf__V1__WarningRecord *r = len ? wf__v1__warning_record__unpack(NULL, len, payload) : NULL;
+	if (r && r->warning_id && strcmp(r->warning_id, c->id) == 0 && c->rec == NULL) {
+		c->rec = r;
+		return;
+	}
+	if (r)
+		wf__v1__warning_record__free_unpacked(r, NULL);
+}
+
+static bool cancel_lookup_done(void *ud)
+{
+	return ((struct cancel_lookup *)ud)->rec != NULL;
+}
+
+/* "90m", "2h", "1d", "45s" from now, or an RFC 3339 time */
+static int parse_expiry(const char *arg, int64_t now, int64_t *ret)
+{
+	char *end = NULL;
+	long long v = strtoll(arg, &end, 10);
+	if (end != arg && v > 0 && v <= 366LL * 86400 && end[0] && !end[1]) {
+		int64_t unit = end[0] == 's' ? 1000 : end[0] == 'm' ? 60000 : end[0] == 'h' ? 3600000
+			       : end[0] == 'd' ? 86400000LL : 0;
+		if (unit) {
+			*ret = now + (int64_t)v * unit;
+			return 0;
+		}
+	}
+	if (wf_clock_parse(arg, ret) == 0 && *ret > now)
+		return 0;
+	fprintf(stderr, "wfctl: --expires: not a duration (90m, 2h, 1d) or a future RFC 3339 "
+			"time: %s\n",
+		arg);
+	return -1;
+}
+
 static int decide_main(int argc, char **argv, enum send_cmd cmd)
 {
 	bool approve = cmd == CMD_APPROVE;
@@ -491,44 +585,64 @@ static int decide_main(int argc, char **argv, enum send_cmd cmd)
 		{ "operator", required_argument, NULL, 'o' }, { "reason", required_argument, NULL, 'r' },
 		{ "state", required_argument, NULL, 's' },    { "timeout", required_argument, NULL, 't' },
 		{ "username", required_argument, NULL, 'u' }, { "password-file", required_argument, NULL, 'P' },
-		{ "help", no_argument, NULL, 'h' },           { 0 },
+		{ "channel", required_argument, NULL, 'c' },  { "region", required_argument, NULL, 'g' },
+		{ "hazard", required_argument, NULL, 'z' },   { "expires", required_argument, NULL, 'e' },
+		{ "id", required_argument, NULL, 'i' },       { "help", no_argument, NULL, 'h' },
+		{ 0 },
 	};
 	struct decide d = { .approve = approve, .cmd = cmd };
 	struct creds cr = { 0 };
 	const char *host = "127.0.0.1", *state = NULL;
+	const char *cmdname = cmd == CMD_SILENCE ? "silence" : argv[1];
 	long port = 1883, timeout_s = 30;
 	char target[256], service[80], dir[1024];
 	int c;
 
-	optind = 2;
+	optind = cmd == CMD_SILENCE ? 3 : 2;
 	while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
 		int r_opt;
+		bool silence_opt = c == 'c' || c == 'g' || c == 'z' || c == 'e' || c == 'i';
+		if (silence_opt && cmd != CMD_SILENCE) {
+			fprintf(stderr, "wfctl: %s takes no --%s (try --help)\n", cmdname,
+				c == 'c' ? "channel" : c == 'g' ? "region" : c == 'z' ? "hazard"
+					: c == 'e' ? "expires" : "id");
+			return WFCTL_EXIT_USAGE;
+		}
 		switch (c) {
 		case 'o': d.operator_id = optarg; break;
 		case 'r': d.reason = optarg; break;
 		case 's': state = optarg; break;
+		case 'c': d.channel = optarg; break;
+		case 'g': d.region = optarg; break;
+		case 'z': d.hazard = optarg; break;
+		case 'e': d.expires = optarg; break;
+		case 'i': d.silence_id = optarg; break;
 		case 't':
 			if (parse_timeout(optarg, &timeout_s) < 0)
 				return WF_EXIT_USAGE;
 			break;
-		case 'h': usage(stdout); return WF_EXIT_OK;
+		case 'h': wfctl_usage(stdout, cmdname); return WF_EXIT_OK;
 		default:
 			r_opt = conn_option(c, optarg, &host, &port, &cr);
 			if (r_opt <= 0) {
 				if (r_opt == 0)
-					usage(stderr);
+					wfctl_usage(stderr, cmdname);
 				return WF_EXIT_USAGE;
 			}
 		}
 	}
-	int want_args = cmd == CMD_ACK ? 2 : cmd == CMD_FOLLOWUP ? 3 : 1;
+	int want_args = cmd == CMD_ACK ? 2 : cmd == CMD_FOLLOWUP ? 3 : cmd == CMD_SILENCE ? 0 : 1;
 	if (argc - optind != want_args) {
-		fprintf(stderr, "wfctl: %s needs %s (try --help)\n", argv[1],
+		fprintf(stderr, "wfctl: %s needs %s (try --help)\n", cmdname,
 			cmd == CMD_ACK	    ? "STATION ID@VERSION"
 			: cmd == CMD_FOLLOWUP ? "STATION ID TEXT"
+			: cmd == CMD_CANCEL   ? "exactly one ID or ID@VERSION"
+			: cmd == CMD_SILENCE  ? "options only (--channel, --expires, --reason)"
 					      : "exactly one ID@VERSION");
 		return WF_EXIT_USAGE;
 	}
+	if (wfctl_clock(&d.clock, &d.offset_ms) < 0)
+		return WF_EXIT_USAGE;
 	if (cmd == CMD_ACK || cmd == CMD_FOLLOWUP) {
 		d.station = argv[optind++];
 		if (!wf_topic_id_valid(d.station)) {
@@ -539,7 +653,7 @@ static int decide_main(int argc, char **argv, enum send_cmd cmd)
 	if (cmd == CMD_FOLLOWUP) {
 		d.warning_id = argv[optind];
 		d.text = argv[optind + 1];
-		if (!*d.warning_id || !*d.text) {
+		if (!wfctl_warning_id_valid(d.warning_id) || !*d.text) {
 			fprintf(stderr, "wfctl: followup needs a warning id and a text\n");
 			return WF_EXIT_USAGE;
 		}
@@ -549,17 +663,79 @@ static int decide_main(int argc, char **argv, enum send_cmd cmd)
 			d.operator_id = cr.username;
 		goto identity;
 	}
+	if (cmd == CMD_SILENCE) {
+		int64_t now = wf_clock_now_ms(&d.clock);
+		if (!d.channel || (strcmp(d.channel, "broadcast") != 0 && strcmp(d.channel, "cap") != 0 &&
+				   strcmp(d.channel, "sms") != 0)) {
+			fprintf(stderr, "wfctl: silence add needs --channel broadcast, cap or sms (duty "
+					"is never silenced)\n");
+			return WF_EXIT_USAGE;
+		}
+		if (!d.expires || parse_expiry(d.expires, now, &d.expires_ms) < 0) {
+			if (!d.expires)
+				fprintf(stderr, "wfctl: silence add needs --expires WHEN\n");
+			return WF_EXIT_USAGE;
+		}
+		if (!d.reason || !*d.reason || strchr(d.reason, '\n')) {
+			fprintf(stderr, "wfctl: silence add needs --reason TEXT (one line)\n");
+			return WF_EXIT_USAGE;
+		}
+		size_t rl = d.region ? strlen(d.region) : 0;
+		if (d.region && (strspn(d.region, "0123456789") != rl ||
+				 (rl != 2 && rl != 4 && rl != 6 && rl != 9 && rl != 12))) {
+			fprintf(stderr, "wfctl: --region: not a prefix of 2, 4, 6, 9 or 12 digits: %s\n",
+				d.region);
+			return WF_EXIT_USAGE;
+		}
+		if (d.hazard && wf_hazard_from_string(d.hazard) <= 0) {
+			fprintf(stderr, "wfctl: --hazard: not a hazard token (e.g. rainstorm): %s\n",
+				d.hazard);
+			return WF_EXIT_USAGE;
+		}
+		if (creds_load(&cr) < 0)
+			return WF_EXIT_USAGE;
+		if (d.operator_id == NULL)
+			d.operator_id = cr.username;
+		if (d.operator_id == NULL || !wf_topic_id_valid(d.operator_id)) {
+			fprintf(stderr, "wfctl: --operator OP is required ([A-Za-z0-9._-], at most 64)\n");
+			return WF_EXIT_USAGE;
+		}
+		if (d.silence_id == NULL) {
+			snprintf(d.silence_id_buf, sizeof d.silence_id_buf, "sil-%s-%lld", d.operator_id,
+				 (long long)(now / 1000));
+			d.silence_id = d.silence_id_buf;
+		}
+		size_t il = strlen(d.silence_id);
+		if (il == 0 || il > 128 ||
+		    strspn(d.silence_id, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+					 "0123456789._:-") != il) {
+			fprintf(stderr, "wfctl: --id: not an id ([A-Za-z0-9._:-]): %s\n", d.silence_id);
+			return WF_EXIT_USAGE;
+		}
+		goto identity;
+	}
 	snprintf(target, sizeof target, "%s", argv[optind]);
 	char *at = strrchr(target, '@'), *end = NULL;
 	unsigned long v = at ? strtoul(at + 1, &end, 10) : 0;
-	if (at == NULL || at == target || end == NULL || *end || v == 0 || v > UINT32_MAX) {
+	bool bad = at == NULL || at == target || end == NULL || *end || v == 0 || v > UINT32_MAX;
+	if (cmd == CMD_CANCEL && at == NULL) {
+		bad = !*target; /* the version comes from the release record */
+		v = 0;
+	}
+	if (bad) {
 		fprintf(stderr, "wfctl: '%s' is not ID@VERSION (e.g. wf-a-flood-410185000000-a1b2c3d4@2)\n",
 			argv[optind]);
 		return WF_EXIT_USAGE;
 	}
-	*at = '\0';
+	if (at)
+		*at = '\0';
 	d.warning_id = target;
 	d.version = (unsigned)v;
+	if (!wfctl_warning_id_valid(d.warning_id)) {
+		fprintf(stderr, "wfctl: '%s' is not a warning id ([A-Za-z0-9._:-], at most 128)\n",
+			d.warning_id);
+		return WF_EXIT_USAGE;
+	}
 	if (creds_load(&cr) < 0)
 		return WF_EXIT_USAGE;
 	if (d.operator_id == NULL)
@@ -570,9 +746,29 @@ static int decide_main(int argc, char **argv, enum send_cmd cmd)
 		fprintf(stderr, "wfctl: --operator OP is required ([A-Za-z0-9._-], at most 64)\n");
 		return WF_EXIT_USAGE;
 	}
-	if (!approve && (d.reason == NULL || !*d.reason)) {
-		fprintf(stderr, "wfctl: reject needs --reason TEXT\n");
+	if ((cmd == CMD_REJECT || cmd == CMD_CANCEL) && (d.reason == NULL || !*d.reason)) {
+		fprintf(stderr, "wfctl: %s needs --reason TEXT\n", cmdname);
 		return WF_EXIT_USAGE;
+	}
+	if (cmd == CMD_CANCEL && d.version == 0) {
+		char topic[256];
+		struct cancel_lookup cl = { d.warning_id, NULL };
+		struct wfctl_conn cn = { host, port, cr };
+		const char *filters[] = { topic };
+		snprintf(topic, sizeof topic, "wf/v1/review/%s", d.warning_id);
+		if (wfctl_fetch(&cn, filters, 1, (double)timeout_s, 0.5, cancel_lookup_msg,
+				cancel_lookup_done, &cl) < 0) {
+			fprintf(stderr, "wfctl: no answer from the broker at %s:%ld\n", host, port);
+			return WFCTL_EXIT_FAILURE;
+		}
+		if (cl.rec == NULL) {
+			fprintf(stderr, "wfctl: the dispatcher has no record of %s (wfctl list)\n",
+				d.warning_id);
+			return WFCTL_EXIT_NOT_FOUND;
+		}
+		/* nothing released: sent anyway, the dispatcher refuses and records it */
+		d.version = cl.rec->released ? cl.rec->released : cl.rec->latest;
+		wf__v1__warning_record__free_unpacked(cl.rec, NULL);
 	}
 identity:
 	/* the producer id: with a broker identity it is that user (the ACL
@@ -585,22 +781,12 @@ identity:
 		fprintf(stderr, "wfctl: operator id too long\n");
 		return WF_EXIT_USAGE;
 	}
+	d.producer = service;
 	if (state == NULL) {
 		const char *home = getenv("HOME");
 		snprintf(dir, sizeof dir, "%s/.local/state/warnfuse/%s", home && *home ? home : "/tmp",
 			 service);
 		state = dir;
-	}
-	const char *now_env = getenv("WF_NOW");
-	d.clock = wf_clock_system();
-	if (now_env && *now_env) {
-		int64_t t0;
-		if (wf_clock_parse(now_env, &t0) < 0) {
-			fprintf(stderr, "wfctl: WF_NOW: not an RFC 3339 time: %s\n", now_env);
-			return WF_EXIT_USAGE;
-		}
-		d.offset_ms = t0 - wf_clock_now_ms(NULL);
-		d.clock = wf_clock_shifted(&d.offset_ms);
 	}
 
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -629,8 +815,30 @@ identity:
 		ev_loop_destroy(loop);
 		return r == -EBADMSG ? WF_EXIT_USAGE : WF_EXIT_FAILURE;
 	}
+	/* the verdict: a second, plain connection on the operator's verdicts */
+	bool want_verdict = cmd != CMD_ACK && cmd != CMD_FOLLOWUP;
+	struct wf_bus *vbus = NULL;
+	char vclient[64], vtopic[128];
+	if (want_verdict) {
+		struct wf_bus_options bo;
+		struct wf_bus_callbacks vcb = { .on_message = verdict_msg };
+		wf_bus_options_init(&bo);
+		snprintf(vclient, sizeof vclient, "wfctl-verdict-%ld", (long)getpid());
+		bo.host = host;
+		bo.port = (int)port;
+		bo.client_id = vclient;
+		bo.clean_start = true;
+		bo.session_expiry_s = 0;
+		bo.username = cr.username;
+		bo.password = cr.password_file ? cr.password : NULL;
+		snprintf(vtopic, sizeof vtopic, "wf/v1/verdict/%s", d.operator_id);
+		if (wf_bus_new(loop, &bo, &vcb, &d, &vbus) == 0) {
+			wf_bus_subscribe(vbus, vtopic, 1);
+			wf_bus_start(vbus);
+		}
+	}
 	wf_node_start(d.node);
-	struct drain dr = { loop, d.node, 1 };
+	struct drain dr = { loop, d.node, &d, want_verdict, 1 };
 	ev_timer poll, limit;
 	ev_timer_init(&poll, drain_cb, 0.02, 0.02);
 	poll.data = &dr;
@@ -640,24 +848,47 @@ identity:
 	ev_run(loop, 0);
 	ev_timer_stop(loop, &poll);
 	ev_timer_stop(loop, &limit);
-	if (dr.status == 0 && cmd == CMD_ACK)
-		printf("acknowledgement of %s@%u by %s: received by the dispatcher\n", d.warning_id,
-		       d.version, d.station);
-	else if (dr.status == 0 && cmd == CMD_FOLLOWUP)
-		printf("follow-up on %s by %s: received by the dispatcher\n", d.warning_id, d.station);
-	else if (dr.status == 0)
-		printf("%s %s@%u as %s: acknowledged by the dispatcher\n",
-		       approve ? "approval of" : "rejection of", d.warning_id, d.version, d.operator_id);
-	else
+	int64_t pending = wf_node_pending(d.node);
+	int status = WF_EXIT_OK;
+	const char *what = cmd == CMD_APPROVE ? "approval of" : cmd == CMD_REJECT ? "rejection of"
+			   : "cancel of";
+	if (pending != 0) {
 		fprintf(stderr, "wfctl: no acknowledgement within %ld s; it stays in %s and goes out "
 				"with the next wfctl run\n", timeout_s, state);
+		status = WF_EXIT_FAILURE;
+	} else if (cmd == CMD_ACK) {
+		printf("acknowledgement of %s@%u by %s: received by the dispatcher\n", d.warning_id,
+		       d.version, d.station);
+	} else if (cmd == CMD_FOLLOWUP) {
+		printf("follow-up on %s by %s: received by the dispatcher\n", d.warning_id, d.station);
+	} else if (d.verdict == NULL) {
+		fprintf(stderr, "wfctl: acknowledged by the dispatcher, but no verdict on %s within "
+				"%ld s (see wfctl audit)\n", vtopic, timeout_s);
+		status = WFCTL_EXIT_NOT_FOUND;
+	} else if (!d.verdict->accepted) {
+		if (cmd == CMD_SILENCE)
+			fprintf(stderr, "wfctl: silence %s as %s refused by the dispatcher: %s\n",
+				d.silence_id, d.operator_id, d.verdict->outcome);
+		else
+			fprintf(stderr, "wfctl: %s %s@%u as %s refused by the dispatcher: %s\n", what,
+				d.warning_id, d.version, d.operator_id, d.verdict->outcome);
+		status = WFCTL_EXIT_REFUSED;
+	} else if (cmd == CMD_SILENCE) {
+		printf("silence %s as %s: %s\n", d.silence_id, d.operator_id, d.verdict->outcome);
+	} else {
+		printf("%s %s@%u as %s: acknowledged by the dispatcher: %s\n", what, d.warning_id,
+		       d.version, d.operator_id, d.verdict->outcome);
+	}
+	if (d.verdict)
+		wf__v1__audit_entry__free_unpacked(d.verdict, NULL);
+	wf_bus_free(vbus);
 	wf_node_stop(d.node);
 	ev_timer_init(&limit, drain_timeout_cb, 1.0, 0.);
 	ev_timer_start(loop, &limit);
 	ev_run(loop, 0);
 	wf_node_free(d.node);
 	ev_loop_destroy(loop);
-	return dr.status == 0 ? WF_EXIT_OK : WF_EXIT_FAILURE;
+	return status;
 }
 
 /* ---- state: every service's liveness from the retained state topics ---- */
@@ -669,6 +900,7 @@ struct state_view {
 	struct wf_bus *bus;
 	struct wf_codec_limits lim;
 	struct wf_clock clock;
+	int64_t offset_ms;  /* WF_NOW rehearsals (wfctl_clock) */
 	Wf__V1__ServiceState *st[MAX_SERVICES];
 	size_t n;
 	ev_timer settle, limit;
@@ -744,19 +976,20 @@ static int state_main(int argc, char **argv)
 		int r_opt;
 		switch (c) {
 		case 'j': v.json = true; break;
-		case 'h': usage(stdout); return WF_EXIT_OK;
+		case 'h': wfctl_usage(stdout, "state"); return WF_EXIT_OK;
 		default:
 			r_opt = conn_option(c, optarg, &host, &port, &cr);
 			if (r_opt <= 0) {
 				if (r_opt == 0)
-					usage(stderr);
+					wfctl_usage(stderr, "state");
 				return WF_EXIT_USAGE;
 			}
 		}
 	}
 	if (optind < argc || creds_load(&cr) < 0)
 		return WF_EXIT_USAGE;
-	v.clock = wf_clock_system();
+	if (wfctl_clock(&v.clock, &v.offset_ms) < 0)
+		return WF_EXIT_USAGE;
 	wf_codec_limits_init(&v.lim);
 	v.loop = ev_loop_new(EVFLAG_AUTO);
 	snprintf(client, sizeof client, "wfctl-state-%ld", (long)getpid());
@@ -844,8 +1077,32 @@ int main(int argc, char **argv)
 		return WF_EXIT_OK;
 	}
 	if (argc < 2 || strcmp(argv[1], "--help") == 0 || strcmp(argv[1], "-h") == 0) {
-		usage(argc < 2 ? stderr : stdout);
+		wfctl_usage(argc < 2 ? stderr : stdout, NULL);
 		return argc < 2 ? WF_EXIT_USAGE : WF_EXIT_OK;
+	}
+	if (strcmp(argv[1], "cancel") == 0)
+		return decide_main(argc, argv, CMD_CANCEL);
+	if (strcmp(argv[1], "list") == 0)
+		return list_main(argc, argv);
+	if (strcmp(argv[1], "show") == 0)
+		return show_main(argc, argv);
+	if (strcmp(argv[1], "stats") == 0)
+		return stats_main(argc, argv);
+	if (strcmp(argv[1], "audit") == 0)
+		return audit_main(argc, argv);
+	if (strcmp(argv[1], "inject") == 0)
+		return inject_main(argc, argv);
+	if (strcmp(argv[1], "silence") == 0) {
+		if (argc >= 3 && strcmp(argv[2], "add") == 0)
+			return decide_main(argc, argv, CMD_SILENCE);
+		if (argc >= 3 && strcmp(argv[2], "list") == 0)
+			return silence_list_main(argc, argv);
+		if (argc >= 3 && (strcmp(argv[2], "--help") == 0 || strcmp(argv[2], "-h") == 0)) {
+			wfctl_usage(stdout, "silence");
+			return WF_EXIT_OK;
+		}
+		fprintf(stderr, "wfctl: silence needs add or list (try wfctl silence --help)\n");
+		return WF_EXIT_USAGE;
 	}
 	if (strcmp(argv[1], "approve") == 0)
 		return decide_main(argc, argv, CMD_APPROVE);
@@ -858,8 +1115,8 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "state") == 0)
 		return state_main(argc, argv);
 	if (strcmp(argv[1], "watch") != 0) {
-		fprintf(stderr, "wfctl: unknown command '%s' (watch, state, approve, reject, ack, "
-				"followup; try --help)\n",
+		fprintf(stderr, "wfctl: unknown command '%s' (watch, state, list, show, approve, reject, "
+				"cancel, silence, audit, stats, inject, ack, followup; try --help)\n",
 			argv[1]);
 		return WF_EXIT_USAGE;
 	}
@@ -881,12 +1138,12 @@ int main(int argc, char **argv)
 			break;
 		case 'j': w.json = true; break;
 		case 'q': w.quiet = true; break;
-		case 'h': usage(stdout); return WF_EXIT_OK;
+		case 'h': wfctl_usage(stdout, "watch"); return WF_EXIT_OK;
 		default:
 			r_opt = conn_option(c, optarg, &host, &port, &cr);
 			if (r_opt <= 0) {
 				if (r_opt == 0)
-					usage(stderr);
+					wfctl_usage(stderr, "watch");
 				return WF_EXIT_USAGE;
 			}
 		}

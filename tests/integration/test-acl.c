@@ -261,6 +261,21 @@ START_TEST(test_dispatch_topics)
 	ck_assert_int_eq(pub(loop, &op, "wf/v1/duty/duty-twn-a/ack"), -EACCES);
 	ck_assert_int_eq(pub(loop, &op, "wf/v1/warning/41/4101/410185/flood"), -EACCES);
 	ck_assert_int_eq(pub(loop, &met, "wf/v1/approval/op-zhang"), -EACCES);
+	/* the dispatcher's views and verdicts: wf-dispatch only */
+	ck_assert_int_eq(pub(loop, &disp, "wf/v1/review/wf-a-flood-1"), 0);
+	ck_assert_int_eq(pub(loop, &disp, "wf/v1/verdict/op-zhang"), 0);
+	ck_assert_int_eq(pub(loop, &disp, "wf/v1/stats/wf-dispatch-1"), 0);
+	ck_assert_int_eq(pub(loop, &disp, "wf/v1/silences/wf-dispatch-1"), 0);
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/review/wf-a-flood-1"), -EACCES);
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/verdict/op-zhang"), -EACCES);
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/stats/wf-dispatch-1"), -EACCES);
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/silences/wf-dispatch-1"), -EACCES);
+	ck_assert_int_eq(pub(loop, &con, "wf/v1/verdict/duty-twn-a"), -EACCES);
+	ck_assert_int_eq(pub(loop, &met, "wf/v1/review/wf-a-flood-1"), -EACCES);
+	ck_assert_int_eq(pub(loop, &met, "wf/v1/stats/wf-met-1"), -EACCES);
+	/* nobody but the drill injector and an agency writes events */
+	ck_assert_int_eq(pub(loop, &op, "wf/v1/event/met/41/4101/410185"), -EACCES);
+	ck_assert_int_eq(pub(loop, &disp, "wf/v1/event/met/41/4101/410185"), -EACCES);
 
 	/* delivery: the dispatcher gets approvals, silences, acks, follow-ups */
 	struct seen s1 = { &disp, "wf/v1/silence/op-zhang" };
@@ -280,6 +295,13 @@ START_TEST(test_dispatch_topics)
 	ck_assert(!has(&met, "wf/v1/duty/duty-twn-a/inbox"));
 	ck_assert(!has(&met, "wf/v1/duty/duty-twn-a/ack"));
 	ck_assert(!has(&met, "wf/v1/approval/op-zhang"));
+	/* the views are readable by all; verdicts by their operator only (the
+	 * console subscribed to wf/v1/#; silences came after the verdict) */
+	struct seen s4 = { &con, "wf/v1/silences/wf-dispatch-1" };
+	ck_assert(wf_test_run_until(loop, seen, &s4, 10000));
+	ck_assert(has(&con, "wf/v1/review/wf-a-flood-1"));
+	ck_assert(has(&con, "wf/v1/stats/wf-dispatch-1"));
+	ck_assert(!has(&con, "wf/v1/verdict/op-zhang"));
 
 	wf_bus_free(met.bus);
 	wf_bus_free(disp.bus);

@@ -62,7 +62,7 @@ END_TEST
 
 START_TEST(test_alert_valid)
 {
-	struct dsp_cap_options o = { "warnfuse@410185.example", "登封市应急管理局", fx.regions };
+	struct dsp_cap_options o = { "warnfuse@410185.example", "登封市应急管理局", fx.regions, NULL };
 	Wf__V1__Warning w = mkw("w-cap", 1, WF__V1__LEVEL__LEVEL_II, WF__V1__MSG_TYPE__MSG_TYPE_ALERT,
 				WF__V1__STATUS__STATUS_ACTUAL, T0);
 	w.onset_ms = T0;
@@ -89,7 +89,7 @@ END_TEST
 
 START_TEST(test_update_and_cancel_reference)
 {
-	struct dsp_cap_options o = { "warnfuse@410185.example", NULL, NULL };
+	struct dsp_cap_options o = { "warnfuse@410185.example", NULL, NULL, NULL };
 	struct dsp_cap_ref ref = { "w-cap.v1", T0 };
 	char *xml = NULL;
 	size_t len = 0;
@@ -121,7 +121,7 @@ END_TEST
 /* Every hazard and level renders valid CAP (category and severity maps). */
 START_TEST(test_every_hazard_valid)
 {
-	struct dsp_cap_options o = { NULL, NULL, NULL };
+	struct dsp_cap_options o = { NULL, NULL, NULL, NULL };
 	for (int h = 1; h <= 61; h++) {
 		if (!wf_hazard_to_string((Wf__V1__Hazard)h))
 			continue;

@@ -303,6 +303,36 @@ START_TEST(test_sms_channel_hook)
 }
 END_TEST
 
+/* A 解除 goes out by SMS too, and fusion's CANCEL carries expires_ms =
+ * its own time: the SMS must not be planned already expired. */
+static int64_t cancel_sms_expires;
+static int cancel_sms(void *ud, struct wf_txn *t, const char *key, const char *region,
+		      const char *text, int64_t expires, size_t *planned)
+{
+	if (strstr(text, "解除"))
+		cancel_sms_expires = expires;
+	*planned = 1;
+	return 0;
+}
+
+START_TEST(test_cancel_sms_not_expired)
+{
+	struct dsp_config cfg;
+	dsp_config_defaults(&cfg);
+	cfg.sms_enqueue = cancel_sms;
+	fx_open_cfg(NULL, &cfg);
+	Wf__V1__Warning w1 = mkw("w-m", 1, L4, A, ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w1, T0), 0);
+	Wf__V1__Warning w2 = mkw("w-m", 2, L4, C, ACTUAL, T0 + MIN);
+	w2.onset_ms = T0;
+	w2.expires_ms = T0 + MIN; /* as wf-fusion makes a cancel: expires = its sent_ms */
+	ck_assert_int_eq(apply_warning(&w2, T0 + MIN), 0);
+	ck_assert_int_eq(delivery("w-m", 2, "sms", "*", NULL), DSP_DLV_SENT);
+	ck_assert_int_gt(cancel_sms_expires, T0 + MIN + 30 * MIN);
+	fx_close();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dispatch-policy");
@@ -317,6 +347,7 @@ int main(void)
 	tcase_add_test(tc, test_rejection);
 	tcase_add_test(tc, test_old_version_ignored);
 	tcase_add_test(tc, test_sms_channel_hook);
+	tcase_add_test(tc, test_cancel_sms_not_expired);
 	tcase_add_test(tc, test_cancel_unreleased_and_first_update);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

@@ -1,0 +1,410 @@
+/* The dispatcher's manual cancel (DECISION_CANCEL, 解除), its audit trail,
+ * the operators' verdicts, the release records and the statistics
+ * (services/dispatch/engine.c, audit.c, views.c, stats.c; docs/dispatch.md). */
+#include "dispatch-test.h"
+
+#include "stats.h"
+
+static int decide(const char *op, Wf__V1__Decision dec, const char *id, uint32_t version,
+		  const char *reason, uint64_t seq, int64_t now, struct wf_codec_error *why)
+{
+	Wf__V1__Approval a = WF__V1__APPROVAL__INIT;
+	a.operator_ = (char *)op;
+	a.warning_id = (char *)id;
+	a.version = version;
+	a.decision = dec;
+	a.reason = (char *)(reason ? reason : "");
+	a.sent_ms = now;
+	a.producer = (char *)op;
+	a.seq = seq;
+	struct call c = { .a = &a, .now = now };
+	ck_assert_int_eq(wf_store_update(fx.store, call_fn, &c), 0);
+	if (why)
+		*why = c.why;
+	return c.result;
+}
+
+struct views_call {
+	int64_t now;
+	int result;
+};
+
+static int views_fn(struct wf_txn *t, void *ud)
+{
+	struct views_call *c = ud;
+	dsp_engine_outputs_clear(fx.e);
+	c->result = dsp_engine_views(fx.e, t, c->now, true, NULL, 0);
+	return c->result;
+}
+
+/* Builds the views after the last call; returns how many were queued. */
+static size_t views(int64_t now)
+{
+	struct views_call c = { now, 0 };
+	ck_assert_int_eq(wf_store_view(fx.store, views_fn, &c), 0);
+	const struct dsp_out *o;
+	return dsp_engine_outputs(fx.e, &o);
+}
+
+static Wf__V1__WarningRecord *record_out(const char *id)
+{
+	char topic[256];
+	const struct dsp_out *o = NULL;
+	snprintf(topic, sizeof topic, "wf/v1/review/%s", id);
+	if (outputs_to(topic, &o) == 0)
+		return NULL;
+	ck_assert(o->retain);
+	Wf__V1__WarningRecord *r = wf__v1__warning_record__unpack(NULL, o->len, o->payload);
+	ck_assert_ptr_nonnull(r);
+	return r;
+}
+
+static Wf__V1__OperatorVerdicts *verdicts_out(const char *op)
+{
+	char topic[256];
+	const struct dsp_out *o = NULL;
+	snprintf(topic, sizeof topic, "wf/v1/verdict/%s", op);
+	if (outputs_to(topic, &o) == 0)
+		return NULL;
+	Wf__V1__OperatorVerdicts *v = wf__v1__operator_verdicts__unpack(NULL, o->len, o->payload);
+	ck_assert_ptr_nonnull(v);
+	return v;
+}
+
+static Wf__V1__DispatchStats *stats_out(void)
+{
+	const struct dsp_out *o = NULL;
+	if (outputs_to("wf/v1/stats/wf-dispatch-t", &o) == 0)
+		return NULL;
+	Wf__V1__DispatchStats *s = wf__v1__dispatch_stats__unpack(NULL, o->len, o->payload);
+	ck_assert_ptr_nonnull(s);
+	return s;
+}
+
+/* Reopens the engine on the same LMDB store (a restart). */
+static void reopen(void)
+{
+	struct dsp_routing r;
+	char err[256];
+	struct wf_store_options so = { 0 };
+	dsp_engine_free(fx.e);
+	wf_store_close(fx.store);
+	so.path = fx.dir;
+	so.nosync = true;
+	so.max_dbs = 32;
+	ck_assert_int_eq(wf_store_open(&so, &fx.store), 0);
+	ck_assert_int_eq(dsp_routing_parse("test", routing_text, fx.regions, &r, err, sizeof err), 0);
+	ck_assert_int_eq(dsp_engine_new(fx.store, &fx.cfg, &r, fx.regions, &fx.e), 0);
+}
+
+/* A level III warning released by one approval, then withdrawn. */
+static void released_iii(const char *id)
+{
+	Wf__V1__Warning w = mkw(id, 1, WF__V1__LEVEL__LEVEL_III, WF__V1__MSG_TYPE__MSG_TYPE_ALERT,
+				WF__V1__STATUS__STATUS_ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	ck_assert_int_eq(decide("op-zhang", WF__V1__DECISION__DECISION_APPROVE, id, 1, NULL, 1,
+				T0 + MIN, NULL),
+			 0);
+	ck_assert_int_eq(delivery(id, 1, "cap", "spool", NULL), DSP_DLV_SENT);
+}
+
+START_TEST(test_cancel_withdraws_the_public_version)
+{
+	fx_open(NULL);
+	released_iii("w-c1");
+	struct wf_codec_error why;
+	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-c1", 1,
+				"误报：雨量站故障", 7, T0 + 2 * MIN, &why),
+			 0);
+	/* broadcast: the county's state without it; CAP: a Cancel naming v1 */
+	const struct dsp_out *o = NULL;
+	ck_assert_uint_eq(outputs_to("wf/v1/broadcast/41/4101/410185", &o), 1);
+	Wf__V1__BroadcastState *b = wf__v1__broadcast_state__unpack(NULL, o->len, o->payload);
+	ck_assert_ptr_nonnull(b);
+	ck_assert_uint_eq(b->n_active, 0);
+	wf__v1__broadcast_state__free_unpacked(b, NULL);
+	ck_assert_uint_eq(outputs_to("w-c1.v1.cancel.xml", &o), 1);
+	const char *xml = (const char *)o->payload;
+	ck_assert_ptr_nonnull(strstr(xml, "<msgType>Cancel</msgType>"));
+	ck_assert_ptr_nonnull(strstr(xml, "<identifier>w-c1.v1.cancel</identifier>"));
+	ck_assert_ptr_nonnull(strstr(xml, "w-c1.v1,"));     /* references the released v1 */
+	/* duty stations that had v1 get a 解除 notice without a deadline */
+	Wf__V1__DutyNotice *n = notice_to("duty-twn-a");
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(n->msg_type, WF__V1__MSG_TYPE__MSG_TYPE_CANCEL);
+	ck_assert_int_eq(n->deadline_ms, 0);
+	wf__v1__duty_notice__free_unpacked(n, NULL);
+	ck_assert_int_eq(delivery("w-c1", 1, "review", "op-li", NULL), DSP_DLV_CANCELLED);
+	ck_assert_int_eq(delivery("w-c1", 1, "cap", "spool/cancel", NULL), DSP_DLV_SENT);
+	/* SMS is not configured here: the release was recorded so, no cancel SMS */
+	ck_assert_int_eq(delivery("w-c1", 1, "sms", "*/cancel", NULL), -1);
+
+	/* the record and the audit trail: who and when */
+	views(T0 + 2 * MIN);
+	Wf__V1__WarningRecord *r = record_out("w-c1");
+	ck_assert_ptr_nonnull(r);
+	ck_assert(r->cancelled);
+	ck_assert_str_eq(r->cancelled_by, "op-li");
+	ck_assert_int_eq(r->cancelled_ms, T0 + 2 * MIN);
+	ck_assert_str_eq(r->cancel_reason, "误报：雨量站故障");
+	ck_assert_uint_eq(r->released, 0);
+	ck_assert(!r->active);
+	ck_assert_uint_eq(r->n_audit, 2);
+	ck_assert_str_eq(r->audit[0]->action, "approve");
+	ck_assert_str_eq(r->audit[0]->operator_, "op-zhang");
+	ck_assert_int_eq(r->audit[0]->at_ms, T0 + MIN);
+	ck_assert_str_eq(r->audit[1]->action, "cancel");
+	ck_assert_str_eq(r->audit[1]->operator_, "op-li");
+	ck_assert(r->audit[1]->accepted);
+	ck_assert_uint_eq(r->audit[1]->seq, 7);
+	wf__v1__warning_record__free_unpacked(r, NULL);
+	Wf__V1__OperatorVerdicts *v = verdicts_out("op-li");
+	ck_assert_ptr_nonnull(v);
+	ck_assert_uint_eq(v->n_entries, 1);
+	ck_assert(v->entries[0]->accepted);
+	wf__v1__operator_verdicts__free_unpacked(v, NULL);
+	fx_close();
+}
+END_TEST
+
+START_TEST(test_cancel_refusals)
+{
+	fx_open(NULL);
+	released_iii("w-c2");
+	struct wf_codec_error why;
+	/* not an operator */
+	ck_assert_int_eq(decide("op-nobody", WF__V1__DECISION__DECISION_CANCEL, "w-c2", 1, "x", 1,
+				T0 + 2 * MIN, &why),
+			 WF_NODE_REJECT);
+	ck_assert_int_eq(why.reason, WF_REASON_BAD_ID);
+	/* no reason */
+	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-c2", 1, "", 2,
+				T0 + 2 * MIN, &why),
+			 WF_NODE_REJECT);
+	ck_assert_int_eq(why.reason, WF_REASON_MISSING_FIELD);
+	/* not the released version; unknown warning */
+	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-c2", 2, "x", 3,
+				T0 + 2 * MIN, &why),
+			 WF_NODE_REJECT);
+	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-none", 1, "x", 4,
+				T0 + 2 * MIN, &why),
+			 WF_NODE_REJECT);
+	/* nothing changed publicly */
+	ck_assert_int_eq(delivery("w-c2", 1, "cap", "spool/cancel", NULL), -1);
+	/* each refusal is in the operator's verdicts, with the reason */
+	views(T0 + 3 * MIN);
+	Wf__V1__OperatorVerdicts *v = verdicts_out("op-li");
+	ck_assert_ptr_nonnull(v);
+	ck_assert_uint_eq(v->n_entries, 3);
+	ck_assert(!v->entries[0]->accepted);
+	ck_assert_ptr_nonnull(strstr(v->entries[0]->outcome, "missing reason"));
+	ck_assert_ptr_nonnull(strstr(v->entries[1]->outcome, "not the released version"));
+	ck_assert_ptr_nonnull(strstr(v->entries[2]->outcome, "unknown"));
+	wf__v1__operator_verdicts__free_unpacked(v, NULL);
+	v = verdicts_out("op-nobody");
+	ck_assert_ptr_nonnull(v);
+	ck_assert_ptr_nonnull(strstr(v->entries[0]->outcome, "not an operator"));
+	wf__v1__operator_verdicts__free_unpacked(v, NULL);
+	/* an unreleased (pending) warning cannot be cancelled: reject it */
+	Wf__V1__Warning w = mkw("w-c3", 1, WF__V1__LEVEL__LEVEL_II, WF__V1__MSG_TYPE__MSG_TYPE_ALERT,
+				WF__V1__STATUS__STATUS_ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-c3", 1, "x", 5,
+				T0 + 2 * MIN, &why),
+			 WF_NODE_REJECT);
+	ck_assert_ptr_nonnull(strstr(why.detail, "nothing released"));
+	fx_close();
+}
+END_TEST
+
+START_TEST(test_cancel_idempotent_across_restart_and_holds_later_versions)
+{
+	fx_open(NULL);
+	released_iii("w-c4");
+	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-c4", 1, "演练结束", 1,
+				T0 + 2 * MIN, NULL),
+			 0);
+	reopen();
+	/* a second cancel (another run, another operator): nothing goes out */
+	ck_assert_int_eq(decide("op-zhang", WF__V1__DECISION__DECISION_CANCEL, "w-c4", 1, "再次", 9,
+				T0 + 3 * MIN, NULL),
+			 0);
+	ck_assert_uint_eq(outputs_to("wf/v1/broadcast/", NULL), 0);
+	ck_assert_uint_eq(outputs_to("w-c4.v1.cancel.xml", NULL), 0);
+	/* fusion's next version, level IV (auto by policy): held for review */
+	Wf__V1__Warning w2 = mkw("w-c4", 2, WF__V1__LEVEL__LEVEL_IV,
+				 WF__V1__MSG_TYPE__MSG_TYPE_UPDATE, WF__V1__STATUS__STATUS_ACTUAL,
+				 T0 + 4 * MIN);
+	ck_assert_int_eq(apply_warning(&w2, T0 + 4 * MIN), 0);
+	ck_assert_int_eq(delivery("w-c4", 2, "cap", "spool", NULL), -1);
+	ck_assert_uint_eq(outputs_to("wf/v1/broadcast/", NULL), 0);
+	views(T0 + 4 * MIN);
+	Wf__V1__WarningRecord *r = record_out("w-c4");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_int_eq(r->review, WF__V1__REVIEW_STATE__REVIEW_PENDING);
+	ck_assert_uint_eq(r->latest, 2);
+	ck_assert_uint_eq(r->n_versions, 2);
+	ck_assert_uint_eq(r->versions[1]->required, 1);
+	ck_assert_uint_eq(r->n_audit, 3);
+	ck_assert_ptr_nonnull(strstr(r->audit[2]->outcome, "already cancelled by op-li"));
+	wf__v1__warning_record__free_unpacked(r, NULL);
+	/* approved: released as a fresh Alert (the public had nothing), hold over */
+	ck_assert_int_eq(decide("op-zhang", WF__V1__DECISION__DECISION_APPROVE, "w-c4", 2, NULL, 10,
+				T0 + 5 * MIN, NULL),
+			 0);
+	const struct dsp_out *o = NULL;
+	ck_assert_uint_eq(outputs_to("w-c4.v2.xml", &o), 1);
+	ck_assert_ptr_nonnull(strstr((const char *)o->payload, "<msgType>Alert</msgType>"));
+	Wf__V1__Warning w3 = mkw("w-c4", 3, WF__V1__LEVEL__LEVEL_IV,
+				 WF__V1__MSG_TYPE__MSG_TYPE_UPDATE, WF__V1__STATUS__STATUS_ACTUAL,
+				 T0 + 6 * MIN);
+	ck_assert_int_eq(apply_warning(&w3, T0 + 6 * MIN), 0);
+	ck_assert_int_eq(delivery("w-c4", 3, "cap", "spool", NULL), DSP_DLV_SENT); /* auto again */
+	fx_close();
+}
+END_TEST
+
+START_TEST(test_stats_count_what_happened)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w = mkw("w-s1", 1, WF__V1__LEVEL__LEVEL_IV, WF__V1__MSG_TYPE__MSG_TYPE_ALERT,
+				WF__V1__STATUS__STATUS_ACTUAL, T0);
+	static char *ev[] = { "met:e1", "water:e2" };
+	w.event_ids = ev;
+	w.n_event_ids = 2;
+	ck_assert_int_eq(apply_warning(&w, T0 + 1500), 0); /* auto: released 1.5 s after made */
+	ck_assert_int_eq(duty_ack("duty-twn-a", "w-s1", 1, T0 + 1500 + 40000), 0);
+	ck_assert_int_eq(duty_ack("duty-twn-b", "w-s1", 1, T0 + 1500 + 90000), 0); /* not the first */
+	released_iii("w-s2");
+	views(T0 + 10 * MIN);
+	Wf__V1__DispatchStats *s = stats_out();
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(s->versions, 2);
+	ck_assert_uint_eq(s->released, 2);
+	ck_assert_uint_eq(s->release_latency->count, 2);
+	ck_assert_int_eq(s->release_latency->max_ms, MIN); /* w-s2: approved a minute after */
+	ck_assert_uint_eq(s->ack_latency->count, 1);
+	ck_assert_int_eq(s->ack_latency->max_ms, 40000);
+	bool met = false, water = false;
+	for (size_t i = 0; i < s->n_agencies; i++) {
+		if (s->agencies[i]->agency == WF__V1__AGENCY__AGENCY_MET) {
+			met = true;
+			ck_assert_uint_eq(s->agencies[i]->versions, 1);
+			ck_assert_uint_eq(s->agencies[i]->released, 1);
+			ck_assert_int_eq(s->agencies[i]->release_latency->max_ms, 1500);
+		}
+		water = water || s->agencies[i]->agency == WF__V1__AGENCY__AGENCY_WATER;
+	}
+	ck_assert(met && water);
+	uint64_t cap_sent = 0, duty_acked = 0;
+	for (size_t i = 0; i < s->n_channels; i++)
+		for (size_t k = 0; k < s->channels[i]->n_states; k++) {
+			const Wf__V1__Count *c = s->channels[i]->states[k];
+			if (strcmp(s->channels[i]->channel, "cap") == 0 && strcmp(c->name, "sent") == 0)
+				cap_sent = c->n;
+			if (strcmp(s->channels[i]->channel, "duty") == 0 && strcmp(c->name, "acked") == 0)
+				duty_acked = c->n;
+		}
+	ck_assert_uint_eq(cap_sent, 2);
+	ck_assert_uint_eq(duty_acked, 2);
+	/* not_configured SMS (routed, no gateway) counts as a failure */
+	uint64_t nc = 0;
+	for (size_t i = 0; i < s->n_failures; i++)
+		if (strcmp(s->failures[i]->name, "not_configured") == 0)
+			nc = s->failures[i]->n;
+	ck_assert_uint_eq(nc, 2);
+	wf__v1__dispatch_stats__free_unpacked(s, NULL);
+	/* survives a restart */
+	reopen();
+	dsp_engine_views_mark_all(fx.e);
+	views(T0 + 11 * MIN);
+	s = stats_out();
+	ck_assert_ptr_nonnull(s);
+	ck_assert_uint_eq(s->versions, 2);
+	wf__v1__dispatch_stats__free_unpacked(s, NULL);
+	fx_close();
+}
+END_TEST
+
+START_TEST(test_latency_quantiles)
+{
+	struct dsp_latency l;
+	memset(&l, 0, sizeof l);
+	ck_assert_int_eq(dsp_latency_quantile(&l, 0.5), 0);
+	for (int i = 0; i < 90; i++)
+		dsp_latency_add(&l, 100);  /* bucket 7: 64..127 */
+	for (int i = 0; i < 10; i++)
+		dsp_latency_add(&l, 5000); /* bucket 13: 4096..8191 */
+	ck_assert_uint_eq(l.count, 100);
+	ck_assert_int_eq(dsp_latency_quantile(&l, 0.5), 127);
+	ck_assert_int_eq(dsp_latency_quantile(&l, 0.95), 5000); /* bounded by the max */
+	dsp_latency_add(&l, -3);                                /* clock step: counted as 0 */
+	ck_assert_int_eq(l.bucket[0], 1);
+}
+END_TEST
+
+START_TEST(test_silence_message_audited_and_listed)
+{
+	fx_open(NULL);
+	Wf__V1__Silence s = WF__V1__SILENCE__INIT;
+	s.id = "sil-1";
+	s.operator_ = "op-zhang";
+	s.channel = "cap";
+	s.region_prefix = "410185";
+	s.expires_ms = T0 + 60 * MIN;
+	s.reason = "CAP 平台维护";
+	s.sent_ms = T0;
+	s.producer = "op-zhang";
+	s.seq = 3;
+	struct wf_codec_error why;
+	struct wf_txn *t;
+	ck_assert_int_eq(wf_store_txn_begin(fx.store, true, &t), 0);
+	ck_assert_int_eq(dsp_engine_control(fx.e, t, WF_TOPIC_SILENCE, &s.base, T0 + 1000, &why), 0);
+	s.operator_ = "op-nobody";
+	s.id = "sil-2";
+	s.seq = 1;
+	ck_assert_int_eq(dsp_engine_control(fx.e, t, WF_TOPIC_SILENCE, &s.base, T0 + 1000, &why),
+			 WF_NODE_REJECT);
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+	views(T0 + 2000);
+	const struct dsp_out *o = NULL;
+	ck_assert_uint_eq(outputs_to("wf/v1/silences/wf-dispatch-t", &o), 1);
+	Wf__V1__SilenceList *l = wf__v1__silence_list__unpack(NULL, o->len, o->payload);
+	ck_assert_ptr_nonnull(l);
+	ck_assert_uint_eq(l->n_silences, 1);
+	ck_assert_str_eq(l->silences[0]->id, "sil-1");
+	ck_assert_str_eq(l->silences[0]->operator_, "op-zhang");
+	ck_assert_int_eq(l->silences[0]->applied_ms, T0 + 1000);
+	wf__v1__silence_list__free_unpacked(l, NULL);
+	Wf__V1__OperatorVerdicts *v = verdicts_out("op-nobody");
+	ck_assert_ptr_nonnull(v);
+	ck_assert(!v->entries[0]->accepted);
+	ck_assert_str_eq(v->entries[0]->action, "silence");
+	wf__v1__operator_verdicts__free_unpacked(v, NULL);
+	/* a warning on that channel there: silenced */
+	Wf__V1__Warning w = mkw("w-q1", 1, WF__V1__LEVEL__LEVEL_IV, WF__V1__MSG_TYPE__MSG_TYPE_ALERT,
+				WF__V1__STATUS__STATUS_ACTUAL, T0 + 3000);
+	ck_assert_int_eq(apply_warning(&w, T0 + 3000), 0);
+	ck_assert_int_eq(delivery("w-q1", 1, "cap", "*", NULL), DSP_DLV_SILENCED);
+	fx_close();
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("dispatch-views");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_cancel_withdraws_the_public_version);
+	tcase_add_test(tc, test_cancel_refusals);
+	tcase_add_test(tc, test_cancel_idempotent_across_restart_and_holds_later_versions);
+	tcase_add_test(tc, test_stats_count_what_happened);
+	tcase_add_test(tc, test_latency_quantiles);
+	tcase_add_test(tc, test_silence_message_audited_and_listed);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
