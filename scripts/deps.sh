@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian 12 packages warnfuse needs to build, test and run.
-# Usage: scripts/deps.sh [build|test|bench|fuzz|all]   (default: test)
+# Usage: scripts/deps.sh [build|test|bench|demo|fuzz|all]   (default: test)
+# demo: what scripts/demo.sh runs on (the build, the broker, Kannel with fakesmsc, xmllint).
 # Idempotent: installs only what is missing; needs root (or sudo) for apt-get.
 set -eu
 
@@ -9,19 +10,25 @@ libmosquitto-dev libprotobuf-c-dev protobuf-c-compiler liblmdb-dev libev-dev \
 libsystemd-dev libinih-dev libssl-dev libcjson-dev libxml2-dev libxmlsec1-dev \
 libcurl4-openssl-dev libmicrohttpd-dev help2man"
 RUNTIME="mosquitto mosquitto-clients lmdb-utils"
-TEST="check libsubunit-dev protobuf-compiler valgrind kannel kannel-extras libxml2-utils"
+# SMS: bearerbox/smsbox (kannel) and fakesmsc (kannel-extras); xmllint (libxml2-utils) for CAP
+SMS="kannel kannel-extras libxml2-utils"
+TEST="check libsubunit-dev protobuf-compiler valgrind $SMS"
 # fuzz/run: clang 14; libFuzzer and the ASan/UBSan runtimes (libclang-rt-14-dev, only
 # a Recommends of clang); llvm-symbolizer for readable sanitizer stacks (llvm-14)
 FUZZ="clang libclang-rt-14-dev llvm-14"
+# bench/run peers: the peers warnfuse is compared with (Alertmanager 0.25, SEC 2.9)
+PEERS="prometheus-alertmanager sec"
 
 what="${1:-test}"
 case "$what" in
 	build) pkgs="$BUILD" ;;
-	test|bench) pkgs="$BUILD $RUNTIME $TEST" ;;
+	test) pkgs="$BUILD $RUNTIME $TEST" ;;
+	bench) pkgs="$BUILD $RUNTIME $TEST $PEERS" ;;
+	demo) pkgs="$BUILD $RUNTIME $SMS" ;;
 	fuzz) pkgs="$BUILD $FUZZ" ;;
-	all) pkgs="$BUILD $RUNTIME $TEST $FUZZ" ;;
-	-h|--help) sed -n '2,4p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
-	*) echo "deps.sh: unknown set '$what' (build|test|bench|fuzz|all)" >&2; exit 2 ;;
+	all) pkgs="$BUILD $RUNTIME $TEST $FUZZ $PEERS" ;;
+	-h|--help) sed -n '2,5p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	*) echo "deps.sh: unknown set '$what' (build|test|bench|demo|fuzz|all)" >&2; exit 2 ;;
 esac
 
 missing=""
@@ -41,6 +48,8 @@ echo "deps.sh: installing:$missing" >&2
 $SUDO apt-get update -qq
 # The Debian mosquitto package starts a system broker on :1883 where systemd runs;
 # warnfuse's tests never use it (they start private brokers on free ports).
+# prometheus-alertmanager and sec likewise come with system services (:9093, and a
+# sec reading /etc/sec.conf); bench/run peers starts its own on free ports and temp dirs.
 # Likewise kannel's init script may start a system bearerbox (/etc/kannel/kannel.conf,
 # admin port 13000); the SMS tests run private ones on free loopback ports.
 DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq --no-install-recommends $missing >/dev/null
