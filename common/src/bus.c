@@ -25,6 +25,11 @@
 #define STOP_TIMEOUT_S 1.0
 /* A connection that lasted at least this long resets the backoff. */
 #define STABLE_CONNECTION_S 5.0
+/* A shorter one (the broker accepted us, then the connection went) keeps
+ * backing off, but from at most this many doublings of reconnect_min: a
+ * broker restarted several times in a row is tried again within about a
+ * second of coming back, not after reconnect_max (tests/chaos found 30 s). */
+#define FLAP_MAX_FAILURES 3u
 #define MID_SLOTS 65536
 
 struct bus_sub {
@@ -295,6 +300,8 @@ static void connection_down(struct wf_bus *b, int fallback_reason)
 	}
 	if (was == WF_BUS_STATE_CONNECTED && ev_now(b->loop) - b->up_since >= STABLE_CONNECTION_S)
 		b->failures = 0;
+	else if (was == WF_BUS_STATE_CONNECTED && b->failures > FLAP_MAX_FAILURES)
+		b->failures = FLAP_MAX_FAILURES;
 	b->stats.connect_failures++;
 	schedule_retry(b);
 	if (b->cb.on_connection)

@@ -222,10 +222,101 @@ static int cmp_str(const void *a, const void *b)
 	return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
+struct committed_ctx {
+	unsigned dbi;
+	const uint8_t *digest;
+	char val[512];
+	size_t len;
+};
+
+static int committed_fn(struct wf_txn *t, void *ud)
+{
+	struct committed_ctx *c = ud;
+	return wf_store_get_buf(t, c->dbi, c->digest, 32, c->val, sizeof c->val - 1, &c->len);
+}
+
+/* Whether spool file NAME (contents BUF) was committed under this name and
+ * is not in done/: the daemon died between its commit and its rename. Its
+ * digest record is "<ms> <events> <name>". */
+static bool committed_not_moved(struct adapter_daemon *d, const char *name, const uint8_t *buf,
+				size_t len)
+{
+	uint8_t digest[32];
+	struct committed_ctx c = { d->sp.files_dbi, digest, "", 0 };
+	char done[4096];
+	const char *p;
+
+	if (adapter_sha256(buf, len, digest) < 0 || wf_store_view(d->sp.store, committed_fn, &c) < 0)
+		return false;
+	c.val[c.len] = '\0';
+	p = strchr(c.val, ' ');
+	p = p ? strchr(p + 1, ' ') : NULL;
+	if (p == NULL || strcmp(p + 1, name) != 0)
+		return false; /* a re-drop of bytes seen under another name */
+	snprintf(done, sizeof done, "%s/done/%s", d->spool_dir, name);
+	return access(done, F_OK) != 0;
+}
+
+/* Parses, for the history only, the spool files that were committed but
+ * not moved to done/ (the scan moves them as already processed, without
+ * parsing them): they come after every file of done/. Returns how many. */
+static size_t reread_committed(struct adapter_daemon *d, struct wf_adapter_sink *sink)
+{
+	char path[4096];
+	char **names = NULL;
+	size_t n = 0, cap = 0, reread = 0;
+	DIR *dir = opendir(d->spool_dir);
+	struct dirent *e;
+
+	if (dir == NULL)
+		return 0;
+	while ((e = readdir(dir)) != NULL) {
+		struct stat st;
+		if (e->d_name[0] == '.' || fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		if (n == cap) {
+			size_t nc = cap ? cap * 2 : 16;
+			char **q = realloc(names, nc * sizeof *q);
+			if (q == NULL)
+				break;
+			names = q;
+			cap = nc;
+		}
+		if ((names[n] = strdup(e->d_name)) == NULL)
+			break;
+		n++;
+	}
+	closedir(dir);
+	if (n > 1)
+		qsort(names, n, sizeof *names, cmp_str);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		snprintf(path, sizeof path, "%s/%s", d->spool_dir, names[i]);
+		if (adapter_read_path(path, d->sp.max_file ? d->sp.max_file : WF_ADAPTER_MAX_FILE, &buf,
+				      &len) == 0 &&
+		    committed_not_moved(d, names[i], buf, len)) {
+			(void)d->ops->parse(d->sp.state, names[i], buf, len,
+					    wf_clock_now_ms(d->sp.clock), sink);
+			wf_adapter_sink_reset(sink);
+			reread++;
+		}
+		free(buf);
+	}
+	for (size_t i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	return reread;
+}
+
 /* The agency's rolling history (accumulations, trends, rates) lives in
  * memory: rebuild it by parsing again, in name order and without emitting
  * anything, the files of done/ that were processed within [adapter]
- * history. Parsing is deterministic, so the state is what it was. */
+ * history, then the spool's files that were committed but not yet moved
+ * (a crash between commit and rename: tests/integration/test-adapter-crash.c,
+ * found by tests/chaos). Parsing is deterministic, so the state is what it
+ * was. */
 static void rebuild_history(struct adapter_daemon *d)
 {
 	char path[4096];
@@ -279,10 +370,14 @@ static void rebuild_history(struct adapter_daemon *d)
 	for (size_t i = 0; i < n; i++)
 		free(names[i]);
 	free(names);
+	size_t pending = sink != NULL ? reread_committed(d, sink) : 0;
 	wf_adapter_sink_free(sink);
 	if (reread)
 		wf_log(LOG_INFO, d->ops->kind, "history: re-read %zu file(s) of done/ from the last %lld s",
 		       reread, (long long)(d->history_ms / 1000));
+	if (pending)
+		wf_log(LOG_INFO, d->ops->kind,
+		       "history: re-read %zu file(s) committed but not yet moved to done/", pending);
 }
 
 static int run_stdin(struct adapter_daemon *d)

@@ -11,6 +11,7 @@
 #include <ev.h>
 
 #include "wf-config.h"
+#include "wf/bus.h"
 #include "wf/cli.h"
 #include "wf/daemon.h"
 #include "wf/log.h"
@@ -36,6 +37,11 @@ struct wf_runtime {
 	struct wf_ratelimit rl_conn;
 	int64_t clock_offset_ms;
 	struct wf_clock clock;
+	/* after a stop: ends the loop once the node is disconnected, even if a
+	 * service watcher is still armed (e.g. a timer re-armed by a batch that
+	 * the node's stop ran after spec->stop) */
+	ev_timer quit_timer;
+	ev_tstamp quit_since;
 };
 
 static struct wf_node_config *nodecfg(struct wf_runtime *rt, void *config)
@@ -138,6 +144,20 @@ static int reload_cb(struct wf_daemon *d, void *ud, char *msg, size_t msglen)
 	return 0;
 }
 
+/* Once the node's connection is closed (its DISCONNECT written, or the
+ * bus gave up after its own stop timeout), or after QUIT_GRACE_S, the loop
+ * ends: nothing a service still has armed can be delivered without it. */
+#define QUIT_GRACE_S 5.0
+
+static void quit_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wf_runtime *rt = w->data;
+	(void)revents;
+	if (wf_bus_get_state(wf_node_bus(rt->node)) == WF_BUS_STATE_IDLE ||
+	    ev_now(loop) - rt->quit_since > QUIT_GRACE_S)
+		ev_break(loop, EVBREAK_ALL);
+}
+
 void wf_runtime_quit(struct wf_runtime *rt, int exit_status)
 {
 	if (rt->stopping)
@@ -148,7 +168,13 @@ void wf_runtime_quit(struct wf_runtime *rt, int exit_status)
 	if (rt->spec->stop != NULL)
 		rt->spec->stop(rt, rt->state);
 	wf_node_stop(rt->node);
-	/* the node's watchers end within a second; then ev_run returns */
+	/* the node's watchers end within a second; then ev_run returns (the
+	 * quit timer does not keep the loop alive, it only ends it) */
+	rt->quit_since = ev_now(rt->loop);
+	ev_timer_init(&rt->quit_timer, quit_cb, 0.05, 0.05);
+	rt->quit_timer.data = rt;
+	ev_timer_start(rt->loop, &rt->quit_timer);
+	ev_unref(rt->loop);
 }
 
 int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
@@ -297,6 +323,10 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 	       WF_VERSION, no.service, no.bus.host, no.bus.port, no.state_dir);
 	wf_daemon_ready(rt->daemon, "running");
 	ev_run(rt->loop, 0);
+	if (ev_is_active(&rt->quit_timer)) {
+		ev_ref(rt->loop);
+		ev_timer_stop(rt->loop, &rt->quit_timer);
+	}
 	status = rt->exit_status;
 	{
 		struct wf_node_stats ns;

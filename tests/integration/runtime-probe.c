@@ -5,12 +5,15 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <ev.h>
+
 #include "runtime.h"
 #include "wf/store.h"
 
 struct probe_config {
 	char *reject_id;
 	char *input;
+	bool linger;
 	struct wf_node_config node;
 };
 
@@ -19,12 +22,17 @@ static const struct wf_config_key keys[] = {
 	  NULL, "An event id to reject permanently.", NULL },
 	{ "probe", "input", WF_CONFIG_STRING, offsetof(struct probe_config, input), 1, 0,
 	  "wf/v1/event/#", "Input filter.", NULL },
+	{ "probe", "linger", WF_CONFIG_BOOL, offsetof(struct probe_config, linger), 0, 0, "false",
+	  "Arm a one-hour timer when stopping (a service watcher left armed after its stop "
+	  "callback, as wf-dispatch's deadline timer can be).", NULL },
 };
 
 struct probe {
 	struct wf_runtime *rt;
 	unsigned dbi;
 	char reject[129];
+	bool linger;
+	ev_timer linger_timer;
 };
 
 static const char *input_list[1];
@@ -46,6 +54,7 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 	p->rt = rt;
 	if (c->reject_id != NULL)
 		strncpy(p->reject, c->reject_id, sizeof p->reject - 1);
+	p->linger = c->linger;
 	int r = wf_store_dbi(wf_node_store(wf_runtime_node(rt)), "applied", 0, &p->dbi);
 	if (r < 0) {
 		free(p);
@@ -79,6 +88,22 @@ static int on_event(void *ud, struct wf_txn *t, const Wf__V1__Event *ev,
 	return wf_store_put(t, p->dbi, ev->id, strlen(ev->id), "1", 1, 0);
 }
 
+static void linger_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	(void)loop;
+	(void)w;
+	(void)revents;
+}
+
+static void stop(struct wf_runtime *rt, void *state)
+{
+	struct probe *p = state;
+	if (!p->linger)
+		return;
+	ev_timer_init(&p->linger_timer, linger_cb, 3600., 0.);
+	ev_timer_start(wf_runtime_loop(rt), &p->linger_timer);
+}
+
 static void destroy(void *state)
 {
 	free(state);
@@ -99,6 +124,7 @@ int main(int argc, char **argv)
 		.inputs = inputs,
 		.start = start,
 		.reload = reload,
+		.stop = stop,
 		.destroy = destroy,
 		.on_event = on_event,
 	};
