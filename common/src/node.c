@@ -410,7 +410,7 @@ static int apply_batch(struct wf_txn *t, void *ud)
 			p->outcome = OUT_NONE;
 			continue;
 		}
-		if (n->o.ordered) {
+		if (n->o.ordered && p->ctl == NULL) { /* events and warnings only */
 			r = order_check(n, t, m.producer, m.seq);
 			if (r < 0)
 				return r;
@@ -547,9 +547,11 @@ static void enqueue(struct wf_node *n, const char *topic, const struct wf_topic 
 		 * message that can never be accepted. */
 		const char *prod = p->ev != NULL ? p->ev->producer : p->w != NULL ? p->w->producer : NULL;
 		uint64_t seq = p->ev != NULL ? p->ev->seq : p->w != NULL ? p->w->seq : 0;
-		if (p->ctl != NULL)
+		bool is_ctl = p->ctl != NULL;
+		if (is_ctl)
 			prod = wf_codec_control_producer(parsed->kind, p->ctl, &seq);
-		if (n->o.ordered && prod != NULL && seq > 0 && wf_dedupe_producer_valid(prod)) {
+		if (n->o.ordered && !is_ctl && prod != NULL && seq > 0 &&
+		    wf_dedupe_producer_valid(prod)) {
 			/* keep its place in the producer's sequence: recorded in the
 			 * next batch, dead-lettered after its commit */
 			char *pc = strdup(prod), *tc = strdup(topic);

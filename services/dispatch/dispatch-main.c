@@ -26,11 +26,13 @@ struct dispatch_config {
 	int64_t review_timeout[5];
 	int64_t ack_deadline[5];
 	int64_t followup_interval;
+	int64_t duty_resend;
 	char *cap_spool, *cap_sender, *cap_sender_name, *cap_post_url;
 	int64_t cap_post_timeout;
 	char *sms_url, *sms_user, *sms_password_file, *sms_from, *sms_subscribers, *sms_dlr_host;
 	int64_t sms_dlr_port, sms_max_parts;
 	double sms_rate;
+	bool ordered;
 	struct wf_node_config node;
 };
 
@@ -43,6 +45,11 @@ static const struct wf_config_key keys[] = {
 	  "Routing file: duty stations, routes, silences (docs/dispatch.md).", NULL },
 	{ "dispatch", "input", WF_CONFIG_STRING, OFF(input), 1, 0, "wf/v1/warning/#",
 	  "Warning subscription filter (e.g. wf/v1/warning/41/4101/# for one prefecture).", NULL },
+	{ "dispatch", "ordered", WF_CONFIG_BOOL, OFF(ordered), 0, 0, "true",
+	  "Apply each fusion instance's warning versions in their order: one that arrives ahead of "
+	  "a lost predecessor waits for it (resent by fusion), so no version is skipped after a "
+	  "broker restart. Set false only if this dispatcher's input takes part of an instance's "
+	  "warnings (the gaps would never fill).", NULL },
 	{ "policy", "release_I", WF_CONFIG_ENUM, OFF(release[1]), 0, 0, "two",
 	  "Level I (red): auto, one approval, or two different operators.", release_words },
 	{ "policy", "release_II", WF_CONFIG_ENUM, OFF(release[2]), 0, 0, "two",
@@ -75,6 +82,10 @@ static const struct wf_config_key keys[] = {
 	  "Acknowledgement deadline for level IV.", NULL },
 	{ "duty", "followup_interval", WF_CONFIG_DURATION, OFF(followup_interval), 0, 86400000,
 	  "30m", "续报 reminders while a warning is active at II or above (0: none).", NULL },
+	{ "duty", "resend", WF_CONFIG_DURATION, OFF(duty_resend), 0, 3600000, "30s",
+	  "Notices not yet acknowledged are published again this often, and once more a few "
+	  "seconds after every reconnect (consoles drop repeats): one lost while a console was "
+	  "resubscribing, or in a broker restart, still arrives (0: only at reconnect).", NULL },
 	{ "cap", "spool_dir", WF_CONFIG_STRING, OFF(cap_spool), 1, 0,
 	  "/var/lib/warnfuse/dispatch/cap", "Where CAP 1.2 files of released versions go.", NULL },
 	{ "cap", "sender", WF_CONFIG_STRING, OFF(cap_sender), 1, 0, "warnfuse@localhost",
@@ -113,6 +124,9 @@ struct dispatch {
 	ev_timer due_timer, watch_timer, post_timer;
 	bool was_connected;
 	bool need_resync;     /* a publish found the broker away: republish all on reconnect */
+	bool stopped;         /* SIGTERM: stop() ran; no timer is armed again */
+	int64_t resend_ms;    /* [duty] resend */
+	int64_t resend_at;    /* next republish of unacknowledged notices (0: none due) */
 	bool sms_busy;        /* SMS planned or resumed and not all final yet (logged when done) */
 	int64_t batch_now;
 	int64_t post_backoff_ms;
@@ -153,7 +167,7 @@ static int64_t batch_now(struct dispatch *d)
 
 static void kick_post(struct dispatch *d, double after)
 {
-	if (!d->spool || dsp_spool_queued(d->spool) == 0)
+	if (d->stopped || !d->spool || dsp_spool_queued(d->spool) == 0)
 		return;
 	ev_timer_stop(wf_runtime_loop(d->rt), &d->post_timer);
 	ev_timer_set(&d->post_timer, after, 0.);
@@ -255,6 +269,8 @@ static void schedule(struct dispatch *d)
 	struct ev_loop *loop = wf_runtime_loop(d->rt);
 
 	ev_timer_stop(loop, &d->due_timer);
+	if (d->stopped) /* a batch the node's stop ran after ours */
+		return;
 	if (wf_store_view(wf_node_store(d->node), next_due_fn, &c) < 0 || c.due == INT64_MAX)
 		return;
 	double after = (double)(c.due - now_ms()) / 1000.0;
@@ -308,13 +324,25 @@ static int resync_fn(struct wf_txn *t, void *ud)
 	return dsp_engine_resync(c->d->engine, t, c->now);
 }
 
+static int resend_fn(struct wf_txn *t, void *ud)
+{
+	struct due_ctx *c = ud;
+	return dsp_engine_resync_duty(c->d->engine, t, c->now);
+}
+
+/* Seconds after a reconnect when the unacknowledged notices go out once
+ * more: the consoles reconnect to a restarted broker too, and what we
+ * republished before they subscribed again was dropped. */
+#define RECONNECT_RESEND_MS 3000
+
 static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct dispatch *d = w->data;
 	bool up = wf_node_connected(d->node);
+	int64_t now = now_ms();
 	if (up && (!d->was_connected || d->need_resync)) {
 		d->need_resync = false;
-		struct due_ctx c = { d, 0, now_ms() };
+		struct due_ctx c = { d, 0, now };
 		dsp_engine_views_mark_all(d->engine);
 		int r = wf_store_view(wf_node_store(d->node), resync_fn, &c);
 		if (r < 0) {
@@ -323,6 +351,17 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		} else {
 			flush_outputs(d);
 		}
+		d->resend_at = now + RECONNECT_RESEND_MS;
+	} else if (up && d->resend_at && now >= d->resend_at) {
+		struct due_ctx c = { d, 0, now };
+		int r = wf_store_view(wf_node_store(d->node), resend_fn, &c);
+		if (r < 0) {
+			wf_log(LOG_ERR, "store", "notice resend failed: %s", strerror(-r));
+			dsp_engine_outputs_clear(d->engine);
+		} else {
+			flush_outputs(d);
+		}
+		d->resend_at = d->resend_ms > 0 ? now + d->resend_ms : 0;
 	}
 	d->was_connected = up;
 	sms_check_done(d);
@@ -470,6 +509,7 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 		return -ENOMEM;
 	d->rt = rt;
 	d->node = wf_runtime_node(rt);
+	d->resend_ms = c->duty_resend;
 	service_clock = wf_runtime_clock(rt);
 	d->rl_post = (struct wf_ratelimit)WF_RATELIMIT_INIT(60000, 5);
 	r = dsp_routing_load(c->routes, wf_runtime_regions(rt), &routing, err, sizeof err);
@@ -540,6 +580,7 @@ static void stop(struct wf_runtime *rt, void *state)
 {
 	struct dispatch *d = state;
 	struct ev_loop *loop = wf_runtime_loop(rt);
+	d->stopped = true;
 	ev_timer_stop(loop, &d->due_timer);
 	ev_timer_stop(loop, &d->watch_timer);
 	ev_timer_stop(loop, &d->post_timer);
@@ -587,6 +628,13 @@ static void on_batch_done(void *ud, bool committed)
 	schedule(d);
 }
 
+static int apply_node_options(const void *config, struct wf_node_options *o)
+{
+	const struct dispatch_config *c = config;
+	o->ordered = c->ordered;
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct wf_runtime_spec spec = {
@@ -609,6 +657,7 @@ int main(int argc, char **argv)
 		.on_warning = on_warning,
 		.on_control = on_control,
 		.on_batch_done = on_batch_done,
+		.node_options = apply_node_options,
 	};
 	return wf_runtime_main(argc, argv, &spec);
 }

@@ -96,6 +96,9 @@ int dsp_engine_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *ret_ms)
  * acknowledgement again (after a reconnect: direct publishes made while
  * the broker was away are lost). */
 int dsp_engine_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now_ms);
+/* Queues every notice still awaiting acknowledgement again (the periodic
+ * [duty] resend: consoles drop repeats). */
+int dsp_engine_resync_duty(struct dsp_engine *e, struct wf_txn *t, int64_t now_ms);
 
 /* Outputs queued since the last clear, in order; borrowed until the clear. */
 size_t dsp_engine_outputs(const struct dsp_engine *e, const struct dsp_out **ret);

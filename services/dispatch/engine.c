@@ -977,3 +977,8 @@ int dsp_engine_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 	int r = dsp_broadcast_resync(e, t);
 	return r < 0 ? r : dsp_duty_resync(e, t, now);
 }
+
+int dsp_engine_resync_duty(struct dsp_engine *e, struct wf_txn *t, int64_t now)
+{
+	return dsp_duty_resync(e, t, now);
+}

@@ -78,6 +78,10 @@ struct fusion_daemon {
 	bool agency_alive[WF__V1__AGENCY__AGENCY_POLICE + 1];
 	bool agency_known[WF__V1__AGENCY__AGENCY_POLICE + 1];
 	uint64_t emitted, rejected, invalid;
+	/* wf_fusion_ingest results of committed batches (logged at stop: a
+	 * repeated (agency, id) is acked, not dead-lettered, and counted here),
+	 * and those of the batch attempt in progress */
+	uint64_t results[WF_FUSION_RESULT_MAX], batch_results[WF_FUSION_RESULT_MAX];
 };
 
 /* Filters and prefixes of the loaded config (one config per process). */
@@ -241,10 +245,20 @@ static int on_event(void *ud, struct wf_txn *t, const Wf__V1__Event *ev,
 	if (r >= 0)
 		r = wf_fusion_ingest(d->engine, t, ev, now_ms(d), emit, d);
 	d->txn = NULL;
+	if (r >= 0 && r < WF_FUSION_RESULT_MAX)
+		d->batch_results[r]++;
 	if (r == -EINVAL) {
 		why->reason = WF_REASON_BAD_ENUM;
 		snprintf(why->field, sizeof why->field, "event");
 		snprintf(why->detail, sizeof why->detail, "not usable by the engine");
+		d->rejected++;
+		return WF_NODE_REJECT;
+	}
+	if (r == -EXDEV) {
+		why->reason = WF_REASON_BAD_REFERENCE;
+		snprintf(why->field, sizeof why->field, "references");
+		snprintf(why->detail, sizeof why->detail,
+			 "names an event of another status (exercise/test never touch actual)");
 		d->rejected++;
 		return WF_NODE_REJECT;
 	}
@@ -263,6 +277,7 @@ static void on_batch_begin(void *ud)
 	} else {
 		d->batch_time_ms = d->event_time_ms;
 	}
+	memset(d->batch_results, 0, sizeof d->batch_results);
 	d->in_batch = true;
 }
 
@@ -271,6 +286,10 @@ static void on_batch_done(void *ud, bool committed)
 	struct fusion_daemon *d = ud;
 
 	d->in_batch = false;
+	if (committed)
+		for (int i = 0; i < WF_FUSION_RESULT_MAX; i++)
+			d->results[i] += d->batch_results[i];
+	memset(d->batch_results, 0, sizeof d->batch_results);
 	if (!committed) {
 		wf_fusion_txn_aborted(d->engine);
 		d->event_time_ms = d->batch_time_ms; /* the batch comes again */
@@ -547,6 +566,13 @@ static void stop(struct wf_runtime *rt, void *state)
 
 	ev_timer_stop(wf_runtime_loop(rt), &d->tick_timer);
 	ev_timer_stop(wf_runtime_loop(rt), &d->liveness_timer);
+	char line[256];
+	size_t len = 0;
+	for (int i = 0; i < WF_FUSION_RESULT_MAX && len < sizeof line; i++)
+		len += (size_t)snprintf(line + len, sizeof line - len, "%s%llu %s", i ? ", " : "",
+					(unsigned long long)d->results[i], wf_fusion_result_to_string(i));
+	wf_log(LOG_NOTICE, "engine", "ingested: %s; %llu rejected by the engine", line,
+	       (unsigned long long)d->rejected);
 }
 
 static void destroy(void *state)

@@ -1018,8 +1018,12 @@ int wf_fusion_tick(struct wf_fusion *e, struct wf_txn *t, int64_t now_ms,
 	return finish(e, t, r);
 }
 
-static int apply_reference(struct wf_fusion *e, struct wf_txn *t, int agency, const char *ref,
-			   int new_state, int64_t purge_floor)
+/* An UPDATE or CANCEL of STATUS (actual / exercise / test) naming REF of
+ * its agency: supersedes or cancels it, or records a tombstone for a REF
+ * that has not arrived. A reference never crosses statuses: an exercise or
+ * test message cannot touch an actual event (nor the other way round). */
+static int apply_reference(struct wf_fusion *e, struct wf_txn *t, int agency, int status,
+			   const char *ref, int new_state, int64_t purge_floor)
 {
 	struct fusion_input *x = input_find(e, agency, ref);
 	if (!x) {
@@ -1027,11 +1031,14 @@ static int apply_reference(struct wf_fusion *e, struct wf_txn *t, int agency, co
 		if (!x)
 			return -ENOMEM;
 		x->placeholder = true;
+		x->status = (uint8_t)status;
 		x->state = (uint8_t)new_state;
 		x->purge_at = purge_floor;
 		int r = fusion_timer_push(e, x->purge_at, FUSION_T_PURGE, x);
 		return r < 0 ? r : input_store(e, t, x);
 	}
+	if (x->status != status)
+		return 0;
 	if (x->state == FUSION_IN_VALID && x->area) {
 		area_remove_input(e, x);
 		int r = fusion_timer_push(e, x->purge_at, FUSION_T_PURGE, x);
@@ -1074,12 +1081,23 @@ int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event 
 		r = eval_dirty(e, t, emit, ud);
 		return finish(e, t, r < 0 ? r : WF_FUSION_DUPLICATE);
 	}
+	/* exercise and test never mix with actual: an UPDATE or CANCEL naming
+	 * an event of another status is refused whole (nothing changes) */
+	for (size_t i = 0; i < ev->n_references; i++) {
+		const struct fusion_input *y =
+			ev->references[i] ? input_find(e, agency, ev->references[i]) : NULL;
+		if (y && !y->placeholder && y->status != ev->status) {
+			r = eval_dirty(e, t, emit, ud);
+			r = finish(e, t, r);
+			return r < 0 ? r : -EXDEV;
+		}
+	}
 	int64_t retain = e->rules->retain_ms;
 	bool is_cancel = ev->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
 	for (size_t i = 0; i < ev->n_references; i++) {
 		if (!ev->references[i] || strcmp(ev->references[i], ev->id) == 0)
 			continue;
-		r = apply_reference(e, t, agency, ev->references[i],
+		r = apply_reference(e, t, agency, ev->status, ev->references[i],
 				    is_cancel ? FUSION_IN_CANCELLED : FUSION_IN_SUPERSEDED,
 				    ev->observed_ms + MAX_VALIDITY_MS + retain);
 		if (r < 0)
@@ -1088,6 +1106,13 @@ int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event 
 	/* a reference may have created X as a placeholder only if it names
 	 * itself, which is skipped above */
 	bool was_placeholder = x != NULL;
+	if (x && x->status != ev->status) {
+		/* the tombstone of another status's reference (an exercise
+		 * cancelling an id that turns out to be an actual event's) does
+		 * not apply: the event arrives as new */
+		was_placeholder = false;
+		x->state = FUSION_IN_VALID;
+	}
 	if (!x) {
 		x = input_new(e, agency, ev->id);
 		if (!x)

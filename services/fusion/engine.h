@@ -126,7 +126,9 @@ typedef int (*wf_fusion_emit_fn)(void *ud, const Wf__V1__Warning *w);
  * agency, also when they arrive later), regroups and regrades the affected
  * areas and emits the resulting warning versions. Returns an enum
  * wf_fusion_result (>= 0) or a negative errno. -EINVAL: EV unusable (bad
- * region code, unknown agency/hazard/status numbers). */
+ * region code, unknown agency/hazard/status numbers). -EXDEV: EV names in
+ * its references an event of another status (an exercise or test message
+ * naming an actual event, or the reverse): refused, nothing changed. */
 int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event *ev,
 		     int64_t now_ms, wf_fusion_emit_fn emit, void *ud);
 

@@ -148,6 +148,15 @@ int wf_fusion_replay(FILE *in, const char *name, struct wf_fusion_rules *rules,
 		r = wf_fusion_advance(e, t, vnow, on_warning, &c);
 		if (r >= 0)
 			r = wf_fusion_ingest(e, t, ev, vnow, on_warning, &c);
+		if (r == -EXDEV) {
+			st->rejected++;
+			if (o->err)
+				fprintf(o->err, "%s:%llu: rejected (BAD_REFERENCE): references: names an "
+						"event of another status\n",
+					name, (unsigned long long)st->lines);
+			protobuf_c_message_free_unpacked(m, NULL);
+			continue;
+		}
 		protobuf_c_message_free_unpacked(m, NULL);
 		if (r < 0)
 			goto fail;

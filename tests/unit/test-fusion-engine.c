@@ -172,7 +172,17 @@ struct evspec {
 	double value, threshold;
 };
 
+/* ingest() without asserting the engine's result: returns it */
+static int ingest_r(struct env *v, const struct evspec *sp, int64_t now);
+
 static int ingest(struct env *v, const struct evspec *sp, int64_t now)
+{
+	int r = ingest_r(v, sp, now);
+	ck_assert_int_ge(r, 0);
+	return r;
+}
+
+static int ingest_r(struct env *v, const struct evspec *sp, int64_t now)
 {
 	Wf__V1__Event ev = WF__V1__EVENT__INIT;
 	Wf__V1__Measurement m = WF__V1__MEASUREMENT__INIT;
@@ -208,7 +218,6 @@ static int ingest(struct env *v, const struct evspec *sp, int64_t now)
 	struct wf_txn *t = NULL;
 	ck_assert_int_eq(wf_store_txn_begin(v->s, true, &t), 0);
 	int r = wf_fusion_ingest(v->e, t, &ev, now, collect, &v->o);
-	ck_assert_int_ge(r, 0);
 	ck_assert_int_eq(wf_store_txn_commit(t), 0);
 	return r;
 }
@@ -451,6 +460,38 @@ START_TEST(source_cancel)
 	ck_assert_int_eq(last(&v)->msg_type, MT(CANCEL));
 	ck_assert_uint_eq(last(&v)->version, 2);
 	ck_assert_int_eq(last(&v)->sent_ms, T0 + H);
+	env_close(&v);
+}
+END_TEST
+
+/* Exercise and test never touch actual: an exercise CANCEL or UPDATE
+ * naming an actual event is refused (-EXDEV) and changes nothing; an
+ * exercise tombstone for an id that then arrives as an actual event does
+ * not suppress it. */
+START_TEST(exercise_never_touches_actual)
+{
+	struct env v = { 0 };
+	env_open(&v, "s", rules_default(), NULL, 0);
+	const int EX = WF__V1__STATUS__STATUS_EXERCISE;
+	struct evspec a1 = { MET, "a1", HZ(GALE), COUNTY, LV(III), T0, T0 + 6 * H };
+	ingest(&v, &a1, T0);
+	ck_assert_uint_eq(v.o.n, 1);
+	struct evspec xc = { MET, "x1", HZ(GALE), COUNTY, LV(III), T0 + M, T0 + 6 * H, EX,
+			     MT(CANCEL), "a1" };
+	ck_assert_int_eq(ingest_r(&v, &xc, T0 + M), -EXDEV);
+	struct evspec xu = { MET, "x2", HZ(GALE), COUNTY, LV(I), T0 + M, T0 + 6 * H, EX,
+			     MT(UPDATE), "a1" };
+	ck_assert_int_eq(ingest_r(&v, &xu, T0 + M), -EXDEV);
+	ck_assert_uint_eq(v.o.n, 1); /* nothing new, the actual warning untouched */
+	/* an exercise CANCEL of an id not seen yet leaves an exercise tombstone... */
+	struct evspec xt = { MET, "x3", HZ(GALE), COUNTY, LV(III), T0 + M, T0 + 6 * H, EX,
+			     MT(CANCEL), "a2" };
+	ck_assert_int_ge(ingest_r(&v, &xt, T0 + M), 0);
+	/* ... which an actual a2 ignores: it raises the actual warning to II */
+	struct evspec a2 = { MET, "a2", HZ(GALE), COUNTY, LV(II), T0 + 2 * M, T0 + 6 * H };
+	ck_assert_int_eq(ingest(&v, &a2, T0 + 2 * M), WF_FUSION_APPLIED);
+	ck_assert_int_eq(last(&v)->level, LV(II));
+	ck_assert_int_eq(last(&v)->status, WF__V1__STATUS__STATUS_ACTUAL);
 	env_close(&v);
 }
 END_TEST
@@ -1079,6 +1120,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, expired_event);
 	tcase_add_test(tc, all_inputs_expire_cancel);
 	tcase_add_test(tc, source_cancel);
+	tcase_add_test(tc, exercise_never_touches_actual);
 	tcase_add_test(tc, flapping_dwell);
 	tcase_add_test(tc, corroboration);
 	tcase_add_test(tc, chain_flood);

@@ -86,7 +86,11 @@ struct wf_node_options {
 	 * this node receives EVERY message of each producer it hears from
 	 * (e.g. a single fusion instance, or adapters partitioned like
 	 * fusion): otherwise the gaps never fill. This is what makes a
-	 * consumer's output after a crash identical to an uninterrupted run. */
+	 * consumer's output after a crash identical to an uninterrupted run.
+	 * Only events and warnings are ordered: control messages (approvals,
+	 * duty acks, follow-ups, silences) are applied as they come, since
+	 * their producers (people's wfctl) may also publish to other
+	 * consumers, and each of them stands on its own. */
 	bool ordered;
 	int64_t order_timeout_ms;   /* 0: 30000 */
 	/* Validation limits; NULL: wf_codec_limits_init() defaults, no region
