@@ -118,6 +118,9 @@ static const char conn_opts[] =
 	"  --port PORT     broker port (default 1883)\n"
 	"  --username U    broker user (a locked-down broker: an operator's own user)\n"
 	"  --password-file F  its password, first line (mode 0600)\n"
+	"  --cafile F      TLS: the broker's CA certificate (TLS is on when given)\n"
+	"  --cert F, --key F  TLS client certificate and its key (the broker's\n"
+	"                  listener with require_certificate)\n"
 	"  --help          this text\n";
 
 static const char trailer[] =

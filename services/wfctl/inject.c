@@ -209,7 +209,7 @@ int inject_main(int argc, char **argv)
 		{ "state", required_argument, NULL, 's' },     { "timeout", required_argument, NULL, 't' },
 		{ "max", required_argument, NULL, 'm' },       { "rebase", no_argument, NULL, 'b' },
 		{ "allow-actual", no_argument, NULL, 'A' },    { "help", no_argument, NULL, 'h' },
-		{ 0 },
+		WFCTL_TLS_OPTIONS, { 0 },
 	};
 	struct inject in = { .max = INJECT_DEFAULT_MAX };
 	struct creds cr = { 0 };
@@ -297,8 +297,7 @@ int inject_main(int argc, char **argv)
 	o.state_dir = state;
 	o.bus.host = host;
 	o.bus.port = (int)port;
-	o.bus.username = cr.username;
-	o.bus.password = cr.password_file ? cr.password : NULL;
+	creds_bus(&cr, &o.bus);
 	o.clock = &clock;
 	o.resend_ms = 2000;
 	r = in.loop ? wf_node_new(in.loop, &o, &cb, NULL, &in.node) : -ENOMEM;

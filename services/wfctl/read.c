@@ -88,8 +88,7 @@ int wfctl_fetch(const struct wfctl_conn *c, const char *const *filters, size_t n
 	bo.client_id = client;
 	bo.clean_start = true;
 	bo.session_expiry_s = 0;
-	bo.username = c->cr.username;
-	bo.password = c->cr.password_file ? c->cr.password : NULL;
+	creds_bus(&c->cr, &bo);
 	int r = wf_bus_new(f.loop, &bo, &cb, &f, &bus);
 	if (r < 0) {
 		ev_loop_destroy(f.loop);
@@ -126,7 +125,7 @@ static int read_options(int argc, char **argv, int first, const char *cmd, bool 
 		{ "json", no_argument, NULL, 'j' },            { "username", required_argument, NULL, 'u' },
 		{ "password-file", required_argument, NULL, 'P' }, { "all", no_argument, NULL, 'a' },
 		{ "operator", required_argument, NULL, 'o' },  { "timeout", required_argument, NULL, 't' },
-		{ "help", no_argument, NULL, 'h' },            { 0 },
+		{ "help", no_argument, NULL, 'h' },            WFCTL_TLS_OPTIONS, { 0 },
 	};
 	int c;
 	memset(o, 0, sizeof *o);

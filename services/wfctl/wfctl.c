@@ -281,10 +281,30 @@ static void signal_cb(struct ev_loop *loop, ev_signal *s, int revents)
 	done(s->data, 0);
 }
 
+static int tls_file_ok(const char *opt, const char *path)
+{
+	if (path && access(path, R_OK) != 0) {
+		fprintf(stderr, "wfctl: %s %s: %s\n", opt, path, strerror(errno));
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int creds_load(struct creds *c)
 {
 	char err[512];
 
+	if ((c->certfile != NULL) != (c->keyfile != NULL)) {
+		fprintf(stderr, "wfctl: --cert and --key go together\n");
+		return -EINVAL;
+	}
+	if (c->certfile && !c->cafile) {
+		fprintf(stderr, "wfctl: --cert needs --cafile (the broker's CA)\n");
+		return -EINVAL;
+	}
+	if (tls_file_ok("--cafile", c->cafile) < 0 || tls_file_ok("--cert", c->certfile) < 0 ||
+	    tls_file_ok("--key", c->keyfile) < 0)
+		return -EINVAL;
 	if (c->password_file == NULL)
 		return 0;
 	if (c->username == NULL) {
@@ -307,6 +327,9 @@ int conn_option(int c, const char *arg, const char **host, long *port, struct cr
 	case 'H': *host = arg; return 1;
 	case 'u': cr->username = arg; return 1;
 	case 'P': cr->password_file = arg; return 1;
+	case WFCTL_OPT_CAFILE: cr->cafile = arg; return 1;
+	case WFCTL_OPT_CERT: cr->certfile = arg; return 1;
+	case WFCTL_OPT_KEY: cr->keyfile = arg; return 1;
 	case 'p':
 		*port = strtol(arg, &end, 10);
 		if (*end || *port < 1 || *port > 65535) {
@@ -316,6 +339,15 @@ int conn_option(int c, const char *arg, const char **host, long *port, struct cr
 		return 1;
 	default: return 0;
 	}
+}
+
+void creds_bus(const struct creds *c, struct wf_bus_options *bo)
+{
+	bo->username = c->username;
+	bo->password = c->password_file ? c->password : NULL;
+	bo->tls_cafile = c->cafile;
+	bo->tls_certfile = c->certfile;
+	bo->tls_keyfile = c->keyfile;
 }
 
 int parse_timeout(const char *arg, long *ret)
@@ -588,7 +620,7 @@ static int decide_main(int argc, char **argv, enum send_cmd cmd)
 		{ "channel", required_argument, NULL, 'c' },  { "region", required_argument, NULL, 'g' },
 		{ "hazard", required_argument, NULL, 'z' },   { "expires", required_argument, NULL, 'e' },
 		{ "id", required_argument, NULL, 'i' },       { "help", no_argument, NULL, 'h' },
-		{ 0 },
+		WFCTL_TLS_OPTIONS, { 0 },
 	};
 	struct decide d = { .approve = approve, .cmd = cmd };
 	struct creds cr = { 0 };
@@ -798,8 +830,7 @@ identity:
 	o.state_dir = state;
 	o.bus.host = host;
 	o.bus.port = (int)port;
-	o.bus.username = cr.username;
-	o.bus.password = cr.password_file ? cr.password : NULL;
+	creds_bus(&cr, &o.bus);
 	o.clock = &d.clock;
 	o.resend_ms = 1000;
 	int r = loop ? wf_node_new(loop, &o, &cb, NULL, &d.node) : -ENOMEM;
@@ -829,8 +860,7 @@ identity:
 		bo.client_id = vclient;
 		bo.clean_start = true;
 		bo.session_expiry_s = 0;
-		bo.username = cr.username;
-		bo.password = cr.password_file ? cr.password : NULL;
+		creds_bus(&cr, &bo);
 		snprintf(vtopic, sizeof vtopic, "wf/v1/verdict/%s", d.operator_id);
 		if (wf_bus_new(loop, &bo, &vcb, &d, &vbus) == 0) {
 			wf_bus_subscribe(vbus, vtopic, 1);
@@ -960,7 +990,7 @@ static int state_main(int argc, char **argv)
 		{ "host", required_argument, NULL, 'H' },     { "port", required_argument, NULL, 'p' },
 		{ "json", no_argument, NULL, 'j' },            { "username", required_argument, NULL, 'u' },
 		{ "password-file", required_argument, NULL, 'P' }, { "help", no_argument, NULL, 'h' },
-		{ 0 },
+		WFCTL_TLS_OPTIONS, { 0 },
 	};
 	struct state_view v = { 0 };
 	struct creds cr = { 0 };
@@ -999,8 +1029,7 @@ static int state_main(int argc, char **argv)
 	bo.client_id = client;
 	bo.clean_start = true;
 	bo.session_expiry_s = 0;
-	bo.username = cr.username;
-	bo.password = cr.password_file ? cr.password : NULL;
+	creds_bus(&cr, &bo);
 	if (v.loop == NULL || wf_bus_new(v.loop, &bo, &cb, &v, &v.bus) < 0) {
 		fprintf(stderr, "wfctl: cannot set up the connection\n");
 		return WF_EXIT_FAILURE;
@@ -1061,7 +1090,7 @@ int main(int argc, char **argv)
 		{ "count", required_argument, NULL, 'n' }, { "timeout", required_argument, NULL, 't' },
 		{ "json", no_argument, NULL, 'j' },        { "quiet", no_argument, NULL, 'q' },
 		{ "username", required_argument, NULL, 'u' }, { "password-file", required_argument, NULL, 'P' },
-		{ "help", no_argument, NULL, 'h' },        { 0 },
+		{ "help", no_argument, NULL, 'h' },        WFCTL_TLS_OPTIONS, { 0 },
 	};
 	struct watch w = { .status = 0 };
 	struct creds cr = { 0 };
@@ -1178,8 +1207,7 @@ int main(int argc, char **argv)
 	bo.host = host;
 	bo.port = (int)port;
 	bo.client_id = client;
-	bo.username = cr.username;
-	bo.password = cr.password_file ? cr.password : NULL;
+	creds_bus(&cr, &bo);
 	bo.clean_start = true;
 	bo.session_expiry_s = 0;
 	if (w.loop == NULL || wf_bus_new(w.loop, &bo, &cb, &w, &w.bus) < 0) {

@@ -22,12 +22,24 @@
 #define WFCTL_EXIT_REFUSED 3   /* the dispatcher refused the decision (the reason is printed) */
 #define WFCTL_EXIT_NOT_FOUND 4 /* no such warning (show, cancel), or no verdict published */
 
-/* --username / --password-file: the broker identity. */
+/* --username / --password-file: the broker identity; --cafile, --cert,
+ * --key: TLS (the broker's TLS listener with client certificates,
+ * docs/operations.md 4a). */
 struct creds {
 	const char *username;
 	const char *password_file;
 	char password[256];
+	const char *cafile, *certfile, *keyfile;
 };
+
+/* getopt codes of the TLS options, and their entries for an option table */
+#define WFCTL_OPT_CAFILE 0x101
+#define WFCTL_OPT_CERT 0x102
+#define WFCTL_OPT_KEY 0x103
+#define WFCTL_TLS_OPTIONS                                                                  \
+	{ "cafile", required_argument, NULL, WFCTL_OPT_CAFILE },                           \
+	{ "cert", required_argument, NULL, WFCTL_OPT_CERT },                               \
+	{ "key", required_argument, NULL, WFCTL_OPT_KEY }
 
 struct wfctl_conn {
 	const char *host;
@@ -36,10 +48,14 @@ struct wfctl_conn {
 };
 
 /* Connection options: --host, --port, --username, --password-file as
- * getopt codes H, p, u, P. Returns 1 when C was one of them, 0 when not,
- * -1 after printing why ARG is wrong. */
+ * getopt codes H, p, u, P, and the TLS ones (WFCTL_OPT_*). Returns 1 when C
+ * was one of them, 0 when not, -1 after printing why ARG is wrong. */
 int conn_option(int c, const char *arg, const char **host, long *port, struct creds *cr);
+/* Reads the password file and checks the TLS files; -EINVAL after
+ * printing why. */
 int creds_load(struct creds *c);
+/* Puts the identity and TLS settings of C into bus options BO. */
+void creds_bus(const struct creds *c, struct wf_bus_options *bo);
 /* --timeout S in 1..86400. */
 int parse_timeout(const char *arg, long *ret);
 /* The wall clock, or WF_NOW's shifted one (OFFSET must outlive the clock).
