@@ -16,6 +16,8 @@ struct dsp_names {
 };
 
 struct dsp_engine {
+	/* dsp_duty_resync: where the previous pass stopped ("" = the start) */
+	char resync_cursor[DSP_KEY_MAX];
 	struct wf_store *store;
 	struct dsp_config cfg;
 	char *service, *cap_sender, *cap_sender_name;

@@ -125,6 +125,11 @@ struct dispatch {
 	bool was_connected;
 	bool need_resync;     /* a publish found the broker away: republish all on reconnect */
 	bool stopped;         /* SIGTERM: stop() ran; no timer is armed again */
+	bool resync_more;     /* a notice resync stopped at its per-pass limit: go on */
+	/* MQTT outputs the client's queue had no room for (-ENOBUFS), in
+	 * order; sent as room frees (watch_cb), before anything newer */
+	struct backlog_item { char *topic; uint8_t *payload; size_t len; bool retain; } *bl;
+	size_t bl_head, bl_n, bl_cap;
 	int64_t resend_ms;    /* [duty] resend */
 	int64_t resend_at;    /* next republish of unacknowledged notices (0: none due) */
 	bool sms_busy;        /* SMS planned or resumed and not all final yet (logged when done) */
@@ -215,6 +220,79 @@ static void queue_views(struct dispatch *d)
 }
 
 /* Publishes / writes what the engine queued (after a commit). */
+/* Notices, broadcast states and views waiting for room in the client's
+ * queue. Beyond this many the oldest give way: the durable records make
+ * the resync send again what matters (pending notices, broadcast states). */
+#define BACKLOG_MAX 200000u
+
+static void backlog_drop_head(struct dispatch *d)
+{
+	struct backlog_item *it = &d->bl[d->bl_head];
+	free(it->topic);
+	free(it->payload);
+	d->bl_head = (d->bl_head + 1) % d->bl_cap;
+	d->bl_n--;
+}
+
+static int backlog_push(struct dispatch *d, const char *topic, const void *payload, size_t len,
+			bool retain)
+{
+	if (d->bl_n == d->bl_cap) {
+		size_t cap = d->bl_cap ? d->bl_cap * 2 : 1024;
+		struct backlog_item *nv = malloc(cap * sizeof *nv);
+		if (!nv)
+			return -ENOMEM;
+		for (size_t i = 0; i < d->bl_n; i++)
+			nv[i] = d->bl[(d->bl_head + i) % d->bl_cap];
+		free(d->bl);
+		d->bl = nv;
+		d->bl_cap = cap;
+		d->bl_head = 0;
+	}
+	struct backlog_item it = { strdup(topic), malloc(len ? len : 1), len, retain };
+	if (!it.topic || !it.payload) {
+		free(it.topic);
+		free(it.payload);
+		return -ENOMEM;
+	}
+	memcpy(it.payload, payload, len);
+	d->bl[(d->bl_head + d->bl_n) % d->bl_cap] = it;
+	d->bl_n++;
+	if (d->bl_n > BACKLOG_MAX) {
+		backlog_drop_head(d);
+		if (!d->need_resync)
+			wf_log(LOG_WARNING, "publish", "more than %u messages wait for the broker: "
+			       "the oldest give way, pending notices are sent again", BACKLOG_MAX);
+		d->need_resync = true;
+	}
+	return 0;
+}
+
+/* Sends from the backlog while the client's queue takes it. */
+static void backlog_drain(struct dispatch *d)
+{
+	while (d->bl_n) {
+		struct backlog_item *it = &d->bl[d->bl_head];
+		int r = wf_node_publish(d->node, it->topic, it->payload, it->len, it->retain);
+		if (r == -ENOBUFS || r == -ENOTCONN)
+			return;
+		if (r < 0) {
+			d->publish_failed++;
+			wf_log(LOG_ERR, "publish", "%s: %s", it->topic, strerror(-r));
+		}
+		backlog_drop_head(d);
+	}
+}
+
+static void backlog_free(struct dispatch *d)
+{
+	while (d->bl_n)
+		backlog_drop_head(d);
+	free(d->bl);
+	d->bl = NULL;
+	d->bl_cap = 0;
+}
+
 static void flush_outputs(struct dispatch *d)
 {
 	const struct dsp_out *o;
@@ -222,13 +300,20 @@ static void flush_outputs(struct dispatch *d)
 	size_t n = dsp_engine_outputs(d->engine, &o);
 	bool wrote = false;
 
+	backlog_drain(d);
 	for (size_t i = 0; i < n; i++) {
 		int r;
 		if (o[i].kind == DSP_OUT_MQTT) {
-			r = wf_node_publish(d->node, o[i].topic, o[i].payload, o[i].len, o[i].retain);
-			/* not connected (or the client's queue full): republished by the
-			 * resync once connected */
-			if (r == -ENOTCONN || r == -ENOBUFS) {
+			/* nothing overtakes what waits already */
+			r = d->bl_n ? -ENOBUFS
+				    : wf_node_publish(d->node, o[i].topic, o[i].payload, o[i].len,
+						      o[i].retain);
+			if (r == -ENOBUFS) {
+				/* the client's queue is full: sent as room frees */
+				if (backlog_push(d, o[i].topic, o[i].payload, o[i].len, o[i].retain) < 0)
+					d->need_resync = true;
+			} else if (r == -ENOTCONN) {
+				/* republished by the resync once connected */
 				d->need_resync = true;
 			} else if (r < 0) {
 				d->publish_failed++;
@@ -340,7 +425,11 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct dispatch *d = w->data;
 	bool up = wf_node_connected(d->node);
 	int64_t now = now_ms();
-	if (up && (!d->was_connected || d->need_resync)) {
+	if (up)
+		backlog_drain(d);
+	/* a resync only once the backlog is out (else it would refill it) */
+	bool room = d->bl_n == 0;
+	if (up && room && (!d->was_connected || d->need_resync)) {
 		d->need_resync = false;
 		struct due_ctx c = { d, 0, now };
 		dsp_engine_views_mark_all(d->engine);
@@ -351,8 +440,10 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		} else {
 			flush_outputs(d);
 		}
+		d->resync_more = r == 1;
 		d->resend_at = now + RECONNECT_RESEND_MS;
-	} else if (up && d->resend_at && now >= d->resend_at) {
+	} else if (up && room && (d->resync_more || (d->resend_at && now >= d->resend_at))) {
+		bool scheduled = !d->resync_more;
 		struct due_ctx c = { d, 0, now };
 		int r = wf_store_view(wf_node_store(d->node), resend_fn, &c);
 		if (r < 0) {
@@ -361,7 +452,9 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		} else {
 			flush_outputs(d);
 		}
-		d->resend_at = d->resend_ms > 0 ? now + d->resend_ms : 0;
+		d->resync_more = r == 1;
+		if (scheduled)
+			d->resend_at = d->resend_ms > 0 ? now + d->resend_ms : 0;
 	}
 	d->was_connected = up;
 	sms_check_done(d);
@@ -593,6 +686,7 @@ static void destroy(void *state)
 	dsp_engine_free(d->engine);
 	dsp_spool_free(d->spool);
 	wf_sms_close(d->sms);
+	backlog_free(d);
 	free(d);
 }
 

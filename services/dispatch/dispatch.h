@@ -96,8 +96,10 @@ int dsp_engine_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *ret_ms)
  * acknowledgement again (after a reconnect: direct publishes made while
  * the broker was away are lost). */
 int dsp_engine_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now_ms);
-/* Queues every notice still awaiting acknowledgement again (the periodic
- * [duty] resend: consoles drop repeats). */
+/* Queue the notices still awaiting acknowledgement again (the periodic
+ * [duty] resend: consoles drop repeats), at most 4096 per call, each call
+ * going on where the previous stopped. Both return 1 when notices are left
+ * for a next call (call again), 0 at the end. */
 int dsp_engine_resync_duty(struct dsp_engine *e, struct wf_txn *t, int64_t now_ms);
 
 /* Outputs queued since the last clear, in order; borrowed until the clear. */

@@ -279,6 +279,8 @@ struct due {
 	char (*keys)[DSP_KEY_MAX];
 	size_t n, cap;
 	bool pending_only; /* resync: every pending record */
+	const char *after; /* resync: only keys after this one ("" = all) */
+	bool more;         /* resync: pending records left beyond cap */
 };
 
 static void take(struct due *d, const void *k, size_t kl)
@@ -300,7 +302,16 @@ static int duty_scan(void *ud, const void *k, size_t kl, const void *v, size_t v
 	if (rec.state != DSP_DUTY_PENDING)
 		return 0;
 	if (d->pending_only) {
-		take(d, k, kl);
+		size_t al = d->after ? strlen(d->after) : 0;
+		if (al) { /* key order: skip up to and including the cursor */
+			int c = memcmp(k, d->after, kl < al ? kl : al);
+			if (c < 0 || (c == 0 && kl <= al))
+				return 0;
+		}
+		if (d->n == d->cap)
+			d->more = true;
+		else
+			take(d, k, kl);
 		return 0;
 	}
 	if (rec.deadline_ms == 0)
@@ -435,7 +446,7 @@ static int remind(struct dsp_engine *e, struct wf_txn *t, char *key, int64_t now
 
 int dsp_duty_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 {
-	struct due d = { now, INT64_MAX, NULL, 0, SCAN_MAX, false };
+	struct due d = { now, INT64_MAX, NULL, 0, SCAN_MAX, false, NULL, false };
 	d.keys = calloc(d.cap, sizeof *d.keys);
 	if (!d.keys)
 		return -ENOMEM;
@@ -454,7 +465,7 @@ int dsp_duty_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 
 int dsp_duty_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *due)
 {
-	struct due d = { 0, INT64_MAX, NULL, 0, 0, false };
+	struct due d = { 0, INT64_MAX, NULL, 0, 0, false, NULL, false };
 	int r = wf_store_foreach(t, e->db.duty, NULL, 0, duty_scan, &d);
 	if (r == 0 && e->cfg.followup_interval_ms > 0)
 		r = wf_store_foreach(t, e->db.followup, NULL, 0, followup_scan, &d);
@@ -514,13 +525,21 @@ int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1
 	return r < 0 ? r : 0;
 }
 
+/* At most SCAN_MAX pending notices per call, from where the previous call
+ * stopped (e->resync_cursor), so that with more pending than that every
+ * one still comes in turn; returns 1 when some are left for the next call,
+ * 0 when this one reached the end. */
 int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 {
-	struct due d = { now, INT64_MAX, NULL, 0, SCAN_MAX, true };
+	struct due d = { now, INT64_MAX, NULL, 0, SCAN_MAX, true, e->resync_cursor, false };
 	d.keys = calloc(d.cap, sizeof *d.keys);
 	if (!d.keys)
 		return -ENOMEM;
 	int r = wf_store_foreach(t, e->db.duty, NULL, 0, duty_scan, &d);
+	if (r >= 0 && d.more && d.n > 0)
+		snprintf(e->resync_cursor, sizeof e->resync_cursor, "%s", d.keys[d.n - 1]);
+	else if (r >= 0)
+		e->resync_cursor[0] = '\0';
 	for (size_t i = 0; r >= 0 && i < d.n; i++) {
 		char *station, *id;
 		uint32_t ver;
@@ -538,7 +557,7 @@ int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 		wf_codec_warning_free(w);
 	}
 	free(d.keys);
-	return r < 0 ? r : 0;
+	return r < 0 ? r : d.more ? 1 : 0;
 }
 
 int dsp_duty_cancel_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *cw,

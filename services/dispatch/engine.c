@@ -975,6 +975,7 @@ int dsp_engine_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *ret)
 int dsp_engine_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 {
 	int r = dsp_broadcast_resync(e, t);
+	e->resync_cursor[0] = '\0'; /* every pending notice, from the start */
 	return r < 0 ? r : dsp_duty_resync(e, t, now);
 }
 

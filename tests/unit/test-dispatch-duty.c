@@ -248,11 +248,50 @@ START_TEST(test_resync)
 }
 END_TEST
 
+/* More notices pending than one resync pass takes (4096): successive
+ * passes go on where the previous stopped, and together send every one. */
+static int resend_fn(struct wf_txn *t, void *ud)
+{
+	dsp_engine_outputs_clear(fx.e);
+	return dsp_engine_resync_duty(fx.e, t, *(int64_t *)ud);
+}
+
+START_TEST(test_resync_passes_cover_every_pending_notice)
+{
+	fx_open("[station duty-410185]\nregion = 410185\n[operator op-zhang]\n"
+		"[route everything]\nchannels = duty\n");
+	enum { N = 4500 };
+	char ids[N][16];
+	for (int i = 0; i < N; i++) {
+		snprintf(ids[i], sizeof ids[i], "w-%04d", i);
+		Wf__V1__Warning w = mkw(ids[i], 1, WF__V1__LEVEL__LEVEL_II,
+					WF__V1__MSG_TYPE__MSG_TYPE_ALERT, WF__V1__STATUS__STATUS_ACTUAL, T0);
+		ck_assert_int_eq(apply_warning(&w, T0), 0);
+	}
+	int64_t now = T0 + MIN;
+	size_t total = 0;
+	int passes = 0, r;
+	do {
+		r = wf_store_view(fx.store, resend_fn, &now);
+		ck_assert_int_ge(r, 0);
+		total += outputs_to("wf/v1/duty/duty-410185/inbox", NULL);
+		passes++;
+	} while (r == 1 && passes < 10);
+	ck_assert_int_eq(passes, 2);
+	ck_assert_uint_eq(total, N);
+	/* the next pass starts over */
+	ck_assert_int_eq(wf_store_view(fx.store, resend_fn, &now), 1);
+	ck_assert_uint_eq(outputs_to("wf/v1/duty/duty-410185/inbox", NULL), 4096);
+	fx_close();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dispatch-duty");
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_notice_and_deadline_by_level);
+	tcase_add_test(tc, test_resync_passes_cover_every_pending_notice);
 	tcase_add_test(tc, test_escalation_up_the_tree);
 	tcase_add_test(tc, test_superseded_notice);
 	tcase_add_test(tc, test_review_timeout);
