@@ -539,6 +539,43 @@ int fusion_incident_store(struct wf_fusion *e, struct wf_txn *t, const struct fu
 	return r;
 }
 
+/* A new incident's id is BASE (eval.c's make_id: hazard, area, first
+ * input, time), unless the last incident created for the same (status,
+ * hazard, area) had the same base (cancelled and opened again in the same
+ * tick from the same first input): then BASE.N with N one more than that
+ * one's. Recorded in the store, so a restart gives the same ids. */
+int fusion_incident_id(struct wf_fusion *e, struct wf_txn *t, const struct fusion_area *a,
+		       int hazard, const char *base, char *out, size_t size)
+{
+	unsigned char key[4 + 14];
+	struct fusion_incident probe = { .hazard = (uint8_t)hazard };
+	memcpy(key, "ids:", 4);
+	incident_key(a, &probe, key + 4);
+	char rec[128];
+	size_t rl = 0;
+	uint32_t salt = 0;
+	size_t bl = strlen(base);
+	int r = wf_store_get_buf(t, e->dbi_meta, key, sizeof key, rec, sizeof rec, &rl);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == 0 && rl == bl + 4 && memcmp(rec, base, bl) == 0) {
+		memcpy(&salt, rec + bl, 4);
+		salt++;
+	}
+	if (bl + 4 > sizeof rec)
+		return -EINVAL;
+	memcpy(rec, base, bl);
+	memcpy(rec + bl, &salt, 4);
+	r = wf_store_put(t, e->dbi_meta, key, sizeof key, rec, bl + 4, 0);
+	if (r < 0)
+		return r;
+	if (salt)
+		snprintf(out, size, "%s.%u", base, salt);
+	else
+		snprintf(out, size, "%s", base);
+	return 0;
+}
+
 int fusion_incident_delete(struct wf_fusion *e, struct wf_txn *t, const struct fusion_area *a,
 			   const struct fusion_incident *inc)
 {

@@ -939,8 +939,10 @@ static int lifecycle(struct wf_fusion *e, struct wf_txn *t, struct fusion_area *
 			if (ev[i].in->observed < onset)
 				onset = ev[i].in->observed;
 		inc->onset = onset == INT64_MAX ? e->now : onset;
-		make_id(a, h, ev, n_ev, e->now, inc->id, sizeof inc->id);
-		if ((r = set_lists(inc, rg, n_rg, rl, n_rl)) < 0 || (r = incident_insert(a, inc)) < 0) {
+		char base[sizeof inc->id];
+		make_id(a, h, ev, n_ev, e->now, base, sizeof base - 12);
+		if ((r = fusion_incident_id(e, t, a, h, base, inc->id, sizeof inc->id)) < 0 ||
+		    (r = set_lists(inc, rg, n_rg, rl, n_rl)) < 0 || (r = incident_insert(a, inc)) < 0) {
 			fusion_incident_free(inc);
 			return r;
 		}

@@ -247,6 +247,8 @@ int fusion_incident_store(struct wf_fusion *e, struct wf_txn *t, const struct fu
 			  const struct fusion_incident *inc);
 int fusion_incident_delete(struct wf_fusion *e, struct wf_txn *t, const struct fusion_area *a,
 			   const struct fusion_incident *inc);
+int fusion_incident_id(struct wf_fusion *e, struct wf_txn *t, const struct fusion_area *a,
+		       int hazard, const char *base, char *out, size_t size);
 int fusion_timer_push(struct wf_fusion *e, int64_t at, int kind, void *ptr);
 void fusion_area_set_timer(struct wf_fusion *e, struct fusion_area *a);
 void fusion_incident_free(struct fusion_incident *inc);

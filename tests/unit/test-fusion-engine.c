@@ -571,6 +571,35 @@ START_TEST(event_ids_in_key_order)
 }
 END_TEST
 
+/* An incident cancelled and opened again in the same tick from the same
+ * first input (a chain whose water witness is cancelled and replaced at
+ * once) gets a new id: version 1 of the old id again would be ignored as
+ * already known downstream (found by the soak). */
+START_TEST(reopened_incident_new_id)
+{
+	struct env v = { 0 };
+	env_open(&v, "s", rules_default(), NULL, 0);
+	struct evspec r = { MET, "r1", HZ(RAINSTORM), COUNTY, LV(III), T0, T0 + 12 * H };
+	struct evspec w1 = { WATER, "g1", HZ(FLOOD), "410102002000", LV(IV), T0, T0 + 12 * H };
+	struct evspec c1 = { WATER, "g1c", HZ(FLOOD), "410102002000", LV(IV), T0, T0 + 12 * H, 0,
+			     MT(CANCEL), "g1" };
+	struct evspec w2 = { WATER, "g2", HZ(FLOOD), "410102002000", LV(IV), T0, T0 + 12 * H };
+	ingest(&v, &r, T0);
+	ingest(&v, &w1, T0);
+	char first[96];
+	snprintf(first, sizeof first, "%s", find_hz(&v, HZ(FLOOD))->id);
+	ingest(&v, &c1, T0);
+	ck_assert_int_eq(find_hz(&v, HZ(FLOOD))->msg_type, MT(CANCEL));
+	ingest(&v, &w2, T0);
+	const Wf__V1__Warning *w = find_hz(&v, HZ(FLOOD));
+	ck_assert_int_eq(w->msg_type, MT(ALERT));
+	ck_assert_uint_eq(w->version, 1);
+	ck_assert_str_ne(w->id, first);
+	ck_assert_ptr_nonnull(strstr(w->id, first)); /* the same base, with a suffix */
+	env_close(&v);
+}
+END_TEST
+
 START_TEST(chain_flood)
 {
 	struct env v = { 0 };
@@ -1114,6 +1143,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, alert_basic);
 	tcase_add_test(tc, incremental_equals_full_regrade);
 	tcase_add_test(tc, event_ids_in_key_order);
+	tcase_add_test(tc, reopened_incident_new_id);
 	tcase_add_test(tc, duplicate_event);
 	tcase_add_test(tc, out_of_order);
 	tcase_add_test(tc, unknown_region_rejected);
