@@ -257,26 +257,26 @@ static bool committed_not_moved(struct adapter_daemon *d, const char *name, cons
 	return access(done, F_OK) != 0;
 }
 
-/* Parses, for the history only, the spool files that were committed but
- * not moved to done/ (the scan moves them as already processed, without
- * parsing them): they come after every file of done/. Returns how many. */
-static size_t reread_committed(struct adapter_daemon *d, struct wf_adapter_sink *sink)
+/* The regular files of directory PATH (not dot files) modified at or after
+ * CUTOFF, in name order, into *RET (free each and the array); their count.
+ * A directory that cannot be read lists nothing. */
+static size_t list_files(const char *path, time_t cutoff, char ***ret)
 {
-	char path[4096];
 	char **names = NULL;
-	size_t n = 0, cap = 0, reread = 0;
-	DIR *dir = opendir(d->spool_dir);
+	size_t n = 0, cap = 0;
+	DIR *dir = opendir(path);
 	struct dirent *e;
 
+	*ret = NULL;
 	if (dir == NULL)
 		return 0;
 	while ((e = readdir(dir)) != NULL) {
 		struct stat st;
 		if (e->d_name[0] == '.' || fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode))
+		    !S_ISREG(st.st_mode) || st.st_mtime < cutoff)
 			continue;
 		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 16;
+			size_t nc = cap ? cap * 2 : 64;
 			char **q = realloc(names, nc * sizeof *q);
 			if (q == NULL)
 				break;
@@ -290,6 +290,19 @@ static size_t reread_committed(struct adapter_daemon *d, struct wf_adapter_sink 
 	closedir(dir);
 	if (n > 1)
 		qsort(names, n, sizeof *names, cmp_str);
+	*ret = names;
+	return n;
+}
+
+/* Parses, for the history only, the spool files that were committed but
+ * not moved to done/ (the scan moves them as already processed, without
+ * parsing them): they come after every file of done/. Returns how many. */
+static size_t reread_committed(struct adapter_daemon *d, struct wf_adapter_sink *sink)
+{
+	char path[4096];
+	char **names = NULL;
+	size_t reread = 0, n = list_files(d->spool_dir, 0, &names);
+
 	for (size_t i = 0; i < n; i++) {
 		uint8_t *buf = NULL;
 		size_t len = 0;
@@ -321,39 +334,15 @@ static void rebuild_history(struct adapter_daemon *d)
 {
 	char path[4096];
 	char **names = NULL;
-	size_t n = 0, cap = 0, reread = 0;
+	size_t n, reread = 0;
 	time_t cutoff = time(NULL) - (time_t)(d->history_ms / 1000);
 	struct wf_adapter_sink *sink;
-	DIR *dir;
-	struct dirent *e;
 
 	if (d->history_ms <= 0 || d->spool_dir == NULL)
 		return;
 	snprintf(path, sizeof path, "%s/done", d->spool_dir);
-	dir = opendir(path);
-	if (dir == NULL)
-		return;
-	while ((e = readdir(dir)) != NULL) {
-		struct stat st;
-		if (e->d_name[0] == '.' || fstatat(dirfd(dir), e->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0 ||
-		    !S_ISREG(st.st_mode) || st.st_mtime < cutoff)
-			continue;
-		if (n == cap) {
-			size_t nc = cap ? cap * 2 : 64;
-			char **p = realloc(names, nc * sizeof *p);
-			if (p == NULL)
-				break;
-			names = p;
-			cap = nc;
-		}
-		if ((names[n] = strdup(e->d_name)) == NULL)
-			break;
-		n++;
-	}
-	closedir(dir);
+	n = list_files(path, cutoff, &names);
 	sink = wf_adapter_sink_new();
-	if (n > 1)
-		qsort(names, n, sizeof *names, cmp_str);
 	for (size_t i = 0; i < n && sink != NULL; i++) {
 		uint8_t *buf = NULL;
 		size_t len = 0;

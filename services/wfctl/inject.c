@@ -282,24 +282,10 @@ int inject_main(int argc, char **argv)
 	/* the producer id: the broker user (the ACL lets it read only its own
 	 * acks), else wfctl-inject */
 	snprintf(service, sizeof service, "%s", cr.username ? cr.username : "wfctl-inject");
-	if (state == NULL) {
-		const char *home = getenv("HOME");
-		snprintf(dir, sizeof dir, "%s/.local/state/warnfuse/%s", home && *home ? home : "/tmp",
-			 service);
-		state = dir;
-	}
 	in.loop = ev_loop_new(EVFLAG_AUTO);
 	struct wf_node_options o;
 	struct wf_node_callbacks cb = { 0 };
-	wf_node_options_init(&o);
-	o.service = service;
-	o.kind = "wfctl";
-	o.state_dir = state;
-	o.bus.host = host;
-	o.bus.port = (int)port;
-	creds_bus(&cr, &o.bus);
-	o.clock = &clock;
-	o.resend_ms = 2000;
+	wfctl_node_options(&o, service, state, dir, sizeof dir, host, port, &cr, &clock, 2000);
 	r = in.loop ? wf_node_new(in.loop, &o, &cb, NULL, &in.node) : -ENOMEM;
 	if (r < 0) {
 		fprintf(stderr, "wfctl: %s: cannot open the outbox: %s\n", state, strerror(-r));

@@ -350,6 +350,27 @@ void creds_bus(const struct creds *c, struct wf_bus_options *bo)
 	bo->tls_keyfile = c->keyfile;
 }
 
+void wfctl_node_options(struct wf_node_options *o, const char *service, const char *state,
+			char *dir, size_t dirlen, const char *host, long port, const struct creds *c,
+			const struct wf_clock *clock, int64_t resend_ms)
+{
+	if (state == NULL) {
+		const char *home = getenv("HOME");
+		snprintf(dir, dirlen, "%s/.local/state/warnfuse/%s", home && *home ? home : "/tmp",
+			 service);
+		state = dir;
+	}
+	wf_node_options_init(o);
+	o->service = service;
+	o->kind = "wfctl";
+	o->state_dir = state;
+	o->bus.host = host;
+	o->bus.port = (int)port;
+	creds_bus(c, &o->bus);
+	o->clock = clock;
+	o->resend_ms = resend_ms;
+}
+
 int parse_timeout(const char *arg, long *ret)
 {
 	char *end = NULL;
@@ -814,25 +835,11 @@ identity:
 		return WF_EXIT_USAGE;
 	}
 	d.producer = service;
-	if (state == NULL) {
-		const char *home = getenv("HOME");
-		snprintf(dir, sizeof dir, "%s/.local/state/warnfuse/%s", home && *home ? home : "/tmp",
-			 service);
-		state = dir;
-	}
 
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct wf_node_options o;
 	struct wf_node_callbacks cb = { 0 };
-	wf_node_options_init(&o);
-	o.service = service;
-	o.kind = "wfctl";
-	o.state_dir = state;
-	o.bus.host = host;
-	o.bus.port = (int)port;
-	creds_bus(&cr, &o.bus);
-	o.clock = &d.clock;
-	o.resend_ms = 1000;
+	wfctl_node_options(&o, service, state, dir, sizeof dir, host, port, &cr, &d.clock, 1000);
 	int r = loop ? wf_node_new(loop, &o, &cb, NULL, &d.node) : -ENOMEM;
 	if (r < 0) {
 		fprintf(stderr, "wfctl: %s: cannot open the outbox: %s\n", state, strerror(-r));

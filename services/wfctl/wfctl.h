@@ -13,6 +13,7 @@
 
 #include "dispatch.pb-c.h"
 #include "wf/clock.h"
+#include "wf/node.h"
 #include "wf/region.h"
 
 /* Exit statuses scripts can rely on (docs/wfctl.md, "Exit status"). */
@@ -56,6 +57,12 @@ int conn_option(int c, const char *arg, const char **host, long *port, struct cr
 int creds_load(struct creds *c);
 /* Puts the identity and TLS settings of C into bus options BO. */
 void creds_bus(const struct creds *c, struct wf_bus_options *bo);
+/* Node options of a sending command: producer SERVICE with its outbox in
+ * STATE (NULL: $HOME/.local/state/warnfuse/SERVICE, written into DIR of
+ * DIRLEN bytes), on HOST:PORT as C, on CLOCK, resending after RESEND_MS. */
+void wfctl_node_options(struct wf_node_options *o, const char *service, const char *state,
+			char *dir, size_t dirlen, const char *host, long port, const struct creds *c,
+			const struct wf_clock *clock, int64_t resend_ms);
 /* --timeout S in 1..86400. */
 int parse_timeout(const char *arg, long *ret);
 /* The wall clock, or WF_NOW's shifted one (OFFSET must outlive the clock).
