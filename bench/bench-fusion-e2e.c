@@ -59,6 +59,7 @@
 
 #include "broker.h"
 #include "proc.h"
+#include "util.h"
 #include "wf/clock.h"
 #include "wf/node.h"
 #include "wf/pbjson.h"
@@ -74,14 +75,7 @@
 #define MAX_PENDING 20000
 #define LAT_AREAS 100
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-/* What exit() must not leave behind (die() and the generators exit). */
+/* What exit() must not leave behind (wf_test_die() and the generators exit). */
 static struct wf_test_broker *g_broker;
 static pid_t g_child;
 
@@ -91,31 +85,6 @@ static void cleanup(void)
 		wf_test_stop(g_child, SIGTERM, 10000);
 	g_child = 0;
 	g_broker = wf_test_broker_free(g_broker);
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "bench-fusion-e2e: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		die("asprintf");
-	va_end(ap);
-	return s;
-}
-
-static void spit(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		die(path);
 }
 
 struct cfg {
@@ -184,7 +153,7 @@ static void load_counties(const char *path)
 	char line[512];
 	int n = 0;
 	if (!f)
-		die(path);
+		wf_test_die(path);
 	while (n < LAT_AREAS && fgets(line, sizeof line, f))
 		if (strncmp(line, "41", 2) == 0 && strstr(line, ",county") && line[12] == ',')
 			snprintf(lat_counties[n++], 13, "%.12s", line);
@@ -234,10 +203,10 @@ static long replay(const char *dir, const char *name, long n,
 		   void (*make)(long i, Wf__V1__Event *ev, char *id, char *ref, char **refs, void *ud),
 		   void *ud, double *ret_secs)
 {
-	char *events = xasprintf("%s/%s.jsonl", dir, name);
+	char *events = wf_test_xasprintf("%s/%s.jsonl", dir, name);
 	FILE *f = fopen(events, "w");
 	if (!f)
-		die(events);
+		wf_test_die(events);
 	for (long i = 0; i < n; i++) {
 		Wf__V1__Event ev;
 		char id[32], ref[32], *refs[1];
@@ -246,21 +215,21 @@ static long replay(const char *dir, const char *name, long n,
 		ev.seq = (uint64_t)i + 1;
 		char *js = wf_pbjson_print(&ev.base);
 		if (!js)
-			die("wf_pbjson_print");
+			wf_test_die("wf_pbjson_print");
 		fprintf(f, "%s\n", js);
 		free(js);
 	}
 	if (fclose(f) != 0)
-		die(events);
+		wf_test_die(events);
 	char *exe = wf_test_build_path("services/fusion/wf-fusion");
 	char *rules = wf_test_source_path("deploy/fusion-rules.conf");
 	char *argv[] = { exe, (char *)"--replay", events, (char *)"--rules", rules,
 			 (char *)"--regions", getenv("WF_REGIONS"), NULL };
 	char *out = NULL;
-	char *log = xasprintf("%s/%s-replay.log", dir, name);
-	double t0 = now_s();
+	char *log = wf_test_xasprintf("%s/%s-replay.log", dir, name);
+	double t0 = wf_test_mono_s();
 	int st = wf_test_capture(argv, NULL, log, &out, 120000);
-	*ret_secs = now_s() - t0;
+	*ret_secs = wf_test_mono_s() - t0;
 	long lines = 0;
 	for (char *p = out; p && (p = strchr(p, '\n')); p++)
 		lines++;
@@ -293,12 +262,12 @@ static void make_latency(long i, Wf__V1__Event *ev, char *id, char *ref, char **
 static char *fusion_conf(const char *dir, const char *id, int port, const char *clock)
 {
 	char *rules = wf_test_source_path("deploy/fusion-rules.conf");
-	char *text = xasprintf("[service]\nid = %s\nstate_dir = %s/state-%s\nregions = %s\n"
+	char *text = wf_test_xasprintf("[service]\nid = %s\nstate_dir = %s/state-%s\nregions = %s\n"
 			       "heartbeat = 1s\n[mqtt]\nhost = 127.0.0.1\nport = %d\n"
 			       "[fusion]\nrules = %s\nclock = %s\nordered = true\n",
 			       id, dir, id, getenv("WF_REGIONS"), port, rules, clock);
-	char *p = xasprintf("%s/%s.conf", dir, id);
-	spit(p, text);
+	char *p = wf_test_xasprintf("%s/%s.conf", dir, id);
+	wf_test_spit_text(p, text);
 	free(text);
 	free(rules);
 	return p;
@@ -357,7 +326,7 @@ static int on_warning(void *ud, struct wf_txn *t, const Wf__V1__Warning *w,
 		      const struct wf_node_msg *m, struct wf_codec_error *why)
 {
 	struct bench *b = ud;
-	double now = now_s();
+	double now = wf_test_mono_s();
 	(void)t;
 	(void)why;
 	pthread_mutex_lock(&b->mu);
@@ -430,9 +399,9 @@ static struct wf_node *new_node(struct bench *b, struct ev_loop *loop, const cha
 	struct wf_node_options o;
 	struct wf_node_callbacks cb = { .on_warning = on_warning, .on_state = on_state };
 	struct wf_node *n;
-	char *sdir = xasprintf("%s/%s", dir, service);
+	char *sdir = wf_test_xasprintf("%s/%s", dir, service);
 	if (mkdir(sdir, 0700) < 0)
-		die(sdir);
+		wf_test_die(sdir);
 	wf_node_options_init(&o);
 	o.service = service;
 	o.kind = kind;
@@ -502,10 +471,10 @@ static void consumer_start(struct bench *b)
 {
 	b->wloop = ev_loop_new(EVFLAG_AUTO);
 	if (!b->wloop)
-		die("ev_loop_new");
+		wf_test_die("ev_loop_new");
 	b->w = new_node(b, b->wloop, b->dir, "wf-dispatch-bench", "dispatch", b->port, true);
 	if (pthread_create(&b->wthread, NULL, consumer_main, b) != 0)
-		die("pthread_create");
+		wf_test_die("pthread_create");
 	b->wthread_started = true;
 }
 
@@ -581,7 +550,7 @@ static int throughput(struct bench *b, int mix)
 	const struct cfg *c = b->c;
 	const char *tag = mix == MIX_REPORTS ? "fusion_e2e.reports." : "fusion_e2e.";
 	const char *wname = mix == MIX_REPORTS ? "reports" : "versions";
-	char *log = xasprintf("%s/fusion-%s.log", b->dir, wname);
+	char *log = wf_test_xasprintf("%s/fusion-%s.log", b->dir, wname);
 	int status = 0;
 	g_mix = mix;
 	b->emitted = 0;
@@ -617,10 +586,10 @@ static int throughput(struct bench *b, int mix)
 	}
 	ev_idle_init(&b->feeder, feed_cb);
 	b->feeder.data = b;
-	double t0 = now_s();
+	double t0 = wf_test_mono_s();
 	ev_idle_start(b->loop, &b->feeder);
 	bool acked = wf_test_run_until(b->loop, all_acked, b, (int)(c->time_limit_s * 1000));
-	double t_acked = now_s();
+	double t_acked = wf_test_mono_s();
 	struct count_wait cw = { b, want };
 	bool warned = wf_test_run_until(b->loop, warnings_reached, &cw, 20000);
 	ev_idle_stop(b->loop, &b->feeder);
@@ -690,7 +659,7 @@ static void pacer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct bench *b = w->data;
 	(void)revents;
-	double now = now_s();
+	double now = wf_test_mono_s();
 	long due = (long)((now - b->lat_start) * b->c->rate) + 1;
 	if (due > b->lat_total)
 		due = b->lat_total;
@@ -700,10 +669,10 @@ static void pacer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		return;
 	}
 	struct lat_ctx e = { b, b->lat_sent, due - b->lat_sent };
-	double t_before = now_s();
+	double t_before = wf_test_mono_s();
 	if (wf_node_update(b->p, lat_emit_fn, &e) != 0)
 		return;
-	double t_pub = now_s();
+	double t_pub = wf_test_mono_s();
 	if ((t_pub - t_before) * 1000.0 > b->max_commit_ms)
 		b->max_commit_ms = (t_pub - t_before) * 1000.0;
 	pthread_mutex_lock(&b->mu);
@@ -743,7 +712,7 @@ static double pct(const double *v, long n, double p)
 static double measure_raw(const char *self)
 {
 	char *copy = strdup(self);
-	char *exe = xasprintf("%s/bench-broker", dirname(copy));
+	char *exe = wf_test_xasprintf("%s/bench-broker", dirname(copy));
 	char *argv[] = { exe, (char *)"--count", (char *)"50000", NULL };
 	char *out = NULL;
 	double raw = 0;
@@ -855,8 +824,8 @@ bad:
 	int port = wf_test_broker_port(br);
 	char *dir = wf_test_mkdtemp("bench-fusion-e2e");
 	if (!dir)
-		die("mkdtemp");
-	char *log = xasprintf("%s/fusion.log", dir);
+		wf_test_die("mkdtemp");
+	char *log = wf_test_xasprintf("%s/fusion.log", dir);
 	int status = 0;
 	struct bench b = { .c = &c, .count = c.count, .dir = dir, .port = port };
 	pthread_mutex_init(&b.mu, NULL);
@@ -904,7 +873,7 @@ bad:
 	wf_test_run_for(b.loop, 500);
 	ev_timer_init(&b.pacer, pacer_cb, 0.001, 0.001);
 	b.pacer.data = &b;
-	b.lat_start = now_s();
+	b.lat_start = wf_test_mono_s();
 	ev_timer_start(b.loop, &b.pacer);
 	bool ok = wf_test_run_until(b.loop, lat_done, &b, (int)((c.seconds + 30) * 1000));
 	ev_timer_stop(b.loop, &b.pacer);
@@ -935,7 +904,7 @@ out:
 	consumer_stop(&b);
 	ev_loop_destroy(b.loop);
 	if (c.broker_log) { /* the whole file (wf_test_broker_log returns its start) */
-		char *from = xasprintf("%s/mosquitto.log", wf_test_broker_dir(g_broker));
+		char *from = wf_test_xasprintf("%s/mosquitto.log", wf_test_broker_dir(g_broker));
 		char *cmd[] = { (char *)"/bin/cp", from, (char *)c.broker_log, NULL };
 		if (wf_test_wait(wf_test_spawn(cmd, NULL, NULL), 60000) != 0)
 			fprintf(stderr, "bench-fusion-e2e: cannot copy %s\n", from);

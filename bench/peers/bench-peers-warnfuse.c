@@ -52,6 +52,7 @@
 
 #include "broker.h"
 #include "proc.h"
+#include "util.h"
 #include "wf/node.h"
 #include "wf/pbjson.h"
 #include "wf/topic.h"
@@ -69,13 +70,6 @@
 #define MAX_EVENTS 200000
 #define SEEN (1L << 19) /* distinct (warning id, version) of duty notices, open addressing */
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 static struct wf_test_broker *g_broker;
 static bool g_no_station; /* --no-station: the dispatcher publishes no notice */
 static pid_t g_fusion, g_dispatch;
@@ -88,31 +82,6 @@ static void cleanup(void)
 		wf_test_stop(g_fusion, SIGTERM, 10000);
 	g_dispatch = g_fusion = 0;
 	g_broker = wf_test_broker_free(g_broker);
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "bench-peers-warnfuse: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		die("asprintf");
-	va_end(ap);
-	return s;
-}
-
-static void spit(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		die(path);
 }
 
 /* ---- a string -> index map (open addressing, bounded) ---- */
@@ -129,7 +98,7 @@ static void smap_init(struct smap *m, long cap)
 	m->k = calloc((size_t)cap, sizeof *m->k);
 	m->v = calloc((size_t)cap, sizeof *m->v);
 	if (!m->k || !m->v)
-		die("calloc");
+		wf_test_die("calloc");
 }
 
 static void smap_free(struct smap *m)
@@ -153,7 +122,7 @@ static long *smap_slot(struct smap *m, const char *key, bool add)
 			if (!add)
 				return NULL;
 			if (!(m->k[s] = strdup(key)))
-				die("strdup");
+				wf_test_die("strdup");
 			m->v[s] = -1;
 			return &m->v[s];
 		}
@@ -183,10 +152,10 @@ static void load_events(const char *path)
 	ssize_t len;
 	long lineno = 0;
 	if (!f)
-		die(path);
+		wf_test_die(path);
 	g_ev = calloc(MAX_EVENTS, sizeof *g_ev);
 	if (!g_ev)
-		die("calloc");
+		wf_test_die("calloc");
 	while ((len = getline(&line, &cap, f)) > 0) {
 		lineno++;
 		if (line[0] == '#' || line[0] == '\n')
@@ -254,7 +223,7 @@ static void finals_clear(void)
 	free(g_finals);
 	g_finals = calloc(FINALS, sizeof *g_finals);
 	if (!g_finals)
-		die("calloc");
+		wf_test_die("calloc");
 	g_n_finals = 0;
 	smap_free(&g_trigger);
 	smap_init(&g_trigger, 4 * MAX_EVENTS);
@@ -278,7 +247,7 @@ static void finals_note(const char *line, size_t len)
 	if (!f->id) {
 		f->id = strdup(w->id);
 		if (!f->id)
-			die("strdup");
+			wf_test_die("strdup");
 		g_n_finals++;
 	}
 	if (w->version > f->version)
@@ -299,30 +268,30 @@ static void finals_note(const char *line, size_t len)
  * (and each warning's final one in g_finals). */
 static long replay_versions(const char *dir, const char *path, long n)
 {
-	char *part = xasprintf("%s/replay-%ld.jsonl", dir, n);
+	char *part = wf_test_xasprintf("%s/replay-%ld.jsonl", dir, n);
 	FILE *in = fopen(path, "r"), *out = fopen(part, "w");
 	char *line = NULL;
 	size_t cap = 0;
 	long k = 0;
 	if (!in || !out)
-		die(part);
+		wf_test_die(part);
 	while (k < n && getline(&line, &cap, in) > 0) {
 		if (line[0] == '#' || line[0] == '\n')
 			continue;
 		if (fputs(line, out) < 0)
-			die(part);
+			wf_test_die(part);
 		k++;
 	}
 	free(line);
 	fclose(in);
 	if (fclose(out) != 0)
-		die(part);
+		wf_test_die(part);
 	char *exe = wf_test_build_path("services/fusion/wf-fusion");
 	char *rules = wf_test_source_path("deploy/fusion-rules.conf");
 	char *argv[] = { exe, (char *)"--replay", part, (char *)"--rules", rules,
 			 (char *)"--regions", getenv("WF_REGIONS"), NULL };
 	char *text = NULL;
-	char *log = xasprintf("%s/replay-%ld.log", dir, n);
+	char *log = wf_test_xasprintf("%s/replay-%ld.log", dir, n);
 	int st = wf_test_capture(argv, NULL, log, &text, 120000);
 	long lines = 0;
 	pthread_mutex_lock(&g_mu); /* the observer's thread reads g_finals */
@@ -430,7 +399,7 @@ static void on_subscribe(struct mosquitto *mq, void *ud, int mid, int n, const i
 
 static void on_message(struct mosquitto *mq, void *ud, const struct mosquitto_message *m)
 {
-	double now = now_s();
+	double now = wf_test_mono_s();
 	(void)mq;
 	(void)ud;
 	if (strncmp(m->topic, "wf/v1/state/", 12) == 0) {
@@ -503,10 +472,10 @@ static void observer_start(int port)
 	g_obs.seen = calloc(SEEN, sizeof *g_obs.seen);
 	g_obs.acked = calloc(ACK_SEQS / 8, 1);
 	if (!g_obs.seen || !g_obs.acked)
-		die("calloc");
+		wf_test_die("calloc");
 	g_obs.mq = mosquitto_new("peers-observer", true, NULL);
 	if (!g_obs.mq)
-		die("mosquitto_new");
+		wf_test_die("mosquitto_new");
 	mosquitto_connect_callback_set(g_obs.mq, on_connect);
 	mosquitto_subscribe_callback_set(g_obs.mq, on_subscribe);
 	mosquitto_message_callback_set(g_obs.mq, on_message);
@@ -558,12 +527,12 @@ static long obs_notices(double *t_last, long *distinct, long *all)
 static pid_t start_service(const char *dir, const char *prog, const char *id, int port,
 			   const char *extra)
 {
-	char *text = xasprintf("[service]\nid = %s\nstate_dir = %s/state-%s\nregions = %s\n"
+	char *text = wf_test_xasprintf("[service]\nid = %s\nstate_dir = %s/state-%s\nregions = %s\n"
 			       "heartbeat = 1s\n[mqtt]\nhost = 127.0.0.1\nport = %d\n%s",
 			       id, dir, id, getenv("WF_REGIONS"), port, extra);
-	char *conf = xasprintf("%s/%s.conf", dir, id);
-	char *log = xasprintf("%s/%s.log", dir, id);
-	spit(conf, text);
+	char *conf = wf_test_xasprintf("%s/%s.conf", dir, id);
+	char *log = wf_test_xasprintf("%s/%s.log", dir, id);
+	wf_test_spit_text(conf, text);
 	char *exe = wf_test_build_path(prog);
 	char *argv[] = { exe, (char *)"--config", conf, NULL };
 	pid_t pid = wf_test_spawn(argv, NULL, log);
@@ -578,15 +547,15 @@ static bool start_pipeline(const char *dir, int port, const char *fusion_id,
 			   const char *dispatch_id)
 {
 	char *rules = wf_test_source_path("deploy/fusion-rules.conf");
-	char *fx = xasprintf("[fusion]\nrules = %s\nclock = events\nordered = true\n", rules);
-	char *routes = xasprintf("%s/routes.conf", dir);
-	spit(routes, g_no_station ? "# bench-peers --no-station: no duty station (diagnosis)\n"
+	char *fx = wf_test_xasprintf("[fusion]\nrules = %s\nclock = events\nordered = true\n", rules);
+	char *routes = wf_test_xasprintf("%s/routes.conf", dir);
+	wf_test_spit_text(routes, g_no_station ? "# bench-peers --no-station: no duty station (diagnosis)\n"
 				    "[route all]\nchannels = duty\n"
 				  : "# bench-peers: every warning to one duty station for the province\n"
 				    "[station duty-41]\nregion = 410000\n"
 				    "[route all]\nchannels = duty\n");
-	char *capdir = xasprintf("%s/cap-%s", dir, dispatch_id);
-	char *dx = xasprintf("[dispatch]\nroutes = %s\n[cap]\nspool_dir = %s\n", routes, capdir);
+	char *capdir = wf_test_xasprintf("%s/cap-%s", dir, dispatch_id);
+	char *dx = wf_test_xasprintf("[dispatch]\nroutes = %s\n[cap]\nspool_dir = %s\n", routes, capdir);
 	pthread_mutex_lock(&g_mu);
 	g_obs.fusion_id = fusion_id;
 	g_obs.dispatch_id = dispatch_id;
@@ -628,9 +597,9 @@ static struct wf_node *new_producer(struct ev_loop *loop, const char *dir, const
 {
 	struct wf_node_options o;
 	struct wf_node *n;
-	char *sdir = xasprintf("%s/%s", dir, service);
+	char *sdir = wf_test_xasprintf("%s/%s", dir, service);
 	if (mkdir(sdir, 0700) < 0)
-		die(sdir);
+		wf_test_die(sdir);
 	wf_node_options_init(&o);
 	o.service = service;
 	o.kind = "adapter";
@@ -701,7 +670,7 @@ static void pacer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
 	struct bench *b = w->data;
 	(void)revents;
-	long due = (long)((now_s() - b->lat_start) * b->rate) + 1;
+	long due = (long)((wf_test_mono_s() - b->lat_start) * b->rate) + 1;
 	if (due > b->count)
 		due = b->count;
 	if (due <= b->emitted) {
@@ -712,7 +681,7 @@ static void pacer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct emit_ctx e = { b, b->emitted, due - b->emitted };
 	if (wf_node_update(b->p, emit_fn, &e) != 0)
 		return;
-	double t_pub = now_s();
+	double t_pub = wf_test_mono_s();
 	pthread_mutex_lock(&g_mu);
 	for (long i = b->emitted; i < due; i++)
 		g_obs.sent_at[i] = t_pub;
@@ -839,10 +808,10 @@ bad:
 
 	char *dir = wf_test_mkdtemp("bench-peers-warnfuse");
 	if (!dir)
-		die("mkdtemp");
-	double t_replay = now_s();
+		wf_test_die("mkdtemp");
+	double t_replay = wf_test_mono_s();
 	long want = replay_versions(dir, events, g_n);
-	t_replay = now_s() - t_replay;
+	t_replay = wf_test_mono_s() - t_replay;
 	if (want <= 0)
 		return 1;
 	printf("peers.warnfuse.events %ld\n", g_n);
@@ -877,10 +846,10 @@ bad:
 	}
 	ev_idle_init(&b.feeder, feed_cb);
 	b.feeder.data = &b;
-	double t0 = now_s();
+	double t0 = wf_test_mono_s();
 	ev_idle_start(b.loop, &b.feeder);
 	bool acked = wf_test_run_until(b.loop, all_acked, &b, (int)(limit * 1000));
-	double t_acked = now_s();
+	double t_acked = wf_test_mono_s();
 	long versions = want;
 	struct count_wait cv = { versions };
 	bool committed = wf_test_run_until(b.loop, dispatch_committed, &cv, (int)(limit * 1000));
@@ -959,7 +928,7 @@ bad:
 		}
 		ev_timer_init(&b.pacer, pacer_cb, 0.001, 0.001);
 		b.pacer.data = &b;
-		b.lat_start = now_s();
+		b.lat_start = wf_test_mono_s();
 		ev_timer_start(b.loop, &b.pacer);
 		cw.want = g_n_finals;
 		bool ok = wf_test_run_until(b.loop, notices_reached, &cw,

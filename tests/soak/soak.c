@@ -57,6 +57,7 @@
 
 #include "broker.h"
 #include "proc.h"
+#include "util.h"
 #include "wf/clock.h"
 #include "wf/node.h"
 #include "wf/pbjson.h"
@@ -73,43 +74,11 @@
 #define PER_TXN 500
 #define MAX_WINDOWS 20000
 
-static double now_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static void die(const char *what)
-{
-	fprintf(stderr, "wf-soak: %s: %s\n", what, strerror(errno));
-	exit(1);
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		die("asprintf");
-	va_end(ap);
-	return s;
-}
-
-static void spit(const char *path, const char *text)
-{
-	FILE *f = fopen(path, "w");
-	if (!f || fputs(text, f) < 0 || fclose(f) != 0)
-		die(path);
-}
-
 static void *xcalloc(size_t n, size_t sz)
 {
 	void *p = calloc(n ? n : 1, sz);
 	if (!p)
-		die("calloc");
+		wf_test_die("calloc");
 	return p;
 }
 
@@ -154,7 +123,7 @@ static void load_counties(const char *path)
 	FILE *f = fopen(path, "r");
 	char line[512];
 	if (!f)
-		die(path);
+		wf_test_die(path);
 	while (n_counties < MAX_COUNTIES && fgets(line, sizeof line, f))
 		if (strncmp(line, "41", 2) == 0 && strstr(line, ",county") && line[12] == ',')
 			snprintf(counties[n_counties++], 13, "%.12s", line);
@@ -327,7 +296,7 @@ static uint64_t warning_hash(const Wf__V1__Warning *w)
 	copy.epoch = 0;
 	char *js = wf_pbjson_print(&copy.base);
 	if (!js)
-		die("wf_pbjson_print");
+		wf_test_die("wf_pbjson_print");
 	uint64_t h = fnv1a(js);
 	free(js);
 	return h;
@@ -339,7 +308,7 @@ static void push(double **v, long *n, long *cap, double x)
 		*cap = *cap ? *cap * 2 : 4096;
 		*v = realloc(*v, (size_t)*cap * sizeof **v);
 		if (!*v)
-			die("realloc");
+			wf_test_die("realloc");
 	}
 	(*v)[(*n)++] = x;
 }
@@ -348,12 +317,12 @@ static int on_warning(void *ud, struct wf_txn *t, const Wf__V1__Warning *w,
 		      const struct wf_node_msg *m, struct wf_codec_error *why)
 {
 	struct soak *s = ud;
-	double now = now_s();
+	double now = wf_test_mono_s();
 	(void)t;
 	(void)why;
 	(void)m;
 	uint64_t h = warning_hash(w);
-	char *key = xasprintf("%s@%u", w->id, w->version);
+	char *key = wf_test_xasprintf("%s@%u", w->id, w->version);
 	pthread_mutex_lock(&s->mu);
 	if (s->received) { /* --keep: every version as received, for a diff with replay */
 		char *js = wf_pbjson_print(&w->base);
@@ -365,7 +334,7 @@ static int on_warning(void *ud, struct wf_txn *t, const Wf__V1__Warning *w,
 		s->keys = realloc(s->keys, (size_t)s->keys_cap * sizeof *s->keys);
 		s->hashes = realloc(s->hashes, (size_t)s->keys_cap * sizeof *s->hashes);
 		if (!s->keys || !s->hashes)
-			die("realloc");
+			wf_test_die("realloc");
 	}
 	s->keys[s->n_versions] = key;
 	s->hashes[s->n_versions++] = h;
@@ -506,9 +475,9 @@ static struct wf_node *new_node(struct soak *s, struct ev_loop *loop, const char
 	struct wf_node_callbacks cb = { .on_warning = on_warning, .on_state = on_state,
 					.on_control = on_control };
 	struct wf_node *n;
-	char *sdir = xasprintf("%s/%s", s->dir, service);
+	char *sdir = wf_test_xasprintf("%s/%s", s->dir, service);
 	if (mkdir(sdir, 0700) < 0)
-		die(sdir);
+		wf_test_die(sdir);
 	wf_node_options_init(&o);
 	o.service = service;
 	o.kind = kind;
@@ -646,7 +615,7 @@ static void write_replay_line(struct soak *s, const struct plan *p, uint64_t seq
 	ev.seq = seq;
 	char *js = wf_pbjson_print(&ev.base);
 	if (!js)
-		die("wf_pbjson_print");
+		wf_test_die("wf_pbjson_print");
 	fprintf(s->jsonl, "%s\n", js);
 	free(js);
 }
@@ -681,7 +650,7 @@ static void do_tick(struct soak *s, double now)
 	struct plan *sorted = xcalloc((size_t)n, sizeof *sorted);
 	memcpy(sorted, tp, (size_t)n * sizeof *sorted);
 	qsort(sorted, (size_t)n, sizeof *sorted, cmp_plan_ag);
-	double t_before = now_s();
+	double t_before = wf_test_mono_s();
 	pthread_mutex_lock(&s->mu);
 	for (long i = 0; i < n; i++)
 		s->sent[tp[i].idx] = t_before;
@@ -701,7 +670,7 @@ static void do_tick(struct soak *s, double now)
 			fprintf(stderr, "wf-soak: emit for %s: %s\n", agencies[ag].name, strerror(-r));
 			exit(1);
 		}
-		double t_pub = now_s();
+		double t_pub = wf_test_mono_s();
 		pthread_mutex_lock(&s->mu);
 		for (long k = i; k < j; k++)
 			if (s->sent[sorted[k].idx] >= 0)
@@ -770,13 +739,13 @@ static char *lmdb_path(struct soak *s, int i)
 {
 	switch (i) {
 	case L_FUSION:
-		return xasprintf("%s/state-fusion/data.mdb", s->dir);
+		return wf_test_xasprintf("%s/state-fusion/data.mdb", s->dir);
 	case L_DISPATCH:
-		return xasprintf("%s/state-dispatch/data.mdb", s->dir);
+		return wf_test_xasprintf("%s/state-dispatch/data.mdb", s->dir);
 	case L_CONSOLE:
-		return xasprintf("%s/wf-console-soak/data.mdb", s->dir);
+		return wf_test_xasprintf("%s/wf-console-soak/data.mdb", s->dir);
 	default:
-		return xasprintf("%s/wf-%s-soak/data.mdb", s->dir, agencies[i - L_MET].name);
+		return wf_test_xasprintf("%s/wf-%s-soak/data.mdb", s->dir, agencies[i - L_MET].name);
 	}
 }
 
@@ -860,7 +829,7 @@ static void ticker_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
 	struct soak *s = t->data;
 	(void)revents;
-	double now = now_s();
+	double now = wf_test_mono_s();
 	if (s->stopping || now - s->t_start >= s->c->duration) {
 		ev_break(loop, EVBREAK_ONE);
 		return;
@@ -919,7 +888,7 @@ static long replay_expected(struct soak *s, const char *events, struct kv **ret)
 	char *argv[] = { exe, (char *)"--replay", (char *)events, (char *)"--rules", rules,
 			 (char *)"--regions", getenv("WF_REGIONS"), NULL };
 	char *out = NULL;
-	char *log = xasprintf("%s/replay.log", s->dir);
+	char *log = wf_test_xasprintf("%s/replay.log", s->dir);
 	int st = wf_test_capture(argv, NULL, log, &out, 600000);
 	long n = 0, cap = 0;
 	struct kv *v = NULL;
@@ -941,9 +910,9 @@ static long replay_expected(struct soak *s, const char *events, struct kv **ret)
 			cap = cap ? cap * 2 : 65536;
 			v = realloc(v, (size_t)cap * sizeof *v);
 			if (!v)
-				die("realloc");
+				wf_test_die("realloc");
 		}
-		v[n].key = xasprintf("%s@%u", w->id, w->version);
+		v[n].key = wf_test_xasprintf("%s@%u", w->id, w->version);
 		v[n].h = warning_hash(w);
 		n++;
 		protobuf_c_message_free_unpacked(m, NULL);
@@ -991,12 +960,12 @@ static double median(double *v, int n)
 static char *fusion_conf(struct soak *s)
 {
 	char *rules = wf_test_source_path("deploy/fusion-rules.conf");
-	char *text = xasprintf("[service]\nid = wf-fusion-soak\nstate_dir = %s/state-fusion\n"
+	char *text = wf_test_xasprintf("[service]\nid = wf-fusion-soak\nstate_dir = %s/state-fusion\n"
 			       "regions = %s\nheartbeat = 5s\n[mqtt]\nhost = 127.0.0.1\nport = %d\n"
 			       "[fusion]\nrules = %s\nclock = events\nordered = true\n",
 			       s->dir, getenv("WF_REGIONS"), s->port, rules);
-	char *p = xasprintf("%s/fusion.conf", s->dir);
-	spit(p, text);
+	char *p = wf_test_xasprintf("%s/fusion.conf", s->dir);
+	wf_test_spit_text(p, text);
 	free(text);
 	free(rules);
 	return p;
@@ -1007,10 +976,10 @@ static char *fusion_conf(struct soak *s)
  * would fill the disk with one file per released version) */
 static char *dispatch_conf(struct soak *s)
 {
-	char *routes = xasprintf("%s/routes.conf", s->dir);
+	char *routes = wf_test_xasprintf("%s/routes.conf", s->dir);
 	FILE *f = fopen(routes, "w");
 	if (!f)
-		die(routes);
+		wf_test_die(routes);
 	fprintf(f, "[station duty-410000]\nregion = 410000\n");
 	char seen[64][5];
 	int n_seen = 0;
@@ -1026,8 +995,8 @@ static char *dispatch_conf(struct soak *s)
 	}
 	fprintf(f, "[route all]\nchannels = duty, broadcast\n");
 	if (fclose(f) != 0)
-		die(routes);
-	char *text = xasprintf(
+		wf_test_die(routes);
+	char *text = wf_test_xasprintf(
 		"[service]\nid = wf-dispatch-soak\nstate_dir = %s/state-dispatch\nregions = %s\n"
 		"heartbeat = 5s\n[mqtt]\nhost = 127.0.0.1\nport = %d\n"
 		"[dispatch]\nroutes = %s\ninput = wf/v1/warning/#\n"
@@ -1036,8 +1005,8 @@ static char *dispatch_conf(struct soak *s)
 		"[duty]\nack_deadline_I = 5m\nack_deadline_II = 10m\nack_deadline_III = 30m\n"
 		"ack_deadline_IV = 1h\nfollowup_interval = 30m\n",
 		s->dir, getenv("WF_REGIONS"), s->port, routes);
-	char *p = xasprintf("%s/dispatch.conf", s->dir);
-	spit(p, text);
+	char *p = wf_test_xasprintf("%s/dispatch.conf", s->dir);
+	wf_test_spit_text(p, text);
 	free(text);
 	free(routes);
 	return p;
@@ -1164,19 +1133,19 @@ bad:
 	s.port = wf_test_broker_port(s.broker);
 	s.dir = wf_test_mkdtemp("wf-soak");
 	if (!s.dir)
-		die("mkdtemp");
-	char *events = xasprintf("%s/events.jsonl", s.dir);
+		wf_test_die("mkdtemp");
+	char *events = wf_test_xasprintf("%s/events.jsonl", s.dir);
 	s.jsonl = fopen(events, "w");
 	if (!s.jsonl)
-		die(events);
-	s.fusion_log = xasprintf("%s/fusion.log", s.dir);
-	s.dispatch_log = xasprintf("%s/dispatch.log", s.dir);
+		wf_test_die(events);
+	s.fusion_log = wf_test_xasprintf("%s/fusion.log", s.dir);
+	s.dispatch_log = wf_test_xasprintf("%s/dispatch.log", s.dir);
 	s.loop = ev_loop_new(EVFLAG_AUTO);
 	if (c.keep) {
-		char *rp = xasprintf("%s/received.jsonl", s.dir);
+		char *rp = wf_test_xasprintf("%s/received.jsonl", s.dir);
 		s.received = fopen(rp, "w");
 		if (!s.received)
-			die(rp);
+			wf_test_die(rp);
 		free(rp);
 	}
 	printf("wf-soak: %.0f s at %d events/s, bursts of %d every %.0f s, samples every %.0f s, "
@@ -1188,7 +1157,7 @@ bad:
 	s.wloop = ev_loop_new(EVFLAG_AUTO);
 	s.w = new_node(&s, s.wloop, "wf-console-soak", "dispatch", 0, true);
 	if (pthread_create(&s.wthread, NULL, consumer_main, &s) != 0)
-		die("pthread_create");
+		wf_test_die("pthread_create");
 	s.wthread_started = true;
 	for (int a = 0; a < N_AG; a++) {
 		char name[32];
@@ -1210,28 +1179,28 @@ bad:
 	}
 
 	/* ---- the run ---- */
-	s.t_start = now_s();
+	s.t_start = wf_test_mono_s();
 	s.t_next_burst = s.t_start + c.burst_every / 2;
 	ev_timer_init(&s.ticker, ticker_cb, 0.02, 0.02);
 	s.ticker.data = &s;
 	ev_timer_start(s.loop, &s.ticker);
 	ev_run(s.loop, 0);
 	ev_timer_stop(s.loop, &s.ticker);
-	double t_end = now_s();
+	double t_end = wf_test_mono_s();
 	if (fclose(s.jsonl) != 0)
-		die(events);
+		wf_test_die(events);
 	s.jsonl = NULL;
 
 	/* ---- the end: everything acknowledged, every version arrived ---- */
 	bool acked = wf_test_run_until(s.loop, drained, &s, 120000);
 	struct kv *want = NULL;
-	double t_rep = now_s();
+	double t_rep = wf_test_mono_s();
 	long n_want = replay_expected(&s, events, &want);
-	t_rep = now_s() - t_rep;
+	t_rep = wf_test_mono_s() - t_rep;
 	struct vwait vw = { &s, n_want };
 	bool all_versions = n_want >= 0 && wf_test_run_until(s.loop, versions_reached, &vw, 120000);
 	wf_test_run_for(s.loop, 2000); /* anything beyond what replay made would show now */
-	sample(&s, now_s());
+	sample(&s, wf_test_mono_s());
 	bool fusion_alive = s.fusion > 0 && wf_test_wait(s.fusion, 0) == -ETIMEDOUT;
 	bool dispatch_alive = s.dispatch > 0 && wf_test_wait(s.dispatch, 0) == -ETIMEDOUT;
 
