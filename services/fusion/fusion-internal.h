@@ -113,7 +113,6 @@ struct fusion_input {
 	struct fusion_area *area;  /* set while VALID */
 	uint32_t hash;
 	uint32_t pos;              /* index in its area's bucket while VALID */
-	uint32_t mark;             /* eval scratch */
 	uint8_t agency, hazard, strength, certainty, status, state;
 	bool placeholder;          /* known only as a reference so far */
 	bool has_meas;
@@ -221,7 +220,6 @@ struct wf_fusion {
 	char **intern;
 	size_t n_intern, cap_intern;
 	uint64_t emitted;
-	uint32_t mark_gen;
 	struct fusion_scratch *scratch; /* eval.c */
 };
 
