@@ -503,6 +503,122 @@ static int input_store(struct wf_fusion *e, struct wf_txn *t, const struct fusio
 	return r;
 }
 
+#define INPUT_ID_MAX 129 /* key: agency byte + id, at most 130 bytes */
+
+/* Decodes a dbi_input record into X (whose id has room for INPUT_ID_MAX
+ * bytes); hnext and area are cleared. */
+static int input_decode(struct wf_fusion *e, const void *key, size_t klen, const void *val,
+			size_t vlen, struct fusion_input *x)
+{
+	if (klen < 2 || klen > INPUT_ID_MAX + 1)
+		return -EBADMSG;
+	const unsigned char *k = key;
+	memcpy(x->id, k + 1, klen - 1);
+	x->id[klen - 1] = '\0';
+	x->hnext = NULL;
+	x->area = NULL;
+	x->pos = 0;
+	x->agency = k[0];
+	x->hash = input_hash(x->agency, x->id);
+	struct rbuf b = { .p = val, .n = vlen };
+	if (rb_u8(&b) != 1)
+		return -EBADMSG;
+	x->hazard = (uint8_t)rb_u8(&b);
+	x->strength = (uint8_t)rb_u8(&b);
+	x->certainty = (uint8_t)rb_u8(&b);
+	x->status = (uint8_t)rb_u8(&b);
+	x->state = (uint8_t)rb_u8(&b);
+	unsigned fl = rb_u8(&b);
+	x->placeholder = fl & 1;
+	x->has_meas = fl & 2;
+	x->observed = rb_i64(&b);
+	x->expires = rb_i64(&b);
+	x->purge_at = rb_i64(&b);
+	x->value = rb_f64(&b);
+	x->threshold = rb_f64(&b);
+	rb_get(&b, x->region, 12);
+	x->region[12] = '\0';
+	char crit[256];
+	unsigned cl = rb_u8(&b);
+	rb_get(&b, crit, cl);
+	crit[cl] = '\0';
+	if (b.bad || x->agency == 0 || x->agency >= FUSION_AGENCY_MAX ||
+	    (!x->placeholder && (x->hazard == 0 || x->hazard >= FUSION_HAZARD_MAX)) ||
+	    x->strength > 4 || x->state > FUSION_IN_NOINPUT)
+		return -EBADMSG;
+	x->criterion = intern(e, crit);
+	return x->criterion ? 0 : -ENOMEM;
+}
+
+/* The input AGENCY/ID: in memory (a valid input, or one that ended before
+ * its expiry timer ran) or else read from the store into e->cold, which
+ * the next lookup overwrites. *RET NULL if unknown. */
+static int input_lookup(struct wf_fusion *e, struct wf_txn *t, int agency, const char *id,
+			struct fusion_input **ret)
+{
+	*ret = input_find(e, agency, id);
+	if (*ret)
+		return 0;
+	size_t n = strlen(id);
+	if (n == 0 || n > INPUT_ID_MAX)
+		return -EINVAL;
+	unsigned char key[INPUT_ID_MAX + 1];
+	key[0] = (unsigned char)agency;
+	memcpy(key + 1, id, n);
+	unsigned char val[512];
+	size_t vlen = 0;
+	int r = wf_store_get_buf(t, e->dbi_input, key, n + 1, val, sizeof val, &vlen);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	r = input_decode(e, key, n + 1, val, vlen, e->cold);
+	if (r < 0)
+		return r;
+	if (e->cold->state == FUSION_IN_VALID)
+		e->cold->state = FUSION_IN_EXPIRED; /* a store before the purge index */
+	*ret = e->cold;
+	return 0;
+}
+
+static size_t purge_key(int64_t at, const struct fusion_input *x, unsigned char *key)
+{
+	wf_store_u64_to_key(at > 0 ? (uint64_t)at : 0, key);
+	return 8 + input_key(x, key + 8);
+}
+
+/* X's dbi_purge entry at X's purge time. */
+static int purge_put(struct wf_fusion *e, struct wf_txn *t, const struct fusion_input *x)
+{
+	unsigned char key[8 + INPUT_ID_MAX + 1];
+	int r = wf_store_put(t, e->dbi_purge, key, purge_key(x->purge_at, x, key), "", 0, 0);
+	if (r == 0 && x->purge_at < e->next_purge && e->next_purge != INT64_MIN)
+		e->next_purge = x->purge_at;
+	return r;
+}
+
+/* X's dbi_purge entry at purge time AT (it may be absent). */
+static int purge_del(struct wf_fusion *e, struct wf_txn *t, const struct fusion_input *x,
+		     int64_t at)
+{
+	unsigned char key[8 + INPUT_ID_MAX + 1];
+	int r = wf_store_del(t, e->dbi_purge, key, purge_key(at, x, key));
+	return r == -ENOENT ? 0 : r;
+}
+
+/* Stores X, which is not VALID, and moves its dbi_purge entry from
+ * OLD_PURGE (0: none) to X's purge time. */
+static int input_store_ended(struct wf_fusion *e, struct wf_txn *t, const struct fusion_input *x,
+			     int64_t old_purge)
+{
+	int r = input_store(e, t, x);
+	if (r < 0 || old_purge == x->purge_at)
+		return r;
+	if (old_purge && (r = purge_del(e, t, x, old_purge)) < 0)
+		return r;
+	return purge_put(e, t, x);
+}
+
 static size_t incident_key(const struct fusion_area *a, const struct fusion_incident *inc,
 			   unsigned char key[14])
 {
@@ -639,45 +755,23 @@ static void state_free(struct wf_fusion *e)
 	memset(e->alive_known, 0, sizeof e->alive_known);
 }
 
+/* Rebuild: only inputs still VALID at e->now are held in memory (see
+ * wf_fusion.dbi_purge); the others stay in the store. */
 static int load_input(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
 {
 	struct wf_fusion *e = ud;
-	if (klen < 2 || klen > 130)
-		return -EBADMSG;
-	char id[132];
-	memcpy(id, (const char *)key + 1, klen - 1);
-	id[klen - 1] = '\0';
-	struct rbuf b = { .p = val, .n = vlen };
-	if (rb_u8(&b) != 1)
-		return -EBADMSG;
-	struct fusion_input *x = input_new(e, ((const unsigned char *)key)[0], id);
+	int r = input_decode(e, key, klen, val, vlen, e->cold);
+	if (r < 0)
+		return r;
+	const struct fusion_input *c = e->cold;
+	if (c->state != FUSION_IN_VALID || c->placeholder || c->expires <= e->now)
+		return 0;
+	struct fusion_input *x = input_new(e, c->agency, c->id);
 	if (!x)
 		return -ENOMEM;
-	x->hazard = (uint8_t)rb_u8(&b);
-	x->strength = (uint8_t)rb_u8(&b);
-	x->certainty = (uint8_t)rb_u8(&b);
-	x->status = (uint8_t)rb_u8(&b);
-	x->state = (uint8_t)rb_u8(&b);
-	unsigned fl = rb_u8(&b);
-	x->placeholder = fl & 1;
-	x->has_meas = fl & 2;
-	x->observed = rb_i64(&b);
-	x->expires = rb_i64(&b);
-	x->purge_at = rb_i64(&b);
-	x->value = rb_f64(&b);
-	x->threshold = rb_f64(&b);
-	rb_get(&b, x->region, 12);
-	x->region[12] = '\0';
-	char crit[256];
-	unsigned cl = rb_u8(&b);
-	rb_get(&b, crit, cl);
-	crit[cl] = '\0';
-	if (b.bad || x->agency == 0 || x->agency >= FUSION_AGENCY_MAX || x->hazard == 0 ||
-	    x->hazard >= FUSION_HAZARD_MAX || x->strength > 4)
-		return -EBADMSG;
-	x->criterion = intern(e, crit);
-	if (!x->criterion)
-		return -ENOMEM;
+	struct fusion_input *hnext = x->hnext;
+	memcpy(x, c, sizeof *x);
+	x->hnext = hnext;
 	return 0;
 }
 
@@ -773,19 +867,18 @@ static int rebuild(struct wf_fusion *e, struct wf_txn *t)
 		goto fail;
 	for (size_t i = 0; i < e->in_cap; i++) {
 		for (struct fusion_input *x = e->in_tab[i]; x; x = x->hnext) {
-			if (x->state == FUSION_IN_VALID && x->expires > e->now) {
-				r = area_add_input(e, x);
-				if (r == 0)
-					r = fusion_timer_push(e, x->expires, FUSION_T_EXPIRE, x);
-			} else {
-				if (x->state == FUSION_IN_VALID)
-					x->state = FUSION_IN_EXPIRED; /* expired before the commit */
-				r = fusion_timer_push(e, x->purge_at, FUSION_T_PURGE, x);
-			}
+			r = area_add_input(e, x);
+			if (r == 0)
+				r = fusion_timer_push(e, x->expires, FUSION_T_EXPIRE, x);
 			if (r < 0)
 				goto fail;
 		}
 	}
+	r = wf_store_exists(t, e->dbi_meta, "purge-index", 11);
+	if (r < 0)
+		goto fail;
+	e->purge_indexed = r == 1;
+	e->next_purge = INT64_MIN;
 	for (size_t i = 0; i < e->ar_cap; i++)
 		for (struct fusion_area *a = e->ar_tab[i]; a; a = a->hnext)
 			fusion_area_set_timer(e, a);
@@ -851,6 +944,14 @@ int wf_fusion_open(struct wf_store *s, struct wf_fusion_rules *rules,
 	snprintf(name, sizeof name, "%s.meta", pfx);
 	if ((r = wf_store_dbi(s, name, 0, &e->dbi_meta)) < 0)
 		goto fail;
+	snprintf(name, sizeof name, "%s.purge", pfx);
+	if ((r = wf_store_dbi(s, name, 0, &e->dbi_purge)) < 0)
+		goto fail;
+	e->cold = calloc(1, sizeof *e->cold + INPUT_ID_MAX + 1);
+	if (!e->cold) {
+		r = -ENOMEM;
+		goto fail;
+	}
 	e->rules = rules;
 	struct wf_txn *t = NULL;
 	if ((r = wf_store_txn_begin(s, false, &t)) < 0)
@@ -881,6 +982,7 @@ struct wf_fusion *wf_fusion_close(struct wf_fusion *e)
 	free(e->owned);
 	fusion_scratch_free(e->scratch);
 	wf_fusion_rules_free(e->rules);
+	free(e->cold);
 	free(e);
 	return NULL;
 }
@@ -967,16 +1069,174 @@ static int eval_dirty(struct wf_fusion *e, struct wf_txn *t, wf_fusion_emit_fn e
 	return r < 0 ? r : total;
 }
 
-static int purge_input(struct wf_fusion *e, struct wf_txn *t, struct fusion_input *x)
+/* X (in memory) has just left VALID, or ended before its expiry: stores it
+ * with its purge entry. It stays in memory until its expiry timer. An
+ * expiry needs only the purge entry: a record still VALID in the store and
+ * not in memory has expired (input_lookup, load_input). */
+static int input_end(struct wf_fusion *e, struct wf_txn *t, struct fusion_input *x, int state)
 {
-	unsigned char key[160];
-	size_t klen = input_key(x, key);
-	int r = wf_store_del(t, e->dbi_input, key, klen);
-	if (r < 0 && r != -ENOENT)
-		return r;
+	if (x->area)
+		area_remove_input(e, x);
+	if (state != FUSION_IN_EXPIRED) {
+		x->state = (uint8_t)state;
+		return input_store_ended(e, t, x, 0);
+	}
+	x->state = (uint8_t)state;
+	return purge_put(e, t, x);
+}
+
+static void input_drop(struct wf_fusion *e, struct fusion_input *x)
+{
 	input_unlink(e, x);
 	free(x);
+}
+
+#define PURGE_BATCH 256
+
+struct purge_batch {
+	int64_t now;
+	size_t n;
+	unsigned char key[PURGE_BATCH][8 + INPUT_ID_MAX + 1];
+	size_t klen[PURGE_BATCH];
+};
+
+static int64_t purge_key_time(const unsigned char *k)
+{
+	uint64_t v = 0;
+	for (int i = 0; i < 8; i++)
+		v = v << 8 | k[i];
+	return v > INT64_MAX ? INT64_MAX : (int64_t)v;
+}
+
+static int purge_collect(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct purge_batch *b = ud;
+	(void)val;
+	(void)vlen;
+	if (klen < 10 || klen > 8 + INPUT_ID_MAX + 1)
+		return -EBADMSG;
+	if (purge_key_time(key) > b->now || b->n == PURGE_BATCH)
+		return 1;
+	memcpy(b->key[b->n], key, klen);
+	b->klen[b->n++] = klen;
 	return 0;
+}
+
+static int purge_first(struct wf_fusion *e, struct wf_txn *t)
+{
+	unsigned char k[8 + INPUT_ID_MAX + 1];
+	size_t kl = 0;
+	int r = wf_store_first_key(t, e->dbi_purge, k, sizeof k, &kl);
+	if (r == -ENOENT) {
+		e->next_purge = INT64_MAX;
+		return 0;
+	}
+	if (r < 0)
+		return r;
+	if (kl < 10)
+		return -EBADMSG;
+	e->next_purge = purge_key_time(k);
+	return 0;
+}
+
+struct purge_scan {
+	struct wf_fusion *e;
+	unsigned char (*key)[INPUT_ID_MAX + 1];
+	size_t *klen, n, cap;
+	bool oom;
+};
+
+static int purge_scan_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct purge_scan *sc = ud;
+	(void)val;
+	(void)vlen;
+	if (klen < 2 || klen > INPUT_ID_MAX + 1)
+		return -EBADMSG;
+	const unsigned char *k = key;
+	char id[INPUT_ID_MAX + 1];
+	memcpy(id, k + 1, klen - 1);
+	id[klen - 1] = '\0';
+	if (input_find(sc->e, k[0], id))
+		return 0; /* valid: no purge entry until it ends */
+	if (sc->n == sc->cap) {
+		size_t cap = sc->cap ? sc->cap * 2 : 256;
+		void *nk = realloc(sc->key, cap * sizeof *sc->key);
+		if (nk)
+			sc->key = nk;
+		void *nl = nk ? realloc(sc->klen, cap * sizeof *sc->klen) : NULL;
+		if (!nl)
+			return -ENOMEM;
+		sc->klen = nl;
+		sc->cap = cap;
+	}
+	memcpy(sc->key[sc->n], key, klen);
+	sc->klen[sc->n++] = klen;
+	return 0;
+}
+
+/* A store written before the purge index: every record not held in memory
+ * gets its dbi_purge entry, once, at the first write transaction. */
+static int purge_index_build(struct wf_fusion *e, struct wf_txn *t)
+{
+	struct purge_scan sc = { .e = e };
+	int r = wf_store_foreach(t, e->dbi_input, NULL, 0, purge_scan_one, &sc);
+	for (size_t i = 0; r >= 0 && i < sc.n; i++) {
+		unsigned char val[512];
+		size_t vlen = 0;
+		r = wf_store_get_buf(t, e->dbi_input, sc.key[i], sc.klen[i], val, sizeof val, &vlen);
+		if (r == 0)
+			r = input_decode(e, sc.key[i], sc.klen[i], val, vlen, e->cold);
+		if (r == 0)
+			r = purge_put(e, t, e->cold);
+	}
+	free(sc.key);
+	free(sc.klen);
+	if (r < 0)
+		return r;
+	r = wf_store_put(t, e->dbi_meta, "purge-index", 11, "1", 1, 0);
+	if (r == 0)
+		e->purge_indexed = true;
+	return r;
+}
+
+/* Deletes up to PURGE_BATCH records whose purge time has come (the rest
+ * at the next calls). Purging never changes output: a record is purged
+ * `retain` (>= 8 days) after its expiry, and the codec refuses events
+ * observed more than 7 days ago, so its id cannot validly come again. */
+static int run_purge(struct wf_fusion *e, struct wf_txn *t)
+{
+	int r;
+	if (!e->purge_indexed && (r = purge_index_build(e, t)) < 0)
+		return r;
+	if (e->next_purge == INT64_MIN && (r = purge_first(e, t)) < 0)
+		return r;
+	if (e->next_purge > e->now)
+		return 0;
+	struct purge_batch *b = malloc(sizeof *b);
+	if (!b)
+		return -ENOMEM;
+	b->now = e->now;
+	b->n = 0;
+	r = wf_store_foreach(t, e->dbi_purge, NULL, 0, purge_collect, b);
+	for (size_t i = 0; r >= 0 && i < b->n; i++) {
+		const unsigned char *ik = b->key[i] + 8;
+		size_t iklen = b->klen[i] - 8;
+		unsigned char val[512];
+		size_t vlen = 0;
+		r = wf_store_get_buf(t, e->dbi_input, ik, iklen, val, sizeof val, &vlen);
+		if (r == 0)
+			r = input_decode(e, ik, iklen, val, vlen, e->cold);
+		/* a record in memory is valid (or not yet at its expiry); one
+		 * still VALID in the store but not in memory has expired */
+		if (r == 0 && e->cold->purge_at == purge_key_time(b->key[i]) &&
+		    !input_find(e, e->cold->agency, e->cold->id))
+			r = wf_store_del(t, e->dbi_input, ik, iklen);
+		if (r == 0 || r == -ENOENT)
+			r = wf_store_del(t, e->dbi_purge, b->key[i], b->klen[i]);
+	}
+	free(b);
+	return r < 0 ? r : purge_first(e, t);
 }
 
 /* Runs the timers due at e->now; marks areas dirty. */
@@ -985,21 +1245,14 @@ static int run_timers(struct wf_fusion *e, struct wf_txn *t)
 	while (e->n_heap && e->heap[0].at <= e->now) {
 		struct fusion_timer tm = timer_pop(e);
 		if (tm.kind == FUSION_T_EXPIRE) {
+			/* every input in memory has exactly one: it leaves here */
 			struct fusion_input *x = tm.ptr;
-			if (x->state == FUSION_IN_VALID && x->area && x->expires <= e->now) {
-				area_remove_input(e, x);
-				x->state = FUSION_IN_EXPIRED;
-				int r = fusion_timer_push(e, x->purge_at, FUSION_T_PURGE, x);
+			if (x->area) {
+				int r = input_end(e, t, x, FUSION_IN_EXPIRED);
 				if (r < 0)
 					return r;
 			}
-		} else if (tm.kind == FUSION_T_PURGE) {
-			struct fusion_input *x = tm.ptr;
-			if (x->purge_at == tm.at && !x->area) {
-				int r = purge_input(e, t, x);
-				if (r < 0)
-					return r;
-			}
+			input_drop(e, x);
 		} else {
 			struct fusion_area *a = tm.ptr;
 			if (a->timer_at == tm.at) {
@@ -1014,7 +1267,7 @@ static int run_timers(struct wf_fusion *e, struct wf_txn *t)
 			for (struct fusion_area *a = e->ar_tab[i]; a; a = a->hnext)
 				area_mark_dirty(e, a);
 	}
-	return 0;
+	return run_purge(e, t);
 }
 
 static int begin(struct wf_fusion *e, struct wf_txn *t, int64_t now_ms)
@@ -1062,30 +1315,50 @@ int wf_fusion_tick(struct wf_fusion *e, struct wf_txn *t, int64_t now_ms,
 static int apply_reference(struct wf_fusion *e, struct wf_txn *t, int agency, int status,
 			   const char *ref, int new_state, int64_t purge_floor)
 {
-	struct fusion_input *x = input_find(e, agency, ref);
+	struct fusion_input *x = NULL;
+	int r = input_lookup(e, t, agency, ref, &x);
+	if (r < 0)
+		return r;
 	if (!x) {
-		x = input_new(e, agency, ref);
-		if (!x)
-			return -ENOMEM;
+		x = e->cold;
+		size_t n = strlen(ref);
+		memset(x, 0, sizeof *x);
+		memcpy(x->id, ref, n + 1);
+		x->agency = (uint8_t)agency;
+		x->hash = input_hash(agency, ref);
+		x->criterion = "";
 		x->placeholder = true;
 		x->status = (uint8_t)status;
 		x->state = (uint8_t)new_state;
 		x->purge_at = purge_floor;
-		int r = fusion_timer_push(e, x->purge_at, FUSION_T_PURGE, x);
-		return r < 0 ? r : input_store(e, t, x);
+		return input_store_ended(e, t, x, 0);
 	}
 	if (x->status != status)
 		return 0;
-	if (x->state == FUSION_IN_VALID && x->area) {
-		area_remove_input(e, x);
-		int r = fusion_timer_push(e, x->purge_at, FUSION_T_PURGE, x);
-		if (r < 0)
-			return r;
-	} else if (x->state == FUSION_IN_CANCELLED || x->state == new_state) {
+	if (x->area)
+		return input_end(e, t, x, new_state);
+	if (x->state == FUSION_IN_CANCELLED || x->state == new_state)
 		return 0;
-	}
 	x->state = (uint8_t)new_state;
 	return input_store(e, t, x);
+}
+
+static void input_fill(struct wf_fusion *e, struct fusion_input *x, const Wf__V1__Event *ev,
+		       const char *region)
+{
+	x->placeholder = false;
+	x->hazard = (uint8_t)ev->hazard;
+	x->strength = (uint8_t)fusion_strength(ev->level);
+	x->certainty = (uint8_t)ev->certainty;
+	x->status = (uint8_t)ev->status;
+	x->observed = ev->observed_ms;
+	x->expires = ev->expires_ms;
+	memcpy(x->region, region, 13);
+	x->has_meas = ev->measurement != NULL;
+	x->value = ev->measurement ? ev->measurement->value : 0;
+	x->threshold = ev->measurement ? ev->measurement->threshold : 0;
+	const char *crit = intern(e, ev->measurement ? ev->measurement->criterion : "");
+	x->criterion = crit ? crit : "";
 }
 
 int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event *ev,
@@ -1113,16 +1386,25 @@ int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event 
 		return finish(e, t, r < 0 ? r : WF_FUSION_NOT_OWNED);
 	}
 	int agency = ev->agency;
-	struct fusion_input *x = input_find(e, agency, ev->id);
+	struct fusion_input *x = NULL;
+	r = input_lookup(e, t, agency, ev->id, &x);
+	if (r < 0)
+		return r;
 	if (x && !x->placeholder) {
 		r = eval_dirty(e, t, emit, ud);
 		return finish(e, t, r < 0 ? r : WF_FUSION_DUPLICATE);
 	}
+	/* X is NULL or a tombstone read from the store (e->cold, which the
+	 * lookups below overwrite): keep what is needed of it */
+	bool had_tomb = x != NULL;
+	uint8_t tomb_status = x ? x->status : 0, tomb_state = x ? x->state : 0;
+	int64_t tomb_purge = x ? x->purge_at : 0;
 	/* exercise and test never mix with actual: an UPDATE or CANCEL naming
 	 * an event of another status is refused whole (nothing changes) */
 	for (size_t i = 0; i < ev->n_references; i++) {
-		const struct fusion_input *y =
-			ev->references[i] ? input_find(e, agency, ev->references[i]) : NULL;
+		struct fusion_input *y = NULL;
+		if (ev->references[i] && (r = input_lookup(e, t, agency, ev->references[i], &y)) < 0)
+			return r;
 		if (y && !y->placeholder && y->status != ev->status) {
 			r = eval_dirty(e, t, emit, ud);
 			r = finish(e, t, r);
@@ -1140,64 +1422,57 @@ int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event 
 		if (r < 0)
 			return r;
 	}
-	/* a reference may have created X as a placeholder only if it names
-	 * itself, which is skipped above */
-	bool was_placeholder = x != NULL;
-	if (x && x->status != ev->status) {
-		/* the tombstone of another status's reference (an exercise
-		 * cancelling an id that turns out to be an actual event's) does
-		 * not apply: the event arrives as new */
-		was_placeholder = false;
-		x->state = FUSION_IN_VALID;
+	/* a tombstone of another status (an exercise cancelling an id that
+	 * turns out to be an actual event's) does not apply: the event arrives
+	 * as new */
+	bool was_tomb = had_tomb && tomb_status == ev->status;
+	int64_t purge = ev->expires_ms + retain;
+	if (was_tomb && tomb_purge > purge)
+		purge = tomb_purge;
+	int result, state;
+	if (was_tomb) {
+		result = WF_FUSION_SUPERSEDED; /* state stays cancelled/superseded */
+		state = tomb_state;
+	} else if (is_cancel) {
+		result = WF_FUSION_CANCEL_APPLIED;
+		state = FUSION_IN_NOINPUT;
+	} else if (ev->expires_ms <= e->now) {
+		result = WF_FUSION_EXPIRED;
+		state = FUSION_IN_NOINPUT;
+	} else {
+		result = WF_FUSION_APPLIED;
+		state = FUSION_IN_VALID;
 	}
-	if (!x) {
+	if (state != FUSION_IN_VALID) {
+		/* only in the store (e->cold is free again) */
+		x = e->cold;
+		size_t n = strlen(ev->id);
+		memset(x, 0, sizeof *x);
+		memcpy(x->id, ev->id, n + 1);
+		x->agency = (uint8_t)agency;
+		x->hash = input_hash(agency, ev->id);
+		input_fill(e, x, ev, region);
+		x->state = (uint8_t)state;
+		x->purge_at = purge;
+		r = input_store_ended(e, t, x, had_tomb ? tomb_purge : 0);
+	} else {
 		x = input_new(e, agency, ev->id);
 		if (!x)
 			return -ENOMEM;
-	}
-	x->placeholder = false;
-	x->hazard = (uint8_t)ev->hazard;
-	x->strength = (uint8_t)fusion_strength(ev->level);
-	x->certainty = (uint8_t)ev->certainty;
-	x->status = (uint8_t)ev->status;
-	x->observed = ev->observed_ms;
-	x->expires = ev->expires_ms;
-	memcpy(x->region, region, 13);
-	x->has_meas = ev->measurement != NULL;
-	x->value = ev->measurement ? ev->measurement->value : 0;
-	x->threshold = ev->measurement ? ev->measurement->threshold : 0;
-	const char *crit = intern(e, ev->measurement ? ev->measurement->criterion : "");
-	x->criterion = crit ? crit : "";
-	int64_t old_purge = x->purge_at;
-	int64_t purge = ev->expires_ms + retain;
-	if (was_placeholder && old_purge > purge)
-		purge = old_purge;
-	x->purge_at = purge;
-	int result;
-	if (was_placeholder) {
-		result = WF_FUSION_SUPERSEDED; /* state stays cancelled/superseded */
-		if (purge > old_purge)
-			r = fusion_timer_push(e, purge, FUSION_T_PURGE, x);
-	} else if (is_cancel) {
-		x->state = FUSION_IN_NOINPUT;
-		result = WF_FUSION_CANCEL_APPLIED;
-		r = fusion_timer_push(e, purge, FUSION_T_PURGE, x);
-	} else if (ev->expires_ms <= e->now) {
-		x->state = FUSION_IN_NOINPUT;
-		result = WF_FUSION_EXPIRED;
-		r = fusion_timer_push(e, purge, FUSION_T_PURGE, x);
-	} else {
+		/* the other status's tombstone: its purge entry goes */
+		if (had_tomb && (r = purge_del(e, t, x, tomb_purge)) < 0)
+			return r;
+		input_fill(e, x, ev, region);
 		x->state = FUSION_IN_VALID;
-		result = WF_FUSION_APPLIED;
+		x->purge_at = purge;
 		r = area_add_input(e, x);
 		if (r == 0) {
 			area_touch(e, x->area, x->hazard);
 			r = fusion_timer_push(e, x->expires, FUSION_T_EXPIRE, x);
 		}
+		if (r == 0)
+			r = input_store(e, t, x);
 	}
-	if (r < 0)
-		return r;
-	r = input_store(e, t, x);
 	if (r < 0)
 		return r;
 	r = eval_dirty(e, t, emit, ud);

@@ -181,7 +181,7 @@ struct fusion_area {
 	uint32_t up_gen;
 };
 
-enum fusion_timer_kind { FUSION_T_EXPIRE = 0, FUSION_T_PURGE, FUSION_T_AREA };
+enum fusion_timer_kind { FUSION_T_EXPIRE = 0, FUSION_T_AREA };
 
 struct fusion_timer {
 	int64_t at;
@@ -197,6 +197,17 @@ struct wf_fusion {
 	char **owned;
 	size_t n_owned;
 	unsigned dbi_input, dbi_inc, dbi_meta;
+	/* Only VALID inputs are held in memory (the hash below, their area's
+	 * bucket). Every other event record (expired, cancelled, superseded,
+	 * a CANCEL itself, a reference's tombstone) lives only in dbi_input
+	 * until its purge time, with an entry in dbi_purge keyed (purge time,
+	 * input key), so memory follows the valid inputs, not the retention. */
+	unsigned dbi_purge;
+	int64_t next_purge;  /* earliest dbi_purge entry; INT64_MIN: not known */
+	bool purge_indexed;  /* meta "purge-index": every record not VALID has
+			      * its dbi_purge entry (stores before it: indexed
+			      * at the first write) */
+	struct fusion_input *cold; /* a record read from the store (input_find) */
 	bool stale;          /* indexes must be rebuilt from the store */
 	bool regrade_all;    /* rules were swapped */
 	bool full_regrade;   /* wf_fusion_options.full_regrade */
@@ -206,7 +217,7 @@ struct wf_fusion {
 	int64_t stored_now;
 	/* inputs hash */
 	struct fusion_input **in_tab;
-	size_t in_cap, n_in, n_valid;
+	size_t in_cap, n_in, n_valid; /* n_in == n_valid: only VALID ones are here */
 	/* areas hash */
 	struct fusion_area **ar_tab;
 	size_t ar_cap, n_areas, n_incidents;

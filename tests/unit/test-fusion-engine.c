@@ -1134,6 +1134,105 @@ START_TEST(reopen_after_abort)
 }
 END_TEST
 
+static uint64_t db_count(struct env *v, const char *name)
+{
+	unsigned dbi = 0;
+	ck_assert_int_eq(wf_store_dbi(v->s, name, 0, &dbi), 0);
+	struct wf_txn *t = NULL;
+	uint64_t n = 0;
+	ck_assert_int_eq(wf_store_txn_begin(v->s, false, &t), 0);
+	ck_assert_int_eq(wf_store_count(t, dbi, &n), 0);
+	wf_store_txn_abort(t);
+	return n;
+}
+
+static void engine_reopen(struct env *v)
+{
+	v->e = wf_fusion_close(v->e);
+	struct wf_fusion_options fo = { .regions = regions };
+	ck_assert_int_eq(wf_fusion_open(v->s, rules_default(), &fo, &v->e), 0);
+}
+
+static uint64_t held(struct env *v)
+{
+	struct wf_fusion_stats st;
+	wf_fusion_get_stats(v->e, &st);
+	return st.inputs;
+}
+
+/* Only valid inputs are held in memory; ended ones stay in the store,
+ * still deduplicated and still tombstones, until `retain` (8 days) after
+ * their expiry; a store from before the purge index is indexed once. */
+START_TEST(ended_inputs_leave_memory)
+{
+	struct env v = { 0 };
+	env_open(&v, "s", rules_default(), NULL, 0);
+	struct evspec e1 = { MET, "e1", HZ(RAINSTORM), COUNTY, LV(IV), T0, T0 + 2 * H };
+	struct evspec e2 = { MET, "e2", HZ(RAINSTORM), COUNTY, LV(III), T0 + M, T0 + 2 * H, 0,
+			     MT(UPDATE), "e1" };
+	struct evspec c1 = { MET, "c1", HZ(RAINSTORM), COUNTY, LV(III), T0 + 2 * M, T0 + 2 * H, 0,
+			     MT(CANCEL), "e2" };
+	ck_assert_int_eq(ingest(&v, &e1, T0), WF_FUSION_APPLIED);
+	ck_assert_int_eq(ingest(&v, &e2, T0 + M), WF_FUSION_APPLIED);
+	ck_assert_int_eq(ingest(&v, &c1, T0 + 2 * M), WF_FUSION_CANCEL_APPLIED);
+	/* e1 and e2 ended before their expiry: in memory until then; c1 never */
+	ck_assert_uint_eq(held(&v), 2);
+	run_to(&v, T0 + 3 * H);
+	ck_assert_uint_eq(held(&v), 0);
+	ck_assert_uint_eq(db_count(&v, "fusion.input"), 3);
+	ck_assert_uint_eq(db_count(&v, "fusion.purge"), 3);
+	size_t versions = v.o.n;
+	/* still duplicates, from the store */
+	ck_assert_int_eq(ingest(&v, &e1, T0 + 3 * H), WF_FUSION_DUPLICATE);
+	ck_assert_int_eq(ingest(&v, &c1, T0 + 3 * H), WF_FUSION_DUPLICATE);
+	/* a tombstone (an UPDATE naming an event not seen yet) is kept in the
+	 * store across a restart: the original is superseded when it comes */
+	struct evspec u4 = { MET, "u4", HZ(RAINSTORM), COUNTY, LV(II), T0 + 3 * H, T0 + 5 * H, 0,
+			     MT(UPDATE), "e3" };
+	struct evspec e3 = { MET, "e3", HZ(RAINSTORM), COUNTY, LV(IV), T0 + 3 * H - M, T0 + 5 * H };
+	ck_assert_int_eq(ingest(&v, &u4, T0 + 3 * H), WF_FUSION_APPLIED);
+	ck_assert_uint_eq(held(&v), 1);
+	engine_reopen(&v);
+	ck_assert_uint_eq(held(&v), 1);
+	ck_assert_int_eq(ingest(&v, &e3, T0 + 3 * H + M), WF_FUSION_SUPERSEDED);
+	ck_assert_int_eq(ingest(&v, &e1, T0 + 3 * H + M), WF_FUSION_DUPLICATE);
+	ck_assert_int_eq(last(&v)->level, LV(II));
+	ck_assert_uint_eq(held(&v), 1);
+	ck_assert_uint_gt(v.o.n, versions);
+	ck_assert_uint_eq(db_count(&v, "fusion.input"), 5);
+	ck_assert_uint_eq(db_count(&v, "fusion.purge"), 4); /* u4 is valid */
+
+	/* a store from before the index: no purge entries, no meta mark */
+	unsigned dpurge = 0, dmeta = 0;
+	ck_assert_int_eq(wf_store_dbi(v.s, "fusion.purge", 0, &dpurge), 0);
+	ck_assert_int_eq(wf_store_dbi(v.s, "fusion.meta", 0, &dmeta), 0);
+	struct wf_txn *t = NULL;
+	ck_assert_int_eq(wf_store_txn_begin(v.s, true, &t), 0);
+	ck_assert_int_eq(wf_store_del(t, dmeta, "purge-index", 11), 0);
+	unsigned char lo[1] = { 0 }, hi[1] = { 0xff };
+	ck_assert_int_eq(wf_store_del_range(t, dpurge, lo, 1, hi, 1, NULL, NULL), 0);
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+	engine_reopen(&v);
+	ck_assert_uint_eq(db_count(&v, "fusion.purge"), 0);
+	tick(&v, T0 + 4 * H);
+	ck_assert_uint_eq(db_count(&v, "fusion.purge"), 4);
+
+	/* retain is 8 days: nothing is purged before the earliest purge time
+	 * (e1's expiry + 8 d); once u4's (T0+5h + 8 d) has passed only e3 is
+	 * left: it keeps its tombstone's purge time (the longest validity, 31
+	 * days, + 8 days after u4's observation) */
+	run_to(&v, T0 + 2 * H + 8 * 24 * H - M);
+	ck_assert_uint_eq(db_count(&v, "fusion.input"), 5);
+	run_to(&v, T0 + 5 * H + 8 * 24 * H + M);
+	ck_assert_uint_eq(db_count(&v, "fusion.input"), 1);
+	run_to(&v, T0 + 3 * H + 39 * 24 * H + M);
+	ck_assert_uint_eq(db_count(&v, "fusion.input"), 0);
+	ck_assert_uint_eq(db_count(&v, "fusion.purge"), 0);
+	ck_assert_uint_eq(held(&v), 0);
+	env_close(&v);
+}
+END_TEST
+
 static Suite *suite(void)
 {
 	Suite *s = suite_create("fusion-engine");
@@ -1163,6 +1262,7 @@ static Suite *suite(void)
 	tcase_add_test(tc, determinism);
 	tcase_add_test(tc, partitioned_equals_single);
 	tcase_add_test(tc, reopen_after_abort);
+	tcase_add_test(tc, ended_inputs_leave_memory);
 	suite_add_tcase(s, tc);
 	return s;
 }
