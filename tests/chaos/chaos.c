@@ -53,6 +53,7 @@
 
 #include "broker.h"
 #include "proc.h"
+#include "util.h"
 #include "wf/bus.h"
 #include "wf/clock.h"
 #include "wf/codec.h"
@@ -78,20 +79,13 @@ static const char *const headers[N_AGENCIES] = {
 
 /* ---- small helpers ---- */
 
-static double mono_s(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static double t_start;
 
 static void say(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void say(const char *fmt, ...)
 {
 	va_list ap;
-	printf("[%6.1fs] ", mono_s() - t_start);
+	printf("[%6.1fs] ", wf_test_mono_s() - t_start);
 	va_start(ap, fmt);
 	vprintf(fmt, ap);
 	va_end(ap);
@@ -101,17 +95,6 @@ static void say(const char *fmt, ...)
 
 static void die(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...)
-{
-	va_list ap;
-	char *s;
-	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) < 0)
-		abort();
-	va_end(ap);
-	return s;
-}
 
 struct buf {
 	char *p;
@@ -552,7 +535,7 @@ static void on_state(const char *svc, const uint8_t *p, size_t len)
 				procs[i].worst_back_ms = ms;
 		}
 		if (procs[i].want_ready) {
-			double ms = (mono_s() - procs[i].spawned) * 1000;
+			double ms = (wf_test_mono_s() - procs[i].spawned) * 1000;
 			procs[i].want_ready = false;
 			if (ms > procs[i].worst_ready_ms)
 				procs[i].worst_ready_ms = ms;
@@ -760,7 +743,7 @@ static void console_start(void)
 	struct wf_node_options o;
 	struct wf_node_callbacks cb = { .on_control = console_control };
 	const char *filter = "wf/v1/duty/+/inbox";
-	char *sd = xasprintf("%s/console", dir);
+	char *sd = wf_test_xasprintf("%s/console", dir);
 	wf_node_options_init(&o);
 	o.service = "wf-console-chaos";
 	o.kind = "console";
@@ -788,7 +771,7 @@ static void spawn_proc(int i)
 	p->pid = wf_test_spawn(argv, NULL, p->log);
 	if (p->pid <= 0)
 		die("spawn %s: %s", p->name, strerror((int)-p->pid));
-	p->spawned = mono_s();
+	p->spawned = wf_test_mono_s();
 	p->stopped = false;
 	p->want_ready = true;
 }
@@ -810,7 +793,7 @@ static void kill_restart(int i)
 /* The agency sections of deploy/examples/K/K.conf plus ours. */
 static char *adapter_conf(int a, const struct scenario *sc, const char *spool)
 {
-	char *rel = xasprintf("deploy/examples/%s/%s.conf", kinds[a], kinds[a]);
+	char *rel = wf_test_xasprintf("deploy/examples/%s/%s.conf", kinds[a], kinds[a]);
 	char *src = wf_test_source_path(rel), *text = slurp(src);
 	struct buf b = { 0 };
 	bool skip = false;
@@ -828,7 +811,7 @@ static char *adapter_conf(int a, const struct scenario *sc, const char *spool)
 	}
 	if (sc->conf_extra[a].p)
 		bprintf(&b, "%s", sc->conf_extra[a].p);
-	char *path = xasprintf("%s/%s.conf", dir, kinds[a]);
+	char *path = wf_test_xasprintf("%s/%s.conf", dir, kinds[a]);
 	spit(path, b.p, b.len);
 	free(b.p);
 	free(text);
@@ -841,14 +824,14 @@ static void setup_procs(const struct scenario *sc)
 {
 	for (int a = 0; a < N_AGENCIES; a++) {
 		struct proc *p = &procs[a];
-		char *rel = xasprintf("services/%s/wf-%s", kinds[a], kinds[a]);
-		char *spool = xasprintf("%s/spool-%s", dir, kinds[a]);
+		char *rel = wf_test_xasprintf("services/%s/wf-%s", kinds[a], kinds[a]);
+		char *spool = wf_test_xasprintf("%s/spool-%s", dir, kinds[a]);
 		if (mkdir(spool, 0700) < 0)
 			die("%s: %s", spool, strerror(errno));
-		p->name = xasprintf("wf-%s-1", kinds[a]);
+		p->name = wf_test_xasprintf("wf-%s-1", kinds[a]);
 		p->exe = wf_test_build_path(rel);
 		p->conf = adapter_conf(a, sc, spool);
-		p->log = xasprintf("%s/%s.log", dir, kinds[a]);
+		p->log = wf_test_xasprintf("%s/%s.log", dir, kinds[a]);
 		free(rel);
 		free(spool);
 	}
@@ -856,9 +839,9 @@ static void setup_procs(const struct scenario *sc)
 	struct proc *f = &procs[P_FUSION];
 	f->name = "wf-fusion-1";
 	f->exe = wf_test_build_path("services/fusion/wf-fusion");
-	f->conf = xasprintf("%s/fusion.conf", dir);
-	f->log = xasprintf("%s/fusion.log", dir);
-	char *text = xasprintf("[service]\nid = wf-fusion-1\nstate_dir = %s/state-fusion\n"
+	f->conf = wf_test_xasprintf("%s/fusion.conf", dir);
+	f->log = wf_test_xasprintf("%s/fusion.log", dir);
+	char *text = wf_test_xasprintf("[service]\nid = wf-fusion-1\nstate_dir = %s/state-fusion\n"
 			       "heartbeat = 1s\nresend = 1s\n[mqtt]\nhost = 127.0.0.1\nport = %s\n"
 			       "[fusion]\nrules = %s\nclock = events\nordered = true\n",
 			       dir, port_s, rules);
@@ -871,15 +854,15 @@ static void setup_procs(const struct scenario *sc)
 	for (size_t i = 0; i < n_prefs; i++)
 		bprintf(&r, "[station duty-%s]\nregion = %s00\n", prefs[i], prefs[i]);
 	bprintf(&r, "[route all]\nchannels = duty, broadcast\n");
-	char *routes = xasprintf("%s/routes.conf", dir);
+	char *routes = wf_test_xasprintf("%s/routes.conf", dir);
 	spit(routes, r.p, r.len);
 	free(r.p);
 	struct proc *d = &procs[P_DISPATCH];
 	d->name = "wf-dispatch-1";
 	d->exe = wf_test_build_path("services/dispatch/wf-dispatch");
-	d->conf = xasprintf("%s/dispatch.conf", dir);
-	d->log = xasprintf("%s/dispatch.log", dir);
-	text = xasprintf("[service]\nid = wf-dispatch-1\nstate_dir = %s/state-dispatch\n"
+	d->conf = wf_test_xasprintf("%s/dispatch.conf", dir);
+	d->log = wf_test_xasprintf("%s/dispatch.log", dir);
+	text = wf_test_xasprintf("[service]\nid = wf-dispatch-1\nstate_dir = %s/state-dispatch\n"
 			 "heartbeat = 1s\nresend = 1s\n[mqtt]\nhost = 127.0.0.1\nport = %s\n"
 			 "[dispatch]\nroutes = %s\n"
 			 "[policy]\nrelease_I = auto\nrelease_II = auto\nrelease_III = auto\n"
@@ -925,8 +908,8 @@ static char *run_capture(char **argv, const char *log, int timeout_ms)
 
 static void expect(const struct scenario *sc, char **files[N_AGENCIES], struct expected *x)
 {
-	char *events_path = xasprintf("%s/events.jsonl", dir);
-	char *log = xasprintf("%s/expect.log", dir);
+	char *events_path = wf_test_xasprintf("%s/events.jsonl", dir);
+	char *log = wf_test_xasprintf("%s/expect.log", dir);
 	char now[32];
 	fmt_time(wf_clock_now_ms(NULL), now);
 	/* per agency: the dry run over all its files, in order; the events of
@@ -998,9 +981,9 @@ static void expect(const struct scenario *sc, char **files[N_AGENCIES], struct e
 	char *rules = wf_test_source_path("deploy/fusion-rules.conf");
 	char *argv[] = { procs[P_FUSION].exe, (char *)"--replay", events_path, (char *)"--rules",
 			 rules, (char *)"--regions", getenv("WF_REGIONS"), NULL };
-	double t = mono_s();
+	double t = wf_test_mono_s();
 	char *out = run_capture(argv, log, 600000);
-	say("replay: %.1f s", mono_s() - t);
+	say("replay: %.1f s", wf_test_mono_s() - t);
 	size_t cap = 65536;
 	x->w = calloc(cap, sizeof *x->w);
 	x->notices = calloc(cap, sizeof *x->notices);
@@ -1033,7 +1016,7 @@ static void expect(const struct scenario *sc, char **files[N_AGENCIES], struct e
 				ncap *= 2;
 				x->notices = realloc(x->notices, ncap * sizeof *x->notices);
 			}
-			x->notices[x->n_notices++] = xasprintf(
+			x->notices[x->n_notices++] = wf_test_xasprintf(
 				"duty-%s|%s|%d", prefs[p], key, (int)WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE);
 		}
 		protobuf_c_message_free_unpacked(m, NULL);
@@ -1084,7 +1067,7 @@ static bool all_fresh_since(int64_t since_ms)
 }
 
 static int64_t broker_back_ms(void) { return ch.broker_back_ms; }
-static double broker_back_age_ms(void) { return (mono_s() - ch.broker_back_mono) * 1000; }
+static double broker_back_age_ms(void) { return (wf_test_mono_s() - ch.broker_back_mono) * 1000; }
 
 static void cont_cb(struct ev_loop *l, ev_timer *w, int revents);
 
@@ -1099,11 +1082,11 @@ static void broker_kill_restart(void)
 		st.broker_not_back++; /* killed again before every service was back */
 	if (wf_test_broker_kill(broker) < 0)
 		die("broker kill");
-	double t = mono_s();
+	double t = wf_test_mono_s();
 	int r = wf_test_broker_restart(broker);
 	if (r < 0)
 		die("broker restart: %s", strerror(-r));
-	double ms = (mono_s() - t) * 1000;
+	double ms = (wf_test_mono_s() - t) * 1000;
 	st.broker_kills++;
 	if (ms > st.broker_worst_accept_ms)
 		st.broker_worst_accept_ms = ms;
@@ -1186,12 +1169,12 @@ static bool slice_acked(void *ud)
 {
 	int k = ((struct slice_wait *)ud)->k;
 	if (ch.broker_back_ms && all_fresh_since(ch.broker_back_ms - 1)) {
-		double ms = (mono_s() - ch.broker_back_mono) * 1000;
+		double ms = (wf_test_mono_s() - ch.broker_back_mono) * 1000;
 		if (ms > st.broker_worst_services_ms)
 			st.broker_worst_services_ms = ms;
 		ch.broker_back_ms = 0;
 	}
-	if (mono_s() > ch.deadline) {
+	if (wf_test_mono_s() > ch.deadline) {
 		ch.timed_out = true;
 		return true;
 	}
@@ -1227,19 +1210,19 @@ struct drain_wait {
 static bool drained(void *ud)
 {
 	struct drain_wait *d = ud;
-	if (mono_s() > ch.deadline) {
+	if (wf_test_mono_s() > ch.deadline) {
 		ch.timed_out = true;
 		return true;
 	}
 	bool quiet = obs.fusion_max_seq > 0 && obs.acked[P_FUSION] >= obs.fusion_max_seq &&
 		     con.n_acks == 0 && wf_node_pending(con.node) == 0;
 	if (!quiet || obs.fusion_max_seq != d->last_fusion_seq || con.count != d->last_notices) {
-		d->stable_since = mono_s();
+		d->stable_since = wf_test_mono_s();
 		d->last_fusion_seq = obs.fusion_max_seq;
 		d->last_notices = con.count;
 		return false;
 	}
-	return mono_s() - d->stable_since > 3.0;
+	return wf_test_mono_s() - d->stable_since > 3.0;
 }
 
 /* ---- what dispatch stored ---- */
@@ -1278,7 +1261,7 @@ static void dstore_load(struct dstore *d)
 {
 	struct wf_store_options so = { 0 };
 	struct wf_store *s = NULL;
-	char *path = xasprintf("%s/state-dispatch", dir);
+	char *path = wf_test_xasprintf("%s/state-dispatch", dir);
 	so.path = path;
 	if (wf_store_open(&so, &s) < 0 || wf_store_dbi(s, "d-warning", WF_STORE_DB_NOCREATE,
 						       &dstore_dbi) < 0 ||
@@ -1346,7 +1329,7 @@ int main(int argc, char **argv)
 		usage(stderr);
 		return 2;
 	}
-	t_start = mono_s();
+	t_start = wf_test_mono_s();
 	signal(SIGPIPE, SIG_IGN);
 	if (!getenv("WF_REGIONS")) {
 		char *r = wf_test_source_path("data/regions.csv");
@@ -1384,7 +1367,7 @@ int main(int argc, char **argv)
 
 	/* files: hidden in the spool until their slice */
 	char **files[N_AGENCIES], **hidden[N_AGENCIES], **names[N_AGENCIES];
-	char *gen = xasprintf("%s/gen", dir);
+	char *gen = wf_test_xasprintf("%s/gen", dir);
 	mkdir(gen, 0700);
 	for (int a = 0; a < N_AGENCIES; a++) {
 		files[a] = calloc((size_t)slices, sizeof *files[a]);
@@ -1393,10 +1376,10 @@ int main(int argc, char **argv)
 		for (int k = 0; k < slices; k++) {
 			struct buf b = { 0 };
 			gen_slice(&sc, a, k, &b);
-			files[a][k] = xasprintf("%s/%s-%05d.csv", gen, kinds[a], k);
+			files[a][k] = wf_test_xasprintf("%s/%s-%05d.csv", gen, kinds[a], k);
 			spit(files[a][k], b.p, b.len);
-			hidden[a][k] = xasprintf("%s/spool-%s/.%s-%05d.tmp", dir, kinds[a], kinds[a], k);
-			names[a][k] = xasprintf("%s/spool-%s/%s-%05d.csv", dir, kinds[a], kinds[a], k);
+			hidden[a][k] = wf_test_xasprintf("%s/spool-%s/.%s-%05d.tmp", dir, kinds[a], kinds[a], k);
+			names[a][k] = wf_test_xasprintf("%s/spool-%s/%s-%05d.csv", dir, kinds[a], kinds[a], k);
 			spit(hidden[a][k], b.p, b.len);
 			free(b.p);
 		}
@@ -1433,13 +1416,13 @@ int main(int argc, char **argv)
 	ch.rng = seed;
 	ch.stopped_proc = -1;
 	ch.x = &x;
-	ch.deadline = mono_s() + (double)limit;
+	ch.deadline = wf_test_mono_s() + (double)limit;
 	ev_timer_init(&ch.fault_timer, fault_cb, 0, 0);
 	ev_timer_init(&ch.cont_timer, cont_cb, 0, 0);
 	ev_timer_init(&ch.progress_timer, progress_cb, 5, 5);
 	ev_timer_start(loop, &ch.progress_timer);
 
-	double run_t0 = mono_s();
+	double run_t0 = wf_test_mono_s();
 	for (int k = 0; k < slices && !ch.timed_out; k++) {
 		ch.k = k;
 		publish_slice(hidden, names, k);
@@ -1473,7 +1456,7 @@ int main(int argc, char **argv)
 		ev_run(loop, EVRUN_ONCE);
 	if (ch.broker_back_ms)
 		(void)wf_test_run_until(loop, slice_acked, &(struct slice_wait){ (int)slices - 1 }, 10000);
-	double run_s = mono_s() - run_t0;
+	double run_s = wf_test_mono_s() - run_t0;
 	progress_cb(loop, NULL, 0);
 	ev_timer_stop(loop, &ch.progress_timer);
 	ev_timer_stop(loop, &con.ack_timer);
@@ -1630,7 +1613,7 @@ int main(int argc, char **argv)
 	}
 	size_t left = 0, rejected = 0;
 	for (int a = 0; a < N_AGENCIES; a++) {
-		char *cmd = xasprintf("ls -A %s/spool-%s | grep -v '^done$\\|^rejected$' | wc -l; "
+		char *cmd = wf_test_xasprintf("ls -A %s/spool-%s | grep -v '^done$\\|^rejected$' | wc -l; "
 				      "ls %s/spool-%s/rejected 2>/dev/null | wc -l",
 				      dir, kinds[a], dir, kinds[a]);
 		FILE *p = popen(cmd, "r");
