@@ -15,6 +15,13 @@
 
 #define MAX_PEERS 256u /* services whose last start time we remember */
 #define FLUSH_CHUNK 1000u /* outbox entries one wf_outbox_flush publishes */
+/* Outbox entries in flight at once (QoS 1 publishes not yet acknowledged by
+ * the broker). libmosquitto walks its list of in-flight messages on every
+ * publish while its send window (the broker's receive maximum: 1000 with
+ * deploy/mosquitto/warnfuse.conf) has room, so the cost of a message grows
+ * with how many are in flight (13% of wf-fusion's CPU at 10,000 in flight,
+ * bench/peers); 256 keep a loopback or LAN link busy. */
+#define OUTBOX_WINDOW 256u
 
 enum outcome { OUT_NONE, OUT_APPLIED, OUT_DUP, OUT_REJECT, OUT_DEFER };
 
@@ -173,16 +180,24 @@ static void publish_state(struct wf_node *n, bool online)
 
 /* --- outbox --- */
 
+/* Outbox publishes the bus queue has room for now. Room is left for our
+ * acks and states: a backlog of outbox entries must not crowd out the acks
+ * we owe (their producers would resend everything). */
+static unsigned outbox_room(struct wf_node *n)
+{
+	size_t cap = n->o.bus.max_queued ? n->o.bus.max_queued : 10000;
+	size_t reserve = cap / 8 > 256 ? 256 : cap / 8 ? cap / 8 : 1;
+	size_t limit = cap - reserve < OUTBOX_WINDOW ? cap - reserve : OUTBOX_WINDOW;
+	size_t used = wf_bus_inflight(n->bus);
+	return used >= limit ? 0 : (unsigned)(limit - used);
+}
+
+/* The outbox stops at a full queue and goes on after PUBACKs. */
 static int outbox_publish(void *ud, const char *topic, const void *payload, size_t len)
 {
 	struct wf_node *n = ud;
-	size_t cap = n->o.bus.max_queued ? n->o.bus.max_queued : 10000;
-	size_t reserve = cap / 8 > 256 ? 256 : cap / 8 ? cap / 8 : 1;
 
-	/* Leave room in the bus queue for our acks and states: a backlog of
-	 * outbox entries must not crowd out the acks we owe (their producers
-	 * would resend everything). The outbox stops and goes on after PUBACKs. */
-	if (wf_bus_inflight(n->bus) + reserve >= cap)
+	if (outbox_room(n) == 0)
 		return -ENOBUFS;
 	return wf_bus_publish(n->bus, topic, payload, len, 1, false, NULL);
 }
@@ -221,11 +236,17 @@ void wf_node_flush(struct wf_node *n)
 
 	if (!wf_bus_connected(n->bus))
 		return;
-	/* Bounded: the bus's own queue limit (-ENOBUFS) ends a round early. */
-	do
-		r = wf_outbox_flush(n->outbox);
-	while (r > 0 && (unsigned)r >= FLUSH_CHUNK && ++rounds < 16);
-	n->flush_more = r == -ENOBUFS || (r > 0 && (unsigned)r >= FLUSH_CHUNK);
+	/* Bounded: at most what the bus queue has room for (the rest goes
+	 * out as PUBACKs free places: on_publish), and 16 rounds. */
+	unsigned room, budget = 0;
+	r = 0;
+	while ((room = outbox_room(n)) > 0 && rounds++ < 16) {
+		budget = room < FLUSH_CHUNK ? room : FLUSH_CHUNK;
+		r = wf_outbox_flush_n(n->outbox, budget);
+		if (r < 0 || (unsigned)r < budget)
+			break;
+	}
+	n->flush_more = r == -ENOBUFS || room == 0 || (r > 0 && (unsigned)r >= budget);
 	if (r < 0 && r != -ENOTCONN && r != -ENOBUFS)
 		notice(n, WF_NODE_STORE_ERROR, r, "outbox flush");
 	schedule_resend(n);

@@ -512,10 +512,15 @@ static int flush_new(struct wf_outbox *o, int64_t now, unsigned *budget, int *pu
 
 int wf_outbox_flush(struct wf_outbox *o)
 {
-	if (!o)
+	return o ? wf_outbox_flush_n(o, o->o.max_per_flush) : -EINVAL;
+}
+
+int wf_outbox_flush_n(struct wf_outbox *o, unsigned max)
+{
+	if (!o || max == 0)
 		return -EINVAL;
 	int64_t now = now_ms(o);
-	unsigned budget = o->o.max_per_flush;
+	unsigned budget = max < o->o.max_per_flush ? max : o->o.max_per_flush;
 	int published = 0;
 	int r = flush_resend(o, now, &budget, &published);
 	if (r == 0)

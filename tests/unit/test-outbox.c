@@ -206,6 +206,31 @@ START_TEST(test_open_rejects)
 }
 END_TEST
 
+START_TEST(test_flush_n_budget)
+{
+	struct fx f;
+	fx_init(&f, "flushn");
+	struct wf_txn *t = NULL;
+	ck_assert_int_eq(wf_store_txn_begin(f.s, true, &t), 0);
+	for (int i = 0; i < 5; i++) {
+		uint64_t s;
+		ck_assert_int_eq(wf_outbox_next_seq(f.o, t, &s), 0);
+		ck_assert_int_eq(wf_outbox_put(f.o, t, s, "wf/v1/a", "m", 1), 0);
+	}
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+	ck_assert_int_eq(wf_outbox_flush_n(f.o, 0), -EINVAL);
+	ck_assert_int_eq(wf_outbox_flush_n(NULL, 1), -EINVAL);
+	ck_assert_int_eq(f.bus.n, 0);
+	/* at most MAX publish calls, in order, the rest at the next call */
+	ck_assert_int_eq(wf_outbox_flush_n(f.o, 2), 2);
+	ck_assert_int_eq(f.bus.n, 2);
+	ck_assert_int_eq(wf_outbox_flush_n(f.o, 100), 3);
+	ck_assert_int_eq(f.bus.n, 5);
+	ck_assert_int_eq(wf_outbox_flush_n(f.o, 100), 0);
+	fx_close(&f);
+}
+END_TEST
+
 START_TEST(test_put_flush_exact_bytes_in_order)
 {
 	struct fx f;
@@ -686,6 +711,7 @@ int main(void)
 	tcase_add_test(tc, test_seq_increasing_across_reopen);
 	tcase_add_test(tc, test_open_rejects);
 	tcase_add_test(tc, test_put_flush_exact_bytes_in_order);
+	tcase_add_test(tc, test_flush_n_budget);
 	tcase_add_test(tc, test_put_validation);
 	tcase_add_test(tc, test_resend_after_timeout_and_birth);
 	tcase_add_test(tc, test_ack_deletes);

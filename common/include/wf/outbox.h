@@ -107,6 +107,11 @@ int wf_outbox_put(struct wf_outbox *o, struct wf_txn *t, uint64_t seq, const cha
  * transaction of a store that may need to grow. */
 int wf_outbox_flush(struct wf_outbox *o);
 
+/* wf_outbox_flush() with at most MAX publish calls (1 .. max_per_flush;
+ * larger is max_per_flush): for a caller that knows how much room its bus
+ * queue has, so that no entry is read from the store only to be refused. */
+int wf_outbox_flush_n(struct wf_outbox *o, unsigned max);
+
 /* Absolute time (clock ms) when the next already-sent entry becomes due
  * for resending; INT64_MAX when nothing sent is waiting for an ack.
  * Entries not yet sent are always due. This function can't fail. */
