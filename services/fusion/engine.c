@@ -122,6 +122,47 @@ static bool t_less(const struct fusion_timer *a, const struct fusion_timer *b)
 	return a->at < b->at || (a->at == b->at && a->seq < b->seq);
 }
 
+/* Puts T at heap index I; an input's expiry timer knows where it is, so
+ * that an input that ends early can take it out (timer_remove). */
+static void heap_set(struct wf_fusion *e, size_t i, struct fusion_timer t)
+{
+	e->heap[i] = t;
+	if (t.kind == FUSION_T_EXPIRE)
+		((struct fusion_input *)t.ptr)->heap_pos = (uint32_t)i;
+}
+
+static void sift_up(struct wf_fusion *e, size_t i, struct fusion_timer t)
+{
+	while (i > 0) {
+		size_t parent = (i - 1) / 2;
+		if (!t_less(&t, &e->heap[parent]))
+			break;
+		heap_set(e, i, e->heap[parent]);
+		i = parent;
+	}
+	heap_set(e, i, t);
+}
+
+static void sift_down(struct wf_fusion *e, size_t i, struct fusion_timer t)
+{
+	size_t n = e->n_heap;
+	for (;;) {
+		size_t l = 2 * i + 1, r = l + 1, m = i;
+		const struct fusion_timer *mv = &t;
+		if (l < n && t_less(&e->heap[l], mv)) {
+			m = l;
+			mv = &e->heap[l];
+		}
+		if (r < n && t_less(&e->heap[r], mv))
+			m = r;
+		if (m == i)
+			break;
+		heap_set(e, i, e->heap[m]);
+		i = m;
+	}
+	heap_set(e, i, t);
+}
+
 int fusion_timer_push(struct wf_fusion *e, int64_t at, int kind, void *ptr)
 {
 	if (e->n_heap == e->cap_heap) {
@@ -132,16 +173,8 @@ int fusion_timer_push(struct wf_fusion *e, int64_t at, int kind, void *ptr)
 		e->heap = np;
 		e->cap_heap = cap;
 	}
-	size_t i = e->n_heap++;
 	struct fusion_timer t = { .at = at, .seq = e->timer_seq++, .ptr = ptr, .kind = (uint8_t)kind };
-	while (i > 0) {
-		size_t parent = (i - 1) / 2;
-		if (!t_less(&t, &e->heap[parent]))
-			break;
-		e->heap[i] = e->heap[parent];
-		i = parent;
-	}
-	e->heap[i] = t;
+	sift_up(e, e->n_heap++, t);
 	return 0;
 }
 
@@ -149,24 +182,21 @@ static struct fusion_timer timer_pop(struct wf_fusion *e)
 {
 	struct fusion_timer top = e->heap[0];
 	struct fusion_timer last = e->heap[--e->n_heap];
-	size_t i = 0, n = e->n_heap;
-	for (;;) {
-		size_t l = 2 * i + 1, r = l + 1, m = i;
-		const struct fusion_timer *mv = &last;
-		if (l < n && t_less(&e->heap[l], mv)) {
-			m = l;
-			mv = &e->heap[l];
-		}
-		if (r < n && t_less(&e->heap[r], mv))
-			m = r;
-		if (m == i)
-			break;
-		e->heap[i] = e->heap[m];
-		i = m;
-	}
-	if (n)
-		e->heap[i] = last;
+	if (e->n_heap)
+		sift_down(e, 0, last);
 	return top;
+}
+
+/* Takes the timer at heap index I out. */
+static void timer_remove(struct wf_fusion *e, size_t i)
+{
+	struct fusion_timer last = e->heap[--e->n_heap];
+	if (i == e->n_heap)
+		return;
+	if (i > 0 && t_less(&last, &e->heap[(i - 1) / 2]))
+		sift_up(e, i, last);
+	else
+		sift_down(e, i, last);
 }
 
 int64_t wf_fusion_next_deadline(const struct wf_fusion *e)
@@ -550,9 +580,8 @@ static int input_decode(struct wf_fusion *e, const void *key, size_t klen, const
 	return x->criterion ? 0 : -ENOMEM;
 }
 
-/* The input AGENCY/ID: in memory (a valid input, or one that ended before
- * its expiry timer ran) or else read from the store into e->cold, which
- * the next lookup overwrites. *RET NULL if unknown. */
+/* The input AGENCY/ID: in memory (valid) or else read from the store into
+ * e->cold, which the next lookup overwrites. *RET NULL if unknown. */
 static int input_lookup(struct wf_fusion *e, struct wf_txn *t, int agency, const char *id,
 			struct fusion_input **ret)
 {
@@ -1069,26 +1098,22 @@ static int eval_dirty(struct wf_fusion *e, struct wf_txn *t, wf_fusion_emit_fn e
 	return r < 0 ? r : total;
 }
 
-/* X (in memory) has just left VALID, or ended before its expiry: stores it
- * with its purge entry. It stays in memory until its expiry timer. An
- * expiry needs only the purge entry: a record still VALID in the store and
- * not in memory has expired (input_lookup, load_input). */
-static int input_end(struct wf_fusion *e, struct wf_txn *t, struct fusion_input *x, int state)
+/* X (valid, in memory) has ended, in STATE: it is stored with its purge
+ * entry and leaves memory (X is freed). An expiry needs only the purge
+ * entry: a record still VALID in the store but not in memory has expired
+ * (input_lookup, load_input); an input that ends early (superseded,
+ * cancelled) also takes its expiry timer out of the heap. */
+static int input_end(struct wf_fusion *e, struct wf_txn *t, struct fusion_input *x, int state,
+		     bool timer_due)
 {
-	if (x->area)
-		area_remove_input(e, x);
-	if (state != FUSION_IN_EXPIRED) {
-		x->state = (uint8_t)state;
-		return input_store_ended(e, t, x, 0);
-	}
+	area_remove_input(e, x);
 	x->state = (uint8_t)state;
-	return purge_put(e, t, x);
-}
-
-static void input_drop(struct wf_fusion *e, struct fusion_input *x)
-{
+	int r = state == FUSION_IN_EXPIRED ? purge_put(e, t, x) : input_store_ended(e, t, x, 0);
+	if (!timer_due)
+		timer_remove(e, x->heap_pos);
 	input_unlink(e, x);
 	free(x);
+	return r;
 }
 
 #define PURGE_BATCH 256
@@ -1227,8 +1252,8 @@ static int run_purge(struct wf_fusion *e, struct wf_txn *t)
 		r = wf_store_get_buf(t, e->dbi_input, ik, iklen, val, sizeof val, &vlen);
 		if (r == 0)
 			r = input_decode(e, ik, iklen, val, vlen, e->cold);
-		/* a record in memory is valid (or not yet at its expiry); one
-		 * still VALID in the store but not in memory has expired */
+		/* a record in memory is valid; one still VALID in the store but
+		 * not in memory has expired */
 		if (r == 0 && e->cold->purge_at == purge_key_time(b->key[i]) &&
 		    !input_find(e, e->cold->agency, e->cold->id))
 			r = wf_store_del(t, e->dbi_input, ik, iklen);
@@ -1245,14 +1270,10 @@ static int run_timers(struct wf_fusion *e, struct wf_txn *t)
 	while (e->n_heap && e->heap[0].at <= e->now) {
 		struct fusion_timer tm = timer_pop(e);
 		if (tm.kind == FUSION_T_EXPIRE) {
-			/* every input in memory has exactly one: it leaves here */
-			struct fusion_input *x = tm.ptr;
-			if (x->area) {
-				int r = input_end(e, t, x, FUSION_IN_EXPIRED);
-				if (r < 0)
-					return r;
-			}
-			input_drop(e, x);
+			/* every input in memory has exactly one */
+			int r = input_end(e, t, tm.ptr, FUSION_IN_EXPIRED, true);
+			if (r < 0)
+				return r;
 		} else {
 			struct fusion_area *a = tm.ptr;
 			if (a->timer_at == tm.at) {
@@ -1335,8 +1356,8 @@ static int apply_reference(struct wf_fusion *e, struct wf_txn *t, int agency, in
 	}
 	if (x->status != status)
 		return 0;
-	if (x->area)
-		return input_end(e, t, x, new_state);
+	if (x != e->cold)
+		return input_end(e, t, x, new_state, false);
 	if (x->state == FUSION_IN_CANCELLED || x->state == new_state)
 		return 0;
 	x->state = (uint8_t)new_state;

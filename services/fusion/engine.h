@@ -175,9 +175,8 @@ int wf_fusion_set_rules(struct wf_fusion *e, struct wf_fusion_rules *rules, char
 void wf_fusion_txn_aborted(struct wf_fusion *e);
 
 struct wf_fusion_stats {
-	uint64_t inputs;        /* event records in memory: the valid ones and those
-				 * that ended before their expiry (the others are
-				 * only in the store, until their purge) */
+	uint64_t inputs;        /* event records in memory: the valid ones (the
+				 * others are only in the store, until their purge) */
 	uint64_t valid_inputs;  /* inputs currently valid */
 	uint64_t incidents;     /* active warnings (incidents) */
 	uint64_t areas;         /* areas with state */

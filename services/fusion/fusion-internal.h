@@ -113,6 +113,7 @@ struct fusion_input {
 	struct fusion_area *area;  /* set while VALID */
 	uint32_t hash;
 	uint32_t pos;              /* index in its area's bucket while VALID */
+	uint32_t heap_pos;         /* index of its expiry timer in wf_fusion.heap */
 	uint8_t agency, hazard, strength, certainty, status, state;
 	bool placeholder;          /* known only as a reference so far */
 	bool has_meas;
@@ -198,7 +199,7 @@ struct wf_fusion {
 	size_t n_owned;
 	unsigned dbi_input, dbi_inc, dbi_meta;
 	/* Only VALID inputs are held in memory (the hash below, their area's
-	 * bucket). Every other event record (expired, cancelled, superseded,
+	 * bucket, their expiry timer). Every other event record (expired, cancelled, superseded,
 	 * a CANCEL itself, a reference's tombstone) lives only in dbi_input
 	 * until its purge time, with an entry in dbi_purge keyed (purge time,
 	 * input key), so memory follows the valid inputs, not the retention. */

@@ -1173,10 +1173,13 @@ START_TEST(ended_inputs_leave_memory)
 	struct evspec c1 = { MET, "c1", HZ(RAINSTORM), COUNTY, LV(III), T0 + 2 * M, T0 + 2 * H, 0,
 			     MT(CANCEL), "e2" };
 	ck_assert_int_eq(ingest(&v, &e1, T0), WF_FUSION_APPLIED);
+	ck_assert_uint_eq(held(&v), 1);
+	/* e2 supersedes e1, c1 cancels e2: each leaves memory at once (its
+	 * expiry timer too); a CANCEL message is never held */
 	ck_assert_int_eq(ingest(&v, &e2, T0 + M), WF_FUSION_APPLIED);
+	ck_assert_uint_eq(held(&v), 1);
 	ck_assert_int_eq(ingest(&v, &c1, T0 + 2 * M), WF_FUSION_CANCEL_APPLIED);
-	/* e1 and e2 ended before their expiry: in memory until then; c1 never */
-	ck_assert_uint_eq(held(&v), 2);
+	ck_assert_uint_eq(held(&v), 0);
 	run_to(&v, T0 + 3 * H);
 	ck_assert_uint_eq(held(&v), 0);
 	ck_assert_uint_eq(db_count(&v, "fusion.input"), 3);
