@@ -365,24 +365,29 @@ void fusion_area_set_timer(struct wf_fusion *e, struct fusion_area *a)
 
 /* ---------------------------------------------------------------- inputs */
 
-static uint32_t input_hash(int agency, const char *id)
+/* An input is named by (agency, status, id): an exercise or test event
+ * that reuses an actual event's id is another event. */
+static uint32_t input_hash(int agency, int status, const char *id)
 {
-	uint32_t h = fusion_hash(&(unsigned char){ (unsigned char)agency }, 1, 2166136261u);
-	return fusion_hash(id, strlen(id), h);
+	unsigned char as[2] = { (unsigned char)agency, (unsigned char)status };
+	return fusion_hash(id, strlen(id), fusion_hash(as, 2, 2166136261u));
 }
 
-static struct fusion_input *input_find(struct wf_fusion *e, int agency, const char *id)
+static struct fusion_input *input_find(struct wf_fusion *e, int agency, int status,
+				       const char *id)
 {
 	if (!e->in_cap)
 		return NULL;
-	uint32_t h = input_hash(agency, id);
+	uint32_t h = input_hash(agency, status, id);
 	for (struct fusion_input *x = e->in_tab[h & (e->in_cap - 1)]; x; x = x->hnext)
-		if (x->hash == h && x->agency == agency && strcmp(x->id, id) == 0)
+		if (x->hash == h && x->agency == agency && x->status == status &&
+		    strcmp(x->id, id) == 0)
 			return x;
 	return NULL;
 }
 
-static struct fusion_input *input_new(struct wf_fusion *e, int agency, const char *id)
+static struct fusion_input *input_new(struct wf_fusion *e, int agency, int status,
+				      const char *id)
 {
 	if (grow_table((void ***)&e->in_tab, &e->in_cap, e->n_in,
 		       offsetof(struct fusion_input, hnext), offsetof(struct fusion_input, hash)) < 0)
@@ -393,7 +398,8 @@ static struct fusion_input *input_new(struct wf_fusion *e, int agency, const cha
 		return NULL;
 	memcpy(x->id, id, idlen + 1);
 	x->agency = (uint8_t)agency;
-	x->hash = input_hash(agency, id);
+	x->status = (uint8_t)status;
+	x->hash = input_hash(agency, status, id);
 	x->criterion = "";
 	size_t b = x->hash & (e->in_cap - 1);
 	x->hnext = e->in_tab[b];
@@ -499,17 +505,23 @@ static void area_remove_input(struct wf_fusion *e, struct fusion_input *x)
 
 /* ---------------------------------------------------------------- persistence */
 
+#define INPUT_ID_MAX 129                 /* event ids are at most 128 bytes */
+#define INPUT_KEY_MAX (INPUT_ID_MAX + 2)  /* agency, status, id */
+
+/* dbi_input key: agency, status, id. (Stores before "inputs-v2" in
+ * dbi_meta had agency, id: see inputs_upgrade.) */
 static size_t input_key(const struct fusion_input *x, unsigned char *key)
 {
 	size_t n = strlen(x->id);
 	key[0] = x->agency;
-	memcpy(key + 1, x->id, n);
-	return n + 1;
+	key[1] = x->status;
+	memcpy(key + 2, x->id, n);
+	return n + 2;
 }
 
 static int input_store(struct wf_fusion *e, struct wf_txn *t, const struct fusion_input *x)
 {
-	unsigned char key[160];
+	unsigned char key[INPUT_KEY_MAX];
 	size_t klen = input_key(x, key);
 	struct wbuf b = { 0 };
 	wb_u8(&b, 1);
@@ -533,23 +545,22 @@ static int input_store(struct wf_fusion *e, struct wf_txn *t, const struct fusio
 	return r;
 }
 
-#define INPUT_ID_MAX 129 /* key: agency byte + id, at most 130 bytes */
-
 /* Decodes a dbi_input record into X (whose id has room for INPUT_ID_MAX
- * bytes); hnext and area are cleared. */
+ * bytes); hnext and area are cleared. A key without the status byte when
+ * the store is not upgraded yet (e->inputs_v2 false). */
 static int input_decode(struct wf_fusion *e, const void *key, size_t klen, const void *val,
 			size_t vlen, struct fusion_input *x)
 {
-	if (klen < 2 || klen > INPUT_ID_MAX + 1)
+	size_t off = e->inputs_v2 ? 2 : 1;
+	if (klen < off + 1 || klen > off + INPUT_ID_MAX)
 		return -EBADMSG;
 	const unsigned char *k = key;
-	memcpy(x->id, k + 1, klen - 1);
-	x->id[klen - 1] = '\0';
+	memcpy(x->id, k + off, klen - off);
+	x->id[klen - off] = '\0';
 	x->hnext = NULL;
 	x->area = NULL;
 	x->pos = 0;
 	x->agency = k[0];
-	x->hash = input_hash(x->agency, x->id);
 	struct rbuf b = { .p = val, .n = vlen };
 	if (rb_u8(&b) != 1)
 		return -EBADMSG;
@@ -574,38 +585,41 @@ static int input_decode(struct wf_fusion *e, const void *key, size_t klen, const
 	crit[cl] = '\0';
 	if (b.bad || x->agency == 0 || x->agency >= FUSION_AGENCY_MAX ||
 	    (!x->placeholder && (x->hazard == 0 || x->hazard >= FUSION_HAZARD_MAX)) ||
-	    x->strength > 4 || x->state > FUSION_IN_NOINPUT)
+	    x->strength > 4 || x->state > FUSION_IN_NOINPUT || (off == 2 && k[1] != x->status))
 		return -EBADMSG;
+	x->hash = input_hash(x->agency, x->status, x->id);
 	x->criterion = intern(e, crit);
 	return x->criterion ? 0 : -ENOMEM;
 }
 
-/* The input AGENCY/ID: in memory (valid) or else read from the store into
- * e->cold, which the next lookup overwrites. *RET NULL if unknown. */
-static int input_lookup(struct wf_fusion *e, struct wf_txn *t, int agency, const char *id,
-			struct fusion_input **ret)
+/* The input AGENCY/STATUS/ID: in memory (valid) or else read from the
+ * store into e->cold, which the next lookup overwrites. *RET NULL if
+ * unknown. Called in write transactions only, so the store is upgraded. */
+static int input_lookup(struct wf_fusion *e, struct wf_txn *t, int agency, int status,
+			const char *id, struct fusion_input **ret)
 {
-	*ret = input_find(e, agency, id);
+	*ret = input_find(e, agency, status, id);
 	if (*ret)
 		return 0;
 	size_t n = strlen(id);
 	if (n == 0 || n > INPUT_ID_MAX)
 		return -EINVAL;
-	unsigned char key[INPUT_ID_MAX + 1];
+	unsigned char key[INPUT_KEY_MAX];
 	key[0] = (unsigned char)agency;
-	memcpy(key + 1, id, n);
+	key[1] = (unsigned char)status;
+	memcpy(key + 2, id, n);
 	unsigned char val[512];
 	size_t vlen = 0;
-	int r = wf_store_get_buf(t, e->dbi_input, key, n + 1, val, sizeof val, &vlen);
+	int r = wf_store_get_buf(t, e->dbi_input, key, n + 2, val, sizeof val, &vlen);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
 		return r;
-	r = input_decode(e, key, n + 1, val, vlen, e->cold);
+	r = input_decode(e, key, n + 2, val, vlen, e->cold);
 	if (r < 0)
 		return r;
 	if (e->cold->state == FUSION_IN_VALID)
-		e->cold->state = FUSION_IN_EXPIRED; /* a store before the purge index */
+		e->cold->state = FUSION_IN_EXPIRED; /* not in memory: it expired */
 	*ret = e->cold;
 	return 0;
 }
@@ -619,7 +633,7 @@ static size_t purge_key(int64_t at, const struct fusion_input *x, unsigned char 
 /* X's dbi_purge entry at X's purge time. */
 static int purge_put(struct wf_fusion *e, struct wf_txn *t, const struct fusion_input *x)
 {
-	unsigned char key[8 + INPUT_ID_MAX + 1];
+	unsigned char key[8 + INPUT_KEY_MAX];
 	int r = wf_store_put(t, e->dbi_purge, key, purge_key(x->purge_at, x, key), "", 0, 0);
 	if (r == 0 && x->purge_at < e->next_purge && e->next_purge != INT64_MIN)
 		e->next_purge = x->purge_at;
@@ -630,7 +644,7 @@ static int purge_put(struct wf_fusion *e, struct wf_txn *t, const struct fusion_
 static int purge_del(struct wf_fusion *e, struct wf_txn *t, const struct fusion_input *x,
 		     int64_t at)
 {
-	unsigned char key[8 + INPUT_ID_MAX + 1];
+	unsigned char key[8 + INPUT_KEY_MAX];
 	int r = wf_store_del(t, e->dbi_purge, key, purge_key(at, x, key));
 	return r == -ENOENT ? 0 : r;
 }
@@ -795,7 +809,7 @@ static int load_input(void *ud, const void *key, size_t klen, const void *val, s
 	const struct fusion_input *c = e->cold;
 	if (c->state != FUSION_IN_VALID || c->placeholder || c->expires <= e->now)
 		return 0;
-	struct fusion_input *x = input_new(e, c->agency, c->id);
+	struct fusion_input *x = input_new(e, c->agency, c->status, c->id);
 	if (!x)
 		return -ENOMEM;
 	struct fusion_input *hnext = x->hnext;
@@ -888,6 +902,10 @@ static int rebuild(struct wf_fusion *e, struct wf_txn *t)
 	} else if (r < 0 && r != -ENOENT) {
 		return r;
 	}
+	r = wf_store_exists(t, e->dbi_meta, "inputs-v2", 9);
+	if (r < 0)
+		goto fail;
+	e->inputs_v2 = r == 1;
 	r = wf_store_foreach(t, e->dbi_input, NULL, 0, load_input, e);
 	if (r < 0)
 		goto fail;
@@ -903,10 +921,6 @@ static int rebuild(struct wf_fusion *e, struct wf_txn *t)
 				goto fail;
 		}
 	}
-	r = wf_store_exists(t, e->dbi_meta, "purge-index", 11);
-	if (r < 0)
-		goto fail;
-	e->purge_indexed = r == 1;
 	e->next_purge = INT64_MIN;
 	for (size_t i = 0; i < e->ar_cap; i++)
 		for (struct fusion_area *a = e->ar_tab[i]; a; a = a->hnext)
@@ -1121,7 +1135,7 @@ static int input_end(struct wf_fusion *e, struct wf_txn *t, struct fusion_input 
 struct purge_batch {
 	int64_t now;
 	size_t n;
-	unsigned char key[PURGE_BATCH][8 + INPUT_ID_MAX + 1];
+	unsigned char key[PURGE_BATCH][8 + INPUT_KEY_MAX];
 	size_t klen[PURGE_BATCH];
 };
 
@@ -1138,7 +1152,7 @@ static int purge_collect(void *ud, const void *key, size_t klen, const void *val
 	struct purge_batch *b = ud;
 	(void)val;
 	(void)vlen;
-	if (klen < 10 || klen > 8 + INPUT_ID_MAX + 1)
+	if (klen < 11 || klen > 8 + INPUT_KEY_MAX)
 		return -EBADMSG;
 	if (purge_key_time(key) > b->now || b->n == PURGE_BATCH)
 		return 1;
@@ -1149,7 +1163,7 @@ static int purge_collect(void *ud, const void *key, size_t klen, const void *val
 
 static int purge_first(struct wf_fusion *e, struct wf_txn *t)
 {
-	unsigned char k[8 + INPUT_ID_MAX + 1];
+	unsigned char k[8 + INPUT_KEY_MAX];
 	size_t kl = 0;
 	int r = wf_store_first_key(t, e->dbi_purge, k, sizeof k, &kl);
 	if (r == -ENOENT) {
@@ -1164,64 +1178,63 @@ static int purge_first(struct wf_fusion *e, struct wf_txn *t)
 	return 0;
 }
 
-struct purge_scan {
-	struct wf_fusion *e;
-	unsigned char (*key)[INPUT_ID_MAX + 1];
+struct key_list {
+	unsigned char (*key)[INPUT_KEY_MAX];
 	size_t *klen, n, cap;
-	bool oom;
 };
 
-static int purge_scan_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+static int key_list_add(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
 {
-	struct purge_scan *sc = ud;
+	struct key_list *l = ud;
 	(void)val;
 	(void)vlen;
-	if (klen < 2 || klen > INPUT_ID_MAX + 1)
+	if (klen > INPUT_KEY_MAX)
 		return -EBADMSG;
-	const unsigned char *k = key;
-	char id[INPUT_ID_MAX + 1];
-	memcpy(id, k + 1, klen - 1);
-	id[klen - 1] = '\0';
-	if (input_find(sc->e, k[0], id))
-		return 0; /* valid: no purge entry until it ends */
-	if (sc->n == sc->cap) {
-		size_t cap = sc->cap ? sc->cap * 2 : 256;
-		void *nk = realloc(sc->key, cap * sizeof *sc->key);
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? l->cap * 2 : 256;
+		void *nk = realloc(l->key, cap * sizeof *l->key);
 		if (nk)
-			sc->key = nk;
-		void *nl = nk ? realloc(sc->klen, cap * sizeof *sc->klen) : NULL;
+			l->key = nk;
+		void *nl = nk ? realloc(l->klen, cap * sizeof *l->klen) : NULL;
 		if (!nl)
 			return -ENOMEM;
-		sc->klen = nl;
-		sc->cap = cap;
+		l->klen = nl;
+		l->cap = cap;
 	}
-	memcpy(sc->key[sc->n], key, klen);
-	sc->klen[sc->n++] = klen;
+	memcpy(l->key[l->n], key, klen);
+	l->klen[l->n++] = klen;
 	return 0;
 }
 
-/* A store written before the purge index: every record not held in memory
- * gets its dbi_purge entry, once, at the first write transaction. */
-static int purge_index_build(struct wf_fusion *e, struct wf_txn *t)
+/* A store from before "inputs-v2" (keys without the status, no purge
+ * entries): every record is stored again under its new key, and every one
+ * not held in memory gets its purge entry. Once, at the first write
+ * transaction after the upgrade (begin). */
+static int inputs_upgrade(struct wf_fusion *e, struct wf_txn *t)
 {
-	struct purge_scan sc = { .e = e };
-	int r = wf_store_foreach(t, e->dbi_input, NULL, 0, purge_scan_one, &sc);
-	for (size_t i = 0; r >= 0 && i < sc.n; i++) {
+	struct key_list l = { 0 };
+	int r = wf_store_foreach(t, e->dbi_input, NULL, 0, key_list_add, &l);
+	for (size_t i = 0; r >= 0 && i < l.n; i++) {
 		unsigned char val[512];
 		size_t vlen = 0;
-		r = wf_store_get_buf(t, e->dbi_input, sc.key[i], sc.klen[i], val, sizeof val, &vlen);
+		struct fusion_input *c = e->cold;
+		r = wf_store_get_buf(t, e->dbi_input, l.key[i], l.klen[i], val, sizeof val, &vlen);
 		if (r == 0)
-			r = input_decode(e, sc.key[i], sc.klen[i], val, vlen, e->cold);
+			r = input_decode(e, l.key[i], l.klen[i], val, vlen, c);
 		if (r == 0)
-			r = purge_put(e, t, e->cold);
+			r = wf_store_del(t, e->dbi_input, l.key[i], l.klen[i]);
+		if (r == 0)
+			r = input_store(e, t, c);
+		if (r == 0 && !input_find(e, c->agency, c->status, c->id))
+			r = purge_put(e, t, c);
 	}
-	free(sc.key);
-	free(sc.klen);
+	free(l.key);
+	free(l.klen);
 	if (r < 0)
 		return r;
-	r = wf_store_put(t, e->dbi_meta, "purge-index", 11, "1", 1, 0);
+	r = wf_store_put(t, e->dbi_meta, "inputs-v2", 9, "1", 1, 0);
 	if (r == 0)
-		e->purge_indexed = true;
+		e->inputs_v2 = true;
 	return r;
 }
 
@@ -1232,8 +1245,6 @@ static int purge_index_build(struct wf_fusion *e, struct wf_txn *t)
 static int run_purge(struct wf_fusion *e, struct wf_txn *t)
 {
 	int r;
-	if (!e->purge_indexed && (r = purge_index_build(e, t)) < 0)
-		return r;
 	if (e->next_purge == INT64_MIN && (r = purge_first(e, t)) < 0)
 		return r;
 	if (e->next_purge > e->now)
@@ -1255,7 +1266,7 @@ static int run_purge(struct wf_fusion *e, struct wf_txn *t)
 		/* a record in memory is valid; one still VALID in the store but
 		 * not in memory has expired */
 		if (r == 0 && e->cold->purge_at == purge_key_time(b->key[i]) &&
-		    !input_find(e, e->cold->agency, e->cold->id))
+		    !input_find(e, e->cold->agency, e->cold->status, e->cold->id))
 			r = wf_store_del(t, e->dbi_input, ik, iklen);
 		if (r == 0 || r == -ENOENT)
 			r = wf_store_del(t, e->dbi_purge, b->key[i], b->klen[i]);
@@ -1300,6 +1311,11 @@ static int begin(struct wf_fusion *e, struct wf_txn *t, int64_t now_ms)
 		if (r < 0)
 			return r;
 	}
+	if (!e->inputs_v2) {
+		int r = inputs_upgrade(e, t);
+		if (r < 0)
+			return r;
+	}
 	if (now_ms > e->now)
 		e->now = now_ms;
 	return 0;
@@ -1337,7 +1353,7 @@ static int apply_reference(struct wf_fusion *e, struct wf_txn *t, int agency, in
 			   const char *ref, int new_state, int64_t purge_floor)
 {
 	struct fusion_input *x = NULL;
-	int r = input_lookup(e, t, agency, ref, &x);
+	int r = input_lookup(e, t, agency, status, ref, &x);
 	if (r < 0)
 		return r;
 	if (!x) {
@@ -1346,16 +1362,14 @@ static int apply_reference(struct wf_fusion *e, struct wf_txn *t, int agency, in
 		memset(x, 0, sizeof *x);
 		memcpy(x->id, ref, n + 1);
 		x->agency = (uint8_t)agency;
-		x->hash = input_hash(agency, ref);
+		x->status = (uint8_t)status;
+		x->hash = input_hash(agency, status, ref);
 		x->criterion = "";
 		x->placeholder = true;
-		x->status = (uint8_t)status;
 		x->state = (uint8_t)new_state;
 		x->purge_at = purge_floor;
 		return input_store_ended(e, t, x, 0);
 	}
-	if (x->status != status)
-		return 0;
 	if (x != e->cold)
 		return input_end(e, t, x, new_state, false);
 	if (x->state == FUSION_IN_CANCELLED || x->state == new_state)
@@ -1407,8 +1421,9 @@ int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event 
 		return finish(e, t, r < 0 ? r : WF_FUSION_NOT_OWNED);
 	}
 	int agency = ev->agency;
+	int status = ev->status;
 	struct fusion_input *x = NULL;
-	r = input_lookup(e, t, agency, ev->id, &x);
+	r = input_lookup(e, t, agency, status, ev->id, &x);
 	if (r < 0)
 		return r;
 	if (x && !x->placeholder) {
@@ -1418,18 +1433,27 @@ int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event 
 	/* X is NULL or a tombstone read from the store (e->cold, which the
 	 * lookups below overwrite): keep what is needed of it */
 	bool had_tomb = x != NULL;
-	uint8_t tomb_status = x ? x->status : 0, tomb_state = x ? x->state : 0;
+	uint8_t tomb_state = x ? x->state : 0;
 	int64_t tomb_purge = x ? x->purge_at : 0;
 	/* exercise and test never mix with actual: an UPDATE or CANCEL naming
-	 * an event of another status is refused whole (nothing changes) */
+	 * an event that exists only under another status is refused whole
+	 * (nothing changes) */
 	for (size_t i = 0; i < ev->n_references; i++) {
 		struct fusion_input *y = NULL;
-		if (ev->references[i] && (r = input_lookup(e, t, agency, ev->references[i], &y)) < 0)
+		if (!ev->references[i])
+			continue;
+		if ((r = input_lookup(e, t, agency, status, ev->references[i], &y)) < 0)
 			return r;
-		if (y && !y->placeholder && y->status != ev->status) {
-			r = eval_dirty(e, t, emit, ud);
-			r = finish(e, t, r);
-			return r < 0 ? r : -EXDEV;
+		for (int other = 1; other <= 3 && !(y && !y->placeholder); other++) {
+			if (other == status)
+				continue;
+			if ((r = input_lookup(e, t, agency, other, ev->references[i], &y)) < 0)
+				return r;
+			if (y && !y->placeholder) {
+				r = eval_dirty(e, t, emit, ud);
+				r = finish(e, t, r);
+				return r < 0 ? r : -EXDEV;
+			}
 		}
 	}
 	int64_t retain = e->rules->retain_ms;
@@ -1443,15 +1467,11 @@ int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event 
 		if (r < 0)
 			return r;
 	}
-	/* a tombstone of another status (an exercise cancelling an id that
-	 * turns out to be an actual event's) does not apply: the event arrives
-	 * as new */
-	bool was_tomb = had_tomb && tomb_status == ev->status;
 	int64_t purge = ev->expires_ms + retain;
-	if (was_tomb && tomb_purge > purge)
+	if (had_tomb && tomb_purge > purge)
 		purge = tomb_purge;
 	int result, state;
-	if (was_tomb) {
+	if (had_tomb) {
 		result = WF_FUSION_SUPERSEDED; /* state stays cancelled/superseded */
 		state = tomb_state;
 	} else if (is_cancel) {
@@ -1471,18 +1491,16 @@ int wf_fusion_ingest(struct wf_fusion *e, struct wf_txn *t, const Wf__V1__Event 
 		memset(x, 0, sizeof *x);
 		memcpy(x->id, ev->id, n + 1);
 		x->agency = (uint8_t)agency;
-		x->hash = input_hash(agency, ev->id);
+		x->status = (uint8_t)status;
+		x->hash = input_hash(agency, status, ev->id);
 		input_fill(e, x, ev, region);
 		x->state = (uint8_t)state;
 		x->purge_at = purge;
 		r = input_store_ended(e, t, x, had_tomb ? tomb_purge : 0);
 	} else {
-		x = input_new(e, agency, ev->id);
+		x = input_new(e, agency, status, ev->id);
 		if (!x)
 			return -ENOMEM;
-		/* the other status's tombstone: its purge entry goes */
-		if (had_tomb && (r = purge_del(e, t, x, tomb_purge)) < 0)
-			return r;
 		input_fill(e, x, ev, region);
 		x->state = FUSION_IN_VALID;
 		x->purge_at = purge;

@@ -205,9 +205,10 @@ struct wf_fusion {
 	 * input key), so memory follows the valid inputs, not the retention. */
 	unsigned dbi_purge;
 	int64_t next_purge;  /* earliest dbi_purge entry; INT64_MIN: not known */
-	bool purge_indexed;  /* meta "purge-index": every record not VALID has
-			      * its dbi_purge entry (stores before it: indexed
-			      * at the first write) */
+	bool inputs_v2;      /* meta "inputs-v2": dbi_input keys are (agency,
+			      * status, id) and every record not in memory has
+			      * its dbi_purge entry (older stores: upgraded at
+			      * the first write, engine.c inputs_upgrade) */
 	struct fusion_input *cold; /* a record read from the store (input_find) */
 	bool stale;          /* indexes must be rebuilt from the store */
 	bool regrade_all;    /* rules were swapped */

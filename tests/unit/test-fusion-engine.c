@@ -492,6 +492,23 @@ START_TEST(exercise_never_touches_actual)
 	ck_assert_int_eq(ingest(&v, &a2, T0 + 2 * M), WF_FUSION_APPLIED);
 	ck_assert_int_eq(last(&v)->level, LV(II));
 	ck_assert_int_eq(last(&v)->status, WF__V1__STATUS__STATUS_ACTUAL);
+	/* an exercise event that reuses an id before the actual event comes
+	 * is another event: the actual one is not a duplicate of it */
+	struct evspec x4 = { MET, "a4", HZ(GALE), COUNTY, LV(IV), T0 + 3 * M, T0 + 6 * H, EX };
+	struct evspec a4 = { MET, "a4", HZ(GALE), COUNTY, LV(I), T0 + 4 * M, T0 + 6 * H };
+	ck_assert_int_eq(ingest(&v, &x4, T0 + 3 * M), WF_FUSION_APPLIED);
+	ck_assert_int_eq(last(&v)->status, WF__V1__STATUS__STATUS_EXERCISE);
+	ck_assert_int_eq(ingest(&v, &a4, T0 + 4 * M), WF_FUSION_APPLIED);
+	ck_assert_int_eq(last(&v)->level, LV(I));
+	ck_assert_int_eq(last(&v)->status, WF__V1__STATUS__STATUS_ACTUAL);
+	/* and an exercise CANCEL naming that id cancels the exercise one only */
+	size_t before = v.o.n;
+	struct evspec x5 = { MET, "x5", HZ(GALE), COUNTY, LV(IV), T0 + 5 * M, T0 + 6 * H, EX,
+			     MT(CANCEL), "a4" };
+	ck_assert_int_eq(ingest(&v, &x5, T0 + 5 * M), WF_FUSION_CANCEL_APPLIED);
+	for (size_t i = before; i < v.o.n; i++)
+		ck_assert_int_eq(v.o.w[i]->status, WF__V1__STATUS__STATUS_EXERCISE);
+	ck_assert_int_eq(ingest(&v, &a4, T0 + 6 * M), WF_FUSION_DUPLICATE);
 	env_close(&v);
 }
 END_TEST
@@ -1160,6 +1177,53 @@ static uint64_t held(struct env *v)
 	return st.inputs;
 }
 
+struct old_keys {
+	unsigned char key[64][160];
+	size_t klen[64];
+	char val[64][512];
+	size_t vlen[64];
+	size_t n;
+};
+
+static int old_keys_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct old_keys *o = ud;
+	ck_assert_uint_lt(o->n, 64);
+	ck_assert_uint_le(kl, 160);
+	ck_assert_uint_le(vl, 512);
+	memcpy(o->key[o->n], k, kl);
+	o->klen[o->n] = kl;
+	memcpy(o->val[o->n], val, vl);
+	o->vlen[o->n++] = vl;
+	return 0;
+}
+
+/* Rewrites V's store as wf-fusion wrote it before "inputs-v2": input keys
+ * (agency, id), no purge entries, no meta mark. */
+static void make_old_store(struct env *v)
+{
+	unsigned din = 0, dpurge = 0, dmeta = 0;
+	ck_assert_int_eq(wf_store_dbi(v->s, "fusion.input", 0, &din), 0);
+	ck_assert_int_eq(wf_store_dbi(v->s, "fusion.purge", 0, &dpurge), 0);
+	ck_assert_int_eq(wf_store_dbi(v->s, "fusion.meta", 0, &dmeta), 0);
+	static struct old_keys o;
+	o.n = 0;
+	struct wf_txn *t = NULL;
+	ck_assert_int_eq(wf_store_txn_begin(v->s, true, &t), 0);
+	ck_assert_int_eq(wf_store_foreach(t, din, NULL, 0, old_keys_cb, &o), 0);
+	for (size_t i = 0; i < o.n; i++) {
+		ck_assert_int_eq(wf_store_del(t, din, o.key[i], o.klen[i]), 0);
+		unsigned char k[160];
+		k[0] = o.key[i][0]; /* agency; drop the status byte */
+		memcpy(k + 1, o.key[i] + 2, o.klen[i] - 2);
+		ck_assert_int_eq(wf_store_put(t, din, k, o.klen[i] - 1, o.val[i], o.vlen[i], 0), 0);
+	}
+	ck_assert_int_eq(wf_store_del(t, dmeta, "inputs-v2", 9), 0);
+	unsigned char lo[1] = { 0 }, hi[1] = { 0xff };
+	ck_assert_int_eq(wf_store_del_range(t, dpurge, lo, 1, hi, 1, NULL, NULL), 0);
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+}
+
 /* Only valid inputs are held in memory; ended ones stay in the store,
  * still deduplicated and still tombstones, until `retain` (8 days) after
  * their expiry; a store from before the purge index is indexed once. */
@@ -1205,20 +1269,17 @@ START_TEST(ended_inputs_leave_memory)
 	ck_assert_uint_eq(db_count(&v, "fusion.input"), 5);
 	ck_assert_uint_eq(db_count(&v, "fusion.purge"), 4); /* u4 is valid */
 
-	/* a store from before the index: no purge entries, no meta mark */
-	unsigned dpurge = 0, dmeta = 0;
-	ck_assert_int_eq(wf_store_dbi(v.s, "fusion.purge", 0, &dpurge), 0);
-	ck_assert_int_eq(wf_store_dbi(v.s, "fusion.meta", 0, &dmeta), 0);
-	struct wf_txn *t = NULL;
-	ck_assert_int_eq(wf_store_txn_begin(v.s, true, &t), 0);
-	ck_assert_int_eq(wf_store_del(t, dmeta, "purge-index", 11), 0);
-	unsigned char lo[1] = { 0 }, hi[1] = { 0xff };
-	ck_assert_int_eq(wf_store_del_range(t, dpurge, lo, 1, hi, 1, NULL, NULL), 0);
-	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+	/* a store from before "inputs-v2": keys (agency, id) without the
+	 * status, no purge entries, no meta mark */
+	make_old_store(&v);
 	engine_reopen(&v);
+	ck_assert_uint_eq(held(&v), 1); /* u4, read from its old key */
 	ck_assert_uint_eq(db_count(&v, "fusion.purge"), 0);
 	tick(&v, T0 + 4 * H);
 	ck_assert_uint_eq(db_count(&v, "fusion.purge"), 4);
+	ck_assert_uint_eq(db_count(&v, "fusion.input"), 5);
+	ck_assert_int_eq(ingest(&v, &e1, T0 + 4 * H), WF_FUSION_DUPLICATE);
+	ck_assert_int_eq(ingest(&v, &u4, T0 + 4 * H), WF_FUSION_DUPLICATE);
 
 	/* retain is 8 days: nothing is purged before the earliest purge time
 	 * (e1's expiry + 8 d); once u4's (T0+5h + 8 d) has passed only e3 is
