@@ -27,6 +27,9 @@ struct dsp_engine {
 	struct wf_codec_limits limits;
 	struct dsp_out *out;
 	size_t n_out, cap_out;
+	/* out by key: open addressing, index + 1 (0: empty), cap_idx a power of 2 */
+	uint32_t *out_idx;
+	size_t cap_idx;
 	/* views to republish after the commit (views.c): warning ids and
 	 * operators whose records changed; "all" when a set overflowed */
 	struct dsp_names dirty_ids, dirty_ops;
@@ -37,6 +40,55 @@ struct dsp_engine {
 /* Queues an output (copying PAYLOAD), replacing one with the same KEY. */
 int dsp_out_push(struct dsp_engine *e, enum dsp_out_kind kind, const char *key, const char *topic,
 		 bool retain, const void *payload, size_t len);
+
+/* d-review's record: dsp_review has no version byte of its own. */
+struct dsp_review_rec {
+	uint8_t rec_version;
+	struct dsp_review rv;
+};
+
+/* due.c: the deadline index (d-due) and the pending-notice list (d-dpend),
+ * kept by writing the indexed tables only through dsp_put_indexed. */
+#define DSP_DUE_NONE INT64_MIN
+enum dsp_due_kind {
+	DSP_DUE_EXPIRE = 'c',   /* d-current <id>: an active warning's expiry */
+	DSP_DUE_REVIEW = 'r',   /* d-review <id>@<ver>: a pending review's timeout */
+	DSP_DUE_DUTY = 'd',     /* d-duty <station>|<id>@<ver>: a pending notice's ack deadline */
+	DSP_DUE_FOLLOWUP = 'f', /* d-followup <station>|<id>: the next 续报 reminder */
+};
+/* Stores REC (the fixed record of KIND's table, SIZE bytes) under KEY and
+ * moves its index entries. */
+int dsp_put_indexed(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
+		    const char *key, const void *rec, size_t size);
+/* Deletes KEY from KIND's table with its index entries (absent: 0). */
+int dsp_del_indexed(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
+		    const char *key, size_t size);
+struct dsp_due_entry {
+	int64_t at;
+	char kind;
+	char key[DSP_KEY_MAX];
+};
+/* The entries due at NOW (at most MAX, in time order) in a malloc'd *RET
+ * (NULL when none), *N of them; each one is removed from the index
+ * (processing puts back what is still due). */
+int dsp_due_take(struct wf_txn *t, const struct dsp_dbs *d, int64_t now, size_t max,
+		 struct dsp_due_entry **ret, size_t *n);
+/* The earliest entry's time, INT64_MAX if none. */
+int dsp_due_first(struct wf_txn *t, const struct dsp_dbs *d, int64_t *ret);
+/* Builds the indexes of a store written before they existed (once: d-meta
+ * "index" marks it done). Runs its own write transactions. */
+int dsp_index_open(struct wf_store *s, const struct dsp_dbs *d, int64_t retain_ms);
+
+/* retain.c: retention of ended warnings (docs/dispatch.md, "Retention"). */
+/* Stores CUR (d-current of ID) through the index and schedules (when CUR
+ * ended) or unschedules (when it is active again) ID's purge. */
+int dsp_put_current(struct dsp_engine *e, struct wf_txn *t, const char *id,
+		    const struct dsp_current *cur, int64_t now);
+/* Schedules the purge of ID at AT unless one is scheduled already. */
+int dsp_retain_schedule(struct wf_txn *t, const struct dsp_dbs *d, const char *id, int64_t at);
+/* Purges at most MAX ended warnings due at NOW; 1 if more are due. */
+int dsp_retain_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now, size_t max);
+int dsp_retain_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *due);
 
 /* engine.c: whether ID@VERSION still awaits review (false if unknown). */
 bool dsp_review_pending(struct dsp_engine *e, struct wf_txn *t, const char *id, uint32_t version);
@@ -79,8 +131,10 @@ int dsp_duty_ack(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__DutyAck *
 int dsp_duty_followup(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__FollowUp *f,
 		      int64_t now);
 /* Deadlines: missed acks, review timeouts, reminders. */
-int dsp_duty_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now);
-int dsp_duty_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *due);
+/* A due d-duty entry (ack deadline, KEY "station|id@ver") and a due
+ * d-followup one (reminder, KEY "station|id"). */
+int dsp_duty_missed(struct dsp_engine *e, struct wf_txn *t, const char *key, int64_t now);
+int dsp_duty_remind(struct dsp_engine *e, struct wf_txn *t, const char *key, int64_t now);
 int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now);
 
 /* broadcast.c */

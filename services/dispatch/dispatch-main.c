@@ -27,6 +27,7 @@ struct dispatch_config {
 	int64_t ack_deadline[5];
 	int64_t followup_interval;
 	int64_t duty_resend;
+	int64_t retain;
 	char *cap_spool, *cap_sender, *cap_sender_name, *cap_post_url;
 	int64_t cap_post_timeout;
 	char *sms_url, *sms_user, *sms_password_file, *sms_from, *sms_subscribers, *sms_dlr_host;
@@ -50,6 +51,12 @@ static const struct wf_config_key keys[] = {
 	  "a lost predecessor waits for it (resent by fusion), so no version is skipped after a "
 	  "broker restart. Set false only if this dispatcher's input takes part of an instance's "
 	  "warnings (the gaps would never fill).", NULL },
+	{ "dispatch", "retain", WF_CONFIG_DURATION, OFF(retain), DSP_RETAIN_MIN_MS, DSP_RETAIN_MAX_MS,
+	  "30d",
+	  "How long the records of an ended warning (cancelled or expired, no notice still waiting "
+	  "for its ack deadline) are kept: its versions, review, deliveries, duty and follow-up "
+	  "records and its retained wf/v1/review view then go (the audit trail stays). At least "
+	  "10m (docs/dispatch.md, \"Retention\").", NULL },
 	{ "policy", "release_I", WF_CONFIG_ENUM, OFF(release[1]), 0, 0, "two",
 	  "Level I (red): auto, one approval, or two different operators.", release_words },
 	{ "policy", "release_II", WF_CONFIG_ENUM, OFF(release[2]), 0, 0, "two",
@@ -281,6 +288,13 @@ static void backlog_drain(struct dispatch *d)
 			wf_log(LOG_ERR, "publish", "%s: %s", it->topic, strerror(-r));
 		}
 		backlog_drop_head(d);
+	}
+	if (d->bl_cap > 4096) {
+		/* drained after a burst: the ring goes back to its first size */
+		free(d->bl);
+		d->bl = NULL;
+		d->bl_cap = 0;
+		d->bl_head = 0;
 	}
 }
 
@@ -572,6 +586,7 @@ static void fill_config(const struct dispatch_config *c, struct dsp_config *dc)
 	dc->policy.downgrade_follows = c->downgrade_follows;
 	dc->policy.cancel_follows = c->cancel_follows;
 	dc->followup_interval_ms = c->followup_interval;
+	dc->retain_ms = c->retain;
 	dc->cap_sender = c->cap_sender;
 	dc->cap_sender_name = c->cap_sender_name;
 }

@@ -34,6 +34,9 @@ struct dsp_config {
 	struct dsp_policy policy;
 	int64_t ack_deadline_ms[5];    /* by level; 0: no acknowledgement required */
 	int64_t followup_interval_ms;  /* 续报 reminders for I/II (0: none) */
+	/* [dispatch] retain: how long the records of an ended warning are kept
+	 * (docs/dispatch.md, "Retention"); DSP_RETAIN_MIN_MS..DSP_RETAIN_MAX_MS */
+	int64_t retain_ms;
 	const char *service;           /* producer id stamped on notices and states */
 	const char *cap_sender;        /* CAP <sender> */
 	const char *cap_sender_name;   /* CAP <senderName> */
@@ -47,8 +50,15 @@ struct dsp_config {
 	void *sms_ud;
 };
 
-/* ack deadlines I 5m, II 10m, III 30m, IV 1h; reminders every 30m. */
+#define DSP_RETAIN_MIN_MS (10 * 60000LL)          /* 10 minutes */
+#define DSP_RETAIN_MAX_MS (3660 * 86400000LL)     /* ten years */
+#define DSP_RETAIN_DEFAULT_MS (30 * 86400000LL)   /* 30 days */
+
+/* ack deadlines I 5m, II 10m, III 30m, IV 1h; reminders every 30m; retain
+ * 30 days. */
 void dsp_config_defaults(struct dsp_config *c);
+/* 0, or -EINVAL with the reason in ERR (e.g. retain below its bound). */
+int dsp_config_check(const struct dsp_config *c, char *err, size_t errlen);
 
 enum dsp_out_kind {
 	DSP_OUT_MQTT = 0,   /* publish PAYLOAD on TOPIC (QoS 1, RETAIN) */
@@ -87,7 +97,9 @@ int dsp_engine_control(struct dsp_engine *e, struct wf_txn *t, enum wf_topic_kin
 		       const ProtobufCMessage *msg, int64_t now_ms, struct wf_codec_error *why);
 
 /* Time: handles every deadline due at NOW_MS (missed acks escalate, review
- * timeouts escalate, follow-up reminders, expired broadcast items). */
+ * timeouts escalate, follow-up reminders, expired broadcast items) from the
+ * deadline index, and purges at most a few ended warnings past retain (the
+ * rest stay due: dsp_engine_next_due then says NOW, call again). */
 int dsp_engine_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now_ms);
 /* The earliest time something is due (*RET_MS INT64_MAX: nothing). */
 int dsp_engine_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *ret_ms);

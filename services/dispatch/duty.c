@@ -90,7 +90,7 @@ static int put_duty(struct dsp_engine *e, struct wf_txn *t, const char *station,
 {
 	char key[DSP_KEY_MAX];
 	int r = dsp_key_duty(key, sizeof key, station, id, version);
-	return r < 0 ? r : dsp_put_rec(t, e->db.duty, key, d, sizeof *d);
+	return r < 0 ? r : dsp_put_indexed(t, &e->db, DSP_DUE_DUTY, key, d, sizeof *d);
 }
 
 static int get_duty(struct dsp_engine *e, struct wf_txn *t, const char *station, const char *id,
@@ -241,7 +241,7 @@ int dsp_duty_ack(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__DutyAck *
 	memset(&f, 0, sizeof f);
 	f.rec_version = 1;
 	f.next_ms = now + e->cfg.followup_interval_ms;
-	return dsp_put_rec(t, e->db.followup, key, &f, sizeof f);
+	return dsp_put_indexed(t, &e->db, DSP_DUE_FOLLOWUP, key, &f, sizeof f);
 }
 
 int dsp_duty_followup(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__FollowUp *fu,
@@ -261,7 +261,7 @@ int dsp_duty_followup(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Foll
 		return r;
 	}
 	f.done = 1;
-	r = dsp_put_rec(t, e->db.followup, key, &f, sizeof f);
+	r = dsp_put_indexed(t, &e->db, DSP_DUE_FOLLOWUP, key, &f, sizeof f);
 	uint32_t ver = dsp_get_rec(t, e->db.current, fu->warning_id, &cur, sizeof cur) == 0
 			       ? cur.latest
 			       : 0;
@@ -272,72 +272,7 @@ int dsp_duty_followup(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Foll
 	return r;
 }
 
-/* --- scanning --- */
-
-struct due {
-	int64_t now, min;
-	char (*keys)[DSP_KEY_MAX];
-	size_t n, cap;
-	bool pending_only; /* resync: every pending record */
-	const char *after; /* resync: only keys after this one ("" = all) */
-	bool more;         /* resync: pending records left beyond cap */
-};
-
-static void take(struct due *d, const void *k, size_t kl)
-{
-	if (d->keys && d->n < d->cap && kl < DSP_KEY_MAX) {
-		memcpy(d->keys[d->n], k, kl);
-		d->keys[d->n][kl] = '\0';
-		d->n++;
-	}
-}
-
-static int duty_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
-{
-	struct due *d = ud;
-	struct dsp_duty rec;
-	if (vl != sizeof rec)
-		return 0;
-	memcpy(&rec, v, sizeof rec);
-	if (rec.state != DSP_DUTY_PENDING)
-		return 0;
-	if (d->pending_only) {
-		size_t al = d->after ? strlen(d->after) : 0;
-		if (al) { /* key order: skip up to and including the cursor */
-			int c = memcmp(k, d->after, kl < al ? kl : al);
-			if (c < 0 || (c == 0 && kl <= al))
-				return 0;
-		}
-		if (d->n == d->cap)
-			d->more = true;
-		else
-			take(d, k, kl);
-		return 0;
-	}
-	if (rec.deadline_ms == 0)
-		return 0;
-	if (rec.deadline_ms < d->min)
-		d->min = rec.deadline_ms;
-	if (rec.deadline_ms <= d->now)
-		take(d, k, kl);
-	return 0;
-}
-
-static int followup_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
-{
-	struct due *d = ud;
-	struct dsp_followup rec;
-	if (vl != sizeof rec)
-		return 0;
-	memcpy(&rec, v, sizeof rec);
-	if (rec.done)
-		return 0;
-	if (rec.next_ms < d->min)
-		d->min = rec.next_ms;
-	if (rec.next_ms <= d->now)
-		take(d, k, kl);
-	return 0;
-}
+/* --- deadlines (from the index, engine.c) --- */
 
 /* Splits "station|id@ver" (or "station|id" when VER is NULL) in place. */
 static int split_key(char *key, char **station, char **id, uint32_t *ver)
@@ -358,16 +293,18 @@ static int split_key(char *key, char **station, char **id, uint32_t *ver)
 	return 0;
 }
 
-static int missed(struct dsp_engine *e, struct wf_txn *t, char *key, int64_t now)
+int dsp_duty_missed(struct dsp_engine *e, struct wf_txn *t, const char *full, int64_t now)
 {
+	char key[DSP_KEY_MAX];
 	char *station, *id;
 	uint32_t ver;
 	struct dsp_duty d;
 	struct dsp_current cur;
 	Wf__V1__Warning *w = NULL;
 
+	snprintf(key, sizeof key, "%s", full);
 	if (split_key(key, &station, &id, &ver) < 0 || get_duty(e, t, station, id, ver, &d) < 0 ||
-	    d.state != DSP_DUTY_PENDING)
+	    d.state != DSP_DUTY_PENDING || d.deadline_ms == 0 || d.deadline_ms > now)
 		return 0;
 	if (dsp_get_rec(t, e->db.current, id, &cur, sizeof cur) == 0 && ver < cur.latest) {
 		/* a newer version was sent meanwhile, with its own deadline */
@@ -407,33 +344,33 @@ static int missed(struct dsp_engine *e, struct wf_txn *t, char *key, int64_t now
 	return r;
 }
 
-static int remind(struct dsp_engine *e, struct wf_txn *t, char *key, int64_t now)
+int dsp_duty_remind(struct dsp_engine *e, struct wf_txn *t, const char *full, int64_t now)
 {
-	char full[DSP_KEY_MAX];
+	char key[DSP_KEY_MAX];
 	char *station, *id;
 	struct dsp_followup f;
 	struct dsp_current cur;
 
-	snprintf(full, sizeof full, "%s", key);
-	if (dsp_get_rec(t, e->db.followup, full, &f, sizeof f) < 0 || f.done ||
+	snprintf(key, sizeof key, "%s", full);
+	if (dsp_get_rec(t, e->db.followup, full, &f, sizeof f) < 0 || f.done || f.next_ms > now ||
 	    split_key(key, &station, &id, NULL) < 0)
 		return 0;
 	if (dsp_get_rec(t, e->db.current, id, &cur, sizeof cur) < 0 || !cur.active ||
 	    cur.level < 1 || cur.level > WF__V1__LEVEL__LEVEL_II || cur.expires_ms <= now) {
 		f.done = 2; /* the warning ended or fell below II */
-		return dsp_put_rec(t, e->db.followup, full, &f, sizeof f);
+		return dsp_put_indexed(t, &e->db, DSP_DUE_FOLLOWUP, full, &f, sizeof f);
 	}
 	Wf__V1__Warning *w = NULL;
 	int r = dsp_get_warning(t, &e->db, id, cur.latest, &w);
 	if (r == -ENOENT) {
 		f.done = 2; /* nothing to remind of: never loop on it */
-		return dsp_put_rec(t, e->db.followup, full, &f, sizeof f);
+		return dsp_put_indexed(t, &e->db, DSP_DUE_FOLLOWUP, full, &f, sizeof f);
 	}
 	if (r < 0)
 		return r;
 	f.reminders++;
 	f.next_ms = now + e->cfg.followup_interval_ms;
-	r = dsp_put_rec(t, e->db.followup, full, &f, sizeof f);
+	r = dsp_put_indexed(t, &e->db, DSP_DUE_FOLLOWUP, full, &f, sizeof f);
 	if (r == 0)
 		r = push_notice(e, w, station, WF__V1__NOTICE_KIND__NOTICE_KIND_REMINDER, false, 0, NULL,
 				now);
@@ -444,40 +381,16 @@ static int remind(struct dsp_engine *e, struct wf_txn *t, char *key, int64_t now
 	return r;
 }
 
-int dsp_duty_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
-{
-	struct due d = { now, INT64_MAX, NULL, 0, SCAN_MAX, false, NULL, false };
-	d.keys = calloc(d.cap, sizeof *d.keys);
-	if (!d.keys)
-		return -ENOMEM;
-	int r = wf_store_foreach(t, e->db.duty, NULL, 0, duty_scan, &d);
-	for (size_t i = 0; r >= 0 && i < d.n; i++)
-		r = missed(e, t, d.keys[i], now);
-	if (r >= 0 && e->cfg.followup_interval_ms > 0) {
-		d.n = 0;
-		r = wf_store_foreach(t, e->db.followup, NULL, 0, followup_scan, &d);
-		for (size_t i = 0; r >= 0 && i < d.n; i++)
-			r = remind(e, t, d.keys[i], now);
-	}
-	free(d.keys);
-	return r < 0 ? r : 0;
-}
-
-int dsp_duty_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *due)
-{
-	struct due d = { 0, INT64_MAX, NULL, 0, 0, false, NULL, false };
-	int r = wf_store_foreach(t, e->db.duty, NULL, 0, duty_scan, &d);
-	if (r == 0 && e->cfg.followup_interval_ms > 0)
-		r = wf_store_foreach(t, e->db.followup, NULL, 0, followup_scan, &d);
-	if (r == 0 && d.min < *due)
-		*due = d.min;
-	return r < 0 ? r : 0;
-}
-
-/* Stations notified (kind NOTICE) for ID@VER: keys "station|id@ver". */
+/* Stations notified (kind NOTICE) for ID@VER, found from its delivery
+ * records "<id>@<ver>|duty|<station>" (a prefix of d-delivery, not a scan
+ * of every notice). */
 struct notified {
-	const char *suffix;
-	size_t slen;
+	struct dsp_engine *e;
+	struct wf_txn *t;
+	const char *prefix;
+	size_t plen;
+	const char *id;
+	uint32_t version;
 	char (*stations)[DSP_ID_MAX + 1];
 	size_t n, cap;
 };
@@ -486,17 +399,37 @@ static int notified_scan(void *ud, const void *k, size_t kl, const void *v, size
 {
 	struct notified *s = ud;
 	struct dsp_duty rec;
-	if (vl != sizeof rec || kl <= s->slen || memcmp((const char *)k + kl - s->slen, s->suffix,
-							 s->slen) != 0)
-		return 0;
-	memcpy(&rec, v, sizeof rec);
-	size_t sl = kl - s->slen;
-	if (rec.kind == WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE && s->n < s->cap && sl <= DSP_ID_MAX) {
-		memcpy(s->stations[s->n], k, sl);
-		s->stations[s->n][sl] = '\0';
-		s->n++;
-	}
+	char st[DSP_ID_MAX + 1];
+	(void)v;
+	(void)vl;
+	if (kl < s->plen || memcmp(k, s->prefix, s->plen) != 0)
+		return 1; /* past the version's duty records */
+	size_t sl = kl - s->plen;
+	if (sl == 0 || sl > DSP_ID_MAX || memchr((const char *)k + s->plen, '/', sl))
+		return 0; /* a 解除 notice ("<station>/cancel"): no duty record */
+	memcpy(st, (const char *)k + s->plen, sl);
+	st[sl] = '\0';
+	if (get_duty(s->e, s->t, st, s->id, s->version, &rec) == 0 &&
+	    rec.kind == WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE && s->n < s->cap)
+		memcpy(s->stations[s->n++], st, sl + 1);
 	return 0;
+}
+
+static int notified(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
+		    struct notified *s)
+{
+	char prefix[DSP_KEY_MAX];
+	s->stations = NULL;
+	int r = dsp_key_delivery(prefix, sizeof prefix, w->id, w->version, "duty", "");
+	if (r < 0)
+		return r;
+	*s = (struct notified){ e, t, prefix, (size_t)r, w->id, w->version, NULL, 0, 256 };
+	s->stations = calloc(s->cap, sizeof *s->stations);
+	if (!s->stations)
+		return -ENOMEM;
+	r = wf_store_foreach(t, e->db.delivery, prefix, s->plen, notified_scan, s);
+	s->prefix = NULL;
+	return r < 0 ? r : 0;
 }
 
 int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
@@ -504,14 +437,8 @@ int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1
 int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
 			    int64_t now)
 {
-	char suffix[DSP_KEY_MAX];
-	struct notified s = { suffix, 0, NULL, 0, 256 };
-	snprintf(suffix, sizeof suffix, "|%s@%u", w->id, w->version);
-	s.slen = strlen(suffix);
-	s.stations = calloc(s.cap, sizeof *s.stations);
-	if (!s.stations)
-		return -ENOMEM;
-	int r = wf_store_foreach(t, e->db.duty, NULL, 0, notified_scan, &s);
+	struct notified s;
+	int r = notified(e, t, w, &s);
 	for (size_t i = 0; r >= 0 && i < s.n; i++) {
 		const struct dsp_station *st = dsp_station_find(&e->routing, s.stations[i]);
 		const struct dsp_station *up = st ? dsp_station_parent(&e->routing, st) : NULL;
@@ -525,29 +452,64 @@ int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1
 	return r < 0 ? r : 0;
 }
 
+/* The pending notices (d-dpend, in key order) after the cursor. */
+struct pend {
+	const char *after;
+	size_t alen;
+	char (*keys)[DSP_KEY_MAX];
+	size_t n, cap;
+	bool more;
+};
+
+static int pend_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct pend *p = ud;
+	(void)v;
+	(void)vl;
+	if (kl >= DSP_KEY_MAX)
+		return 0;
+	if (p->alen && kl == p->alen && memcmp(k, p->after, kl) == 0)
+		return 0; /* the cursor itself: sent in the previous pass */
+	if (p->n == p->cap) {
+		p->more = true;
+		return 1;
+	}
+	memcpy(p->keys[p->n], k, kl);
+	p->keys[p->n][kl] = '\0';
+	p->n++;
+	return 0;
+}
+
 /* At most SCAN_MAX pending notices per call, from where the previous call
  * stopped (e->resync_cursor), so that with more pending than that every
  * one still comes in turn; returns 1 when some are left for the next call,
- * 0 when this one reached the end. */
+ * 0 when this one reached the end. Reads d-dpend, the list of pending
+ * notices: the cost follows what is pending, not the notices kept. */
 int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 {
-	struct due d = { now, INT64_MAX, NULL, 0, SCAN_MAX, true, e->resync_cursor, false };
-	d.keys = calloc(d.cap, sizeof *d.keys);
-	if (!d.keys)
+	struct pend p = { e->resync_cursor, strlen(e->resync_cursor), NULL, 0, SCAN_MAX, false };
+	p.keys = calloc(p.cap, sizeof *p.keys);
+	if (!p.keys)
 		return -ENOMEM;
-	int r = wf_store_foreach(t, e->db.duty, NULL, 0, duty_scan, &d);
-	if (r >= 0 && d.more && d.n > 0)
-		snprintf(e->resync_cursor, sizeof e->resync_cursor, "%s", d.keys[d.n - 1]);
+	int r = wf_store_foreach(t, e->db.dpend, p.alen ? p.after : NULL, p.alen, pend_scan, &p);
+	if (r >= 0 && p.more && p.n > 0)
+		snprintf(e->resync_cursor, sizeof e->resync_cursor, "%s", p.keys[p.n - 1]);
 	else if (r >= 0)
 		e->resync_cursor[0] = '\0';
-	for (size_t i = 0; r >= 0 && i < d.n; i++) {
+	for (size_t i = 0; r >= 0 && i < p.n; i++) {
 		char *station, *id;
 		uint32_t ver;
 		struct dsp_duty rec;
 		Wf__V1__Warning *w = NULL;
-		if (split_key(d.keys[i], &station, &id, &ver) < 0 ||
-		    get_duty(e, t, station, id, ver, &rec) < 0 ||
-		    dsp_get_warning(t, &e->db, id, ver, &w) < 0)
+		struct dsp_current cur;
+		if (split_key(p.keys[i], &station, &id, &ver) < 0 ||
+		    get_duty(e, t, station, id, ver, &rec) < 0 || rec.state != DSP_DUTY_PENDING)
+			continue;
+		/* a newer version went out meanwhile: this one is superseded at
+		 * its deadline (dsp_duty_missed), not worth sending again */
+		if (dsp_get_rec(t, e->db.current, id, &cur, sizeof cur) == 0 && ver < cur.latest)
+			continue;
+		if (dsp_get_warning(t, &e->db, id, ver, &w) < 0)
 			continue;
 		/* the original sent time keeps the notice's identity stable */
 		/* pending_review as it is now (released since the first send?) */
@@ -556,21 +518,16 @@ int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 				rec.from, rec.sent_ms > now - 3600000 ? rec.sent_ms : now);
 		wf_codec_warning_free(w);
 	}
-	free(d.keys);
-	return r < 0 ? r : d.more ? 1 : 0;
+	free(p.keys);
+	return r < 0 ? r : p.more ? 1 : 0;
 }
 
 int dsp_duty_cancel_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *cw,
 			   int64_t now)
 {
-	char suffix[DSP_KEY_MAX], target[DSP_ID_MAX + 16];
-	struct notified s = { suffix, 0, NULL, 0, 256 };
-	snprintf(suffix, sizeof suffix, "|%s@%u", cw->id, cw->version);
-	s.slen = strlen(suffix);
-	s.stations = calloc(s.cap, sizeof *s.stations);
-	if (!s.stations)
-		return -ENOMEM;
-	int r = wf_store_foreach(t, e->db.duty, NULL, 0, notified_scan, &s);
+	char target[DSP_ID_MAX + 16];
+	struct notified s;
+	int r = notified(e, t, cw, &s);
 	for (size_t i = 0; r >= 0 && i < s.n; i++) {
 		/* informational: no acknowledgement, no duty record */
 		r = push_notice(e, cw, s.stations[i], WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE, false, 0,

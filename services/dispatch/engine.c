@@ -24,6 +24,20 @@ void dsp_config_defaults(struct dsp_config *c)
 	c->ack_deadline_ms[WF__V1__LEVEL__LEVEL_III] = 30 * 60000;
 	c->ack_deadline_ms[WF__V1__LEVEL__LEVEL_IV] = 60 * 60000;
 	c->followup_interval_ms = 30 * 60000;
+	c->retain_ms = DSP_RETAIN_DEFAULT_MS;
+}
+
+int dsp_config_check(const struct dsp_config *c, char *err, size_t errlen)
+{
+	if (c->retain_ms < DSP_RETAIN_MIN_MS || c->retain_ms > DSP_RETAIN_MAX_MS) {
+		snprintf(err, errlen, "[dispatch] retain %lld ms is out of range: at least %lld ms "
+				      "(10m: the node's dedupe and fusion's outbox floor keep late "
+				      "copies out, docs/dispatch.md \"Retention\"), at most %lld ms",
+			 (long long)c->retain_ms, (long long)DSP_RETAIN_MIN_MS,
+			 (long long)DSP_RETAIN_MAX_MS);
+		return -EINVAL;
+	}
+	return 0;
 }
 
 static char *dup_or_null(const char *s, bool *oom)
@@ -41,8 +55,13 @@ int dsp_engine_new(struct wf_store *store, const struct dsp_config *cfg,
 		   struct dsp_engine **ret)
 {
 	bool oom = false;
+	char err[256];
 	if (!store || !cfg || !routing || !ret || !cfg->service || !wf_topic_id_valid(cfg->service))
 		return -EINVAL;
+	if (dsp_config_check(cfg, err, sizeof err) < 0) {
+		wf_log(LOG_ERR, "config", "%s", err);
+		return -EINVAL;
+	}
 	struct dsp_engine *e = calloc(1, sizeof *e);
 	if (!e)
 		return -ENOMEM;
@@ -57,6 +76,8 @@ int dsp_engine_new(struct wf_store *store, const struct dsp_config *cfg,
 	e->regions = regions;
 	wf_codec_limits_init(&e->limits);
 	int r = oom ? -ENOMEM : dsp_store_open(store, &e->db);
+	if (r == 0)
+		r = dsp_index_open(store, &e->db, cfg->retain_ms);
 	if (r < 0) {
 		dsp_engine_free(e);
 		return r;
@@ -73,6 +94,7 @@ struct dsp_engine *dsp_engine_free(struct dsp_engine *e)
 		return NULL;
 	dsp_engine_outputs_clear(e);
 	free(e->out);
+	free(e->out_idx);
 	free(e->dirty_ids.v);
 	free(e->dirty_ops.v);
 	dsp_routing_free(&e->routing);
@@ -96,17 +118,54 @@ const struct dsp_dbs *dsp_engine_dbs(const struct dsp_engine *e) { return &e->db
 
 /* --- outputs --- */
 
+static size_t key_hash(const char *k)
+{
+	uint64_t h = 1469598103934665603ull; /* FNV-1a */
+	for (; *k; k++)
+		h = (h ^ (unsigned char)*k) * 1099511628211ull;
+	return (size_t)h;
+}
+
+/* The slot of KEY in out_idx: its entry, or the empty slot it would take. */
+static size_t out_slot(const struct dsp_engine *e, const char *key)
+{
+	size_t m = e->cap_idx - 1, i = key_hash(key) & m;
+	while (e->out_idx[i] && strcmp(e->out[e->out_idx[i] - 1].key, key) != 0)
+		i = (i + 1) & m;
+	return i;
+}
+
+/* Keeps out_idx at most half full for N outputs. */
+static int out_idx_reserve(struct dsp_engine *e, size_t n)
+{
+	if (e->cap_idx >= 2 * n && e->cap_idx)
+		return 0;
+	size_t nc = e->cap_idx ? e->cap_idx : 64;
+	while (nc < 2 * n)
+		nc *= 2;
+	uint32_t *v = calloc(nc, sizeof *v);
+	if (!v)
+		return -ENOMEM;
+	free(e->out_idx);
+	e->out_idx = v;
+	e->cap_idx = nc;
+	for (size_t i = 0; i < e->n_out; i++)
+		e->out_idx[out_slot(e, e->out[i].key)] = (uint32_t)(i + 1);
+	return 0;
+}
+
 int dsp_out_push(struct dsp_engine *e, enum dsp_out_kind kind, const char *key, const char *topic,
 		 bool retain, const void *payload, size_t len)
 {
 	struct dsp_out *o = NULL;
-	for (size_t i = 0; i < e->n_out; i++)
-		if (strcmp(e->out[i].key, key) == 0) {
-			o = &e->out[i];
-			free(o->payload);
-			o->payload = NULL;
-			break;
-		}
+	if (out_idx_reserve(e, e->n_out + 1) < 0)
+		return -ENOMEM;
+	size_t slot = out_slot(e, key);
+	if (e->out_idx[slot]) {
+		o = &e->out[e->out_idx[slot] - 1];
+		free(o->payload);
+		o->payload = NULL;
+	}
 	if (!o) {
 		if (e->n_out == e->cap_out) {
 			size_t nc = e->cap_out ? e->cap_out * 2 : 16;
@@ -118,9 +177,10 @@ int dsp_out_push(struct dsp_engine *e, enum dsp_out_kind kind, const char *key, 
 		}
 		o = &e->out[e->n_out++];
 		memset(o, 0, sizeof *o);
+		snprintf(o->key, sizeof o->key, "%s", key);
+		e->out_idx[slot] = (uint32_t)e->n_out;
 	}
 	o->kind = kind;
-	snprintf(o->key, sizeof o->key, "%s", key);
 	snprintf(o->topic, sizeof o->topic, "%s", topic);
 	o->retain = retain;
 	o->payload = malloc(len + 1);
@@ -145,6 +205,19 @@ void dsp_engine_outputs_clear(struct dsp_engine *e)
 	for (size_t i = 0; i < e->n_out; i++)
 		free(e->out[i].payload);
 	e->n_out = 0;
+	if (e->cap_out > 1024) {
+		/* a burst's batch (~760 B an output): not kept for ever */
+		free(e->out);
+		e->out = NULL;
+		e->cap_out = 0;
+	}
+	if (e->cap_idx > 2048) {
+		free(e->out_idx);
+		e->out_idx = NULL;
+		e->cap_idx = 0;
+	} else if (e->out_idx) {
+		memset(e->out_idx, 0, e->cap_idx * sizeof *e->out_idx);
+	}
 }
 
 int dsp_engine_delivery(struct dsp_engine *e, struct wf_txn *t, const char *id, uint32_t version,
@@ -367,23 +440,12 @@ out:
 	return r < 0 ? r : 0;
 }
 
-static int put_current(struct dsp_engine *e, struct wf_txn *t, const char *id,
-		       const struct dsp_current *cur)
-{
-	return dsp_put_rec(t, e->db.current, id, cur, sizeof *cur);
-}
-
-/* dsp_review has no version byte of its own: wrap it. */
-struct review_rec {
-	uint8_t rec_version;
-	struct dsp_review rv;
-};
 
 int dsp_get_review(struct dsp_engine *e, struct wf_txn *t, const char *id, uint32_t version,
 		   struct dsp_review *ret)
 {
 	char key[DSP_KEY_MAX];
-	struct review_rec rec;
+	struct dsp_review_rec rec;
 	int r = dsp_key_version(key, sizeof key, id, version);
 	if (r < 0)
 		return r;
@@ -403,13 +465,13 @@ bool dsp_review_pending(struct dsp_engine *e, struct wf_txn *t, const char *id, 
 static int store_review(struct dsp_engine *e, struct wf_txn *t, const char *id,
 			const struct dsp_review *rv)
 {
-	struct review_rec rec;
+	struct dsp_review_rec rec;
 	memset(&rec, 0, sizeof rec);
 	rec.rec_version = 1;
 	rec.rv = *rv;
 	char key[DSP_KEY_MAX];
 	int r = dsp_key_version(key, sizeof key, id, rv->version);
-	return r < 0 ? r : dsp_put_rec(t, e->db.review, key, &rec, sizeof rec);
+	return r < 0 ? r : dsp_put_indexed(t, &e->db, DSP_DUE_REVIEW, key, &rec, sizeof rec);
 }
 
 int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
@@ -419,6 +481,14 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 	char key[DSP_KEY_MAX];
 	int r = dsp_get_rec(t, e->db.current, w->id, &cur, sizeof cur);
 
+	if (r == -ENOENT && w->expires_ms <= now - e->cfg.retain_ms) {
+		/* unknown, and ended longer ago than retain: a warning purged
+		 * already, or one whose records would be purged by now; a late
+		 * copy (e.g. of a rebuilt fusion) must not look new */
+		wf_log(LOG_INFO, "warning", "%s@%u ignored: expired more than retain (%lld ms) ago",
+		       w->id, w->version, (long long)e->cfg.retain_ms);
+		return 0;
+	}
 	if (r == -ENOENT) {
 		memset(&cur, 0, sizeof cur);
 		cur.rec_version = 1;
@@ -496,7 +566,7 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 		if (r < 0)
 			return r;
 	}
-	return put_current(e, t, w->id, &cur);
+	return dsp_put_current(e, t, w->id, &cur, now);
 }
 
 static const char *action_of(const Wf__V1__Approval *a)
@@ -668,7 +738,7 @@ static int on_cancel(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Appro
 		cur->released = 0;
 		cur->released_level = 0;
 		cur->active = 0;
-		r = dsp_put_rec(t, e->db.current, a->warning_id, cur, sizeof *cur);
+		r = dsp_put_current(e, t, a->warning_id, cur, now);
 	}
 	if (r >= 0)
 		r = dsp_record(t, &e->db, a->warning_id, a->version, "review", a->operator_,
@@ -754,7 +824,7 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 		r = release(e, t, w, &cur, now);
 		wf_codec_warning_free(w);
 		if (r == 0)
-			r = dsp_put_rec(t, e->db.current, a->warning_id, &cur, sizeof cur);
+			r = dsp_put_current(e, t, a->warning_id, &cur, now);
 		if (r < 0)
 			return r;
 	}
@@ -823,151 +893,107 @@ int dsp_engine_control(struct dsp_engine *e, struct wf_txn *t, enum wf_topic_kin
 
 /* --- time --- */
 
-struct review_due {
-	struct dsp_engine *e;
-	int64_t now, min;
-	char (*keys)[DSP_KEY_MAX];
-	size_t n, cap;
-};
-
-static int review_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
-{
-	struct review_due *d = ud;
-	struct review_rec rec;
-	if (vl != sizeof rec || kl >= DSP_KEY_MAX)
-		return 0;
-	memcpy(&rec, v, sizeof rec);
-	if (rec.rv.state != WF__V1__REVIEW_STATE__REVIEW_PENDING || rec.rv.review_escalated ||
-	    rec.rv.review_deadline_ms == 0)
-		return 0;
-	if (rec.rv.review_deadline_ms < d->min)
-		d->min = rec.rv.review_deadline_ms;
-	if (d->keys && rec.rv.review_deadline_ms <= d->now && d->n < d->cap) {
-		memcpy(d->keys[d->n], k, kl);
-		d->keys[d->n][kl] = '\0';
-		d->n++;
-	}
-	return 0;
-}
-
 /* Declared in duty.c: escalates a review timeout of W to the stations
  * above those notified. */
 int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
 			    int64_t now);
 
-static int review_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
+/* A due review timeout of KEY ("<id>@<ver>"). */
+static int review_due(struct dsp_engine *e, struct wf_txn *t, char *key, int64_t now)
 {
-	struct review_due d = { e, now, INT64_MAX, NULL, 0, 256 };
-	d.keys = calloc(d.cap, sizeof *d.keys);
-	if (!d.keys)
-		return -ENOMEM;
-	int r = wf_store_foreach(t, e->db.review, NULL, 0, review_scan, &d);
-	for (size_t i = 0; r >= 0 && i < d.n; i++) {
-		char *at = strrchr(d.keys[i], '@');
-		if (!at)
-			continue;
-		*at = '\0';
-		uint32_t ver = (uint32_t)strtoul(at + 1, NULL, 10);
-		struct dsp_review rv;
-		struct dsp_current cur;
-		if (dsp_get_review(e, t, d.keys[i], ver, &rv) < 0)
-			continue;
-		rv.review_escalated = 1; /* first, so a failure below cannot make it loop */
-		r = store_review(e, t, d.keys[i], &rv);
-		if (r < 0 || dsp_get_rec(t, e->db.current, d.keys[i], &cur, sizeof cur) < 0 ||
-		    ver < cur.latest)
-			continue; /* superseded: its successor has its own review */
-		Wf__V1__Warning *w = NULL;
-		if (dsp_get_warning(t, &e->db, d.keys[i], ver, &w) < 0)
-			continue;
-		wf_log(LOG_WARNING, "review", "%s@%u still pending review after %lld ms: escalating",
-		       w->id, w->version, (long long)e->cfg.policy.review_timeout_ms[w->level]);
-		r = dsp_duty_review_timeout(e, t, w, now);
-		if (r == 0)
-			r = dsp_record(t, &e->db, w->id, w->version, "review", "timeout",
-				       DSP_DLV_REVIEW_TIMEOUT, now, "%u of %u approvals", rv.n_approvers,
-				       rv.required);
-		wf_codec_warning_free(w);
-	}
-	free(d.keys);
-	return r < 0 ? r : 0;
-}
-
-struct expire_scan {
-	int64_t now, min;
-	char (*ids)[130];
-	size_t n, cap;
-};
-
-static int current_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
-{
-	struct expire_scan *s = ud;
+	char *at = strrchr(key, '@');
+	if (!at)
+		return 0;
+	*at = '\0';
+	uint32_t ver = (uint32_t)strtoul(at + 1, NULL, 10);
+	struct dsp_review rv;
 	struct dsp_current cur;
-	if (vl != sizeof cur || kl >= 130)
+	if (dsp_get_review(e, t, key, ver, &rv) < 0 ||
+	    rv.state != WF__V1__REVIEW_STATE__REVIEW_PENDING || rv.review_escalated ||
+	    rv.review_deadline_ms == 0 || rv.review_deadline_ms > now)
 		return 0;
-	memcpy(&cur, v, sizeof cur);
-	if (!cur.active)
+	rv.review_escalated = 1; /* first, so a failure below cannot make it loop */
+	int r = store_review(e, t, key, &rv);
+	if (r < 0 || dsp_get_rec(t, e->db.current, key, &cur, sizeof cur) < 0 || ver < cur.latest)
+		return r < 0 ? r : 0; /* superseded: its successor has its own review */
+	Wf__V1__Warning *w = NULL;
+	if (dsp_get_warning(t, &e->db, key, ver, &w) < 0)
 		return 0;
-	if (cur.expires_ms < s->min)
-		s->min = cur.expires_ms;
-	if (s->ids && cur.expires_ms <= s->now && s->n < s->cap) {
-		memcpy(s->ids[s->n], k, kl);
-		s->ids[s->n][kl] = '\0';
-		s->n++;
-	}
-	return 0;
+	wf_log(LOG_WARNING, "review", "%s@%u still pending review after %lld ms: escalating",
+	       w->id, w->version, (long long)e->cfg.policy.review_timeout_ms[w->level]);
+	r = dsp_duty_review_timeout(e, t, w, now);
+	if (r == 0)
+		r = dsp_record(t, &e->db, w->id, w->version, "review", "timeout",
+			       DSP_DLV_REVIEW_TIMEOUT, now, "%u of %u approvals", rv.n_approvers,
+			       rv.required);
+	wf_codec_warning_free(w);
+	return r;
 }
 
-static int expire_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
+/* A due expiry of warning ID. */
+static int expire_due(struct dsp_engine *e, struct wf_txn *t, const char *id, int64_t now)
 {
-	struct expire_scan s = { now, INT64_MAX, NULL, 0, 1024 };
-	s.ids = calloc(s.cap, sizeof *s.ids);
-	if (!s.ids)
-		return -ENOMEM;
-	int r = wf_store_foreach(t, e->db.current, NULL, 0, current_scan, &s);
-	for (size_t i = 0; r >= 0 && i < s.n; i++) {
-		struct dsp_current cur;
-		if (dsp_get_rec(t, e->db.current, s.ids[i], &cur, sizeof cur) < 0)
-			continue;
-		cur.active = 0;
-		wf_log(LOG_INFO, "warning", "%s expired", s.ids[i]);
-		dsp_mark_warning(e, s.ids[i]);
-		r = dsp_put_rec(t, e->db.current, s.ids[i], &cur, sizeof cur);
-	}
-	free(s.ids);
-	return r < 0 ? r : 0;
+	struct dsp_current cur;
+	if (dsp_get_rec(t, e->db.current, id, &cur, sizeof cur) < 0 || !cur.active ||
+	    cur.expires_ms > now)
+		return 0;
+	cur.active = 0;
+	wf_log(LOG_INFO, "warning", "%s expired", id);
+	dsp_mark_warning(e, id);
+	return dsp_put_current(e, t, id, &cur, now);
 }
+
+#define DUE_MAX 4096u   /* index entries handled per tick (the rest stay due) */
+#define PURGE_MAX 16u   /* ended warnings purged per tick (the rest stay due) */
 
 int dsp_engine_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 {
-	int r = expire_tick(e, t, now);
-	if (r == 0)
-		r = review_tick(e, t, now);
-	if (r == 0)
-		r = dsp_duty_tick(e, t, now);
-	if (r == 0)
+	/* what is due, from the index; handled kind by kind: expiries,
+	 * review timeouts, ack deadlines, reminders (each entry taken out of
+	 * the index; the record's write puts back what is due later) */
+	static const char order[] = { DSP_DUE_EXPIRE, DSP_DUE_REVIEW, DSP_DUE_DUTY,
+				      DSP_DUE_FOLLOWUP };
+	struct dsp_due_entry *v = NULL;
+	size_t n = 0;
+	int r = dsp_due_take(t, &e->db, now, DUE_MAX, &v, &n);
+	for (size_t k = 0; r >= 0 && k < sizeof order; k++)
+		for (size_t i = 0; r >= 0 && i < n; i++) {
+			if (v[i].kind != order[k])
+				continue;
+			switch (v[i].kind) {
+			case DSP_DUE_EXPIRE:
+				r = expire_due(e, t, v[i].key, now);
+				break;
+			case DSP_DUE_REVIEW:
+				r = review_due(e, t, v[i].key, now);
+				break;
+			case DSP_DUE_DUTY:
+				r = dsp_duty_missed(e, t, v[i].key, now);
+				break;
+			default:
+				if (e->cfg.followup_interval_ms > 0)
+					r = dsp_duty_remind(e, t, v[i].key, now);
+				break;
+			}
+		}
+	free(v);
+	if (r >= 0)
 		r = dsp_broadcast_tick(e, t, now);
-	return r;
+	if (r >= 0)
+		r = dsp_retain_tick(e, t, now, PURGE_MAX);
+	return r < 0 ? r : 0;
 }
 
 int dsp_engine_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *ret)
 {
 	int64_t due = INT64_MAX;
-	struct review_due d = { e, 0, INT64_MAX, NULL, 0, 0 };
-	struct expire_scan s = { 0, INT64_MAX, NULL, 0, 0 };
-	int r = wf_store_foreach(t, e->db.review, NULL, 0, review_scan, &d);
-	if (r == 0)
-		r = wf_store_foreach(t, e->db.current, NULL, 0, current_scan, &s);
-	if (r == 0)
-		r = dsp_duty_next_due(e, t, &due);
+	int r = dsp_due_first(t, &e->db, &due);
 	if (r == 0)
 		r = dsp_broadcast_next_due(e, t, &due);
+	if (r == 0)
+		r = dsp_retain_next_due(e, t, &due);
 	if (r < 0)
 		return r;
-	if (d.min < due)
-		due = d.min;
-	if (s.min < due)
-		due = s.min;
 	*ret = due;
 	return 0;
 }

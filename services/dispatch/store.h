@@ -16,6 +16,15 @@
  *   d-verdict   <operator>              packed OperatorVerdicts (latest 16)
  *   d-cancel    <id>                    struct dsp_cancel (manual 解除 by an operator)
  *   d-stats     "all"                   struct dsp_stats (stats.c)
+ *   d-due       <due u64 BE><kind><key>  empty: the deadline index (due.c) of
+ *                                       d-current expiries ('c'), d-review
+ *                                       timeouts ('r'), d-duty ack deadlines
+ *                                       ('d') and d-followup reminders ('f')
+ *   d-dpend     <station>|<id>@<ver>    empty: the d-duty notices still PENDING
+ *                                       (the [duty] resend's list)
+ *   d-purge     <id>                    int64 purge time of an ended warning (retain.c)
+ *   d-purgeq    <at u64 BE><id>         empty: d-purge by time
+ *   d-meta      "index"                 uint8 version of the indexes above (1)
  *
  * Fixed records are stored in host layout behind a version byte: a state
  * directory moves between machines of the same architecture only. */
@@ -36,6 +45,7 @@
 struct dsp_dbs {
 	unsigned warning, current, review, delivery, duty, followup, bcast, silence;
 	unsigned silmeta, audit, verdict, cancel, stats;
+	unsigned due, dpend, purge, purgeq, meta;
 };
 
 /* Opens (creating) the databases. Runs its own write transactions. */

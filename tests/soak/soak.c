@@ -30,7 +30,12 @@
  *     10% of the duration, at least one sample) to the end < --rss-limit MiB (5);
  *   - LMDB: the outboxes drained, and the data files bounded: fusion's by the
  *     event records its 8-day retention keeps (every event of the run) times
- *     --lmdb-per-event bytes (4096), the others < --lmdb-limit MiB (64);
+ *     --lmdb-per-event bytes (4096); dispatch's by its retention ([dispatch]
+ *     retain = 10m here): in a run of two retention horizons (DSP_HORIZON_S)
+ *     or more, the file at the end <= 1.25 x the file one horizon in, + 1 MiB
+ *     (it stops growing once the first warnings are purged), and never more
+ *     than every version of the run times --lmdb-per-event; the others <
+ *     --lmdb-limit MiB (64);
  *   - lost: every event acknowledged (the producers' outboxes empty), the
  *     consumer's warning versions exactly replay mode's (none missing,
  *     duplicated, different or unexpected), fusion's outbox floor past the last
@@ -973,7 +978,15 @@ static char *fusion_conf(struct soak *s)
 
 /* the shipped policy and duty deadlines; one station per prefecture of Henan
  * and one for the province; duty and broadcast (CAP files left out: the soak
- * would fill the disk with one file per released version) */
+ * would fill the disk with one file per released version); retention of
+ * ended warnings DSP_RETAIN_S (the shipped 30d would keep the whole run) */
+#define DSP_RETAIN_S 600
+/* The longest an ended warning's records stay: retain, after its expiry (a
+ * report expires at most 30 min after its last version) and after its last
+ * notice's ack deadline (a level IV notice nobody acknowledges: 1 h at the
+ * prefecture's station, then 1 h at the province's), + the purge's 1 min
+ * recheck and a minute of slack. */
+#define DSP_HORIZON_S (DSP_RETAIN_S + 1800 + 2 * 3600 + 120)
 static char *dispatch_conf(struct soak *s)
 {
 	char *routes = wf_test_xasprintf("%s/routes.conf", s->dir);
@@ -999,12 +1012,12 @@ static char *dispatch_conf(struct soak *s)
 	char *text = wf_test_xasprintf(
 		"[service]\nid = wf-dispatch-soak\nstate_dir = %s/state-dispatch\nregions = %s\n"
 		"heartbeat = 5s\n[mqtt]\nhost = 127.0.0.1\nport = %d\n"
-		"[dispatch]\nroutes = %s\ninput = wf/v1/warning/#\n"
+		"[dispatch]\nroutes = %s\ninput = wf/v1/warning/#\nretain = %ds\n"
 		"[policy]\nrelease_I = two\nrelease_II = two\nrelease_III = one\nrelease_IV = auto\n"
 		"review_timeout_I = 10m\nreview_timeout_II = 15m\nreview_timeout_III = 30m\n"
 		"[duty]\nack_deadline_I = 5m\nack_deadline_II = 10m\nack_deadline_III = 30m\n"
 		"ack_deadline_IV = 1h\nfollowup_interval = 30m\n",
-		s->dir, getenv("WF_REGIONS"), s->port, routes);
+		s->dir, getenv("WF_REGIONS"), s->port, routes, DSP_RETAIN_S);
 	char *p = wf_test_xasprintf("%s/dispatch.conf", s->dir);
 	wf_test_spit_text(p, text);
 	free(text);
@@ -1285,21 +1298,37 @@ bad:
 		if (checked && !ok)
 			fails++;
 	}
+	/* dispatch's store one retention horizon in (runs of two horizons or more) */
+	const struct window *wh = NULL;
+	if (t_end - s.t_start >= 2.0 * DSP_HORIZON_S)
+		for (int k = 0; k < s.n_win && !wh; k++)
+			if (s.win[k].t_end >= DSP_HORIZON_S)
+				wh = &s.win[k];
 	for (int i = 0; i < N_LMDB; i++) {
 		/* fusion keeps every event record 8 days after its expiry (retain >=
-		 * 8d): all of this run's; dispatch has no retention at all (every
-		 * version, delivery and duty record stays): all of this run's versions;
-		 * the producers' and the console's stores hold only their outbox
-		 * (drained) and dedupe state */
+		 * 8d): all of this run's; dispatch keeps an ended warning's records
+		 * DSP_RETAIN_S (after its last ack deadline): at most all of this
+		 * run's versions, and once the run is two horizons long, what it
+		 * held one horizon in (+25% for the load's variation); the producers'
+		 * and the console's stores hold only their outbox (drained) and
+		 * dedupe state */
 		double per = i == L_FUSION ? (double)s.n_events : i == L_DISPATCH ? (double)n_got : 0;
 		double limit = i == L_FUSION || i == L_DISPATCH ? per * c.lmdb_per_event + 1048576.0
 							      : c.lmdb_limit_mib * 1048576.0;
+		if (i == L_DISPATCH && wh && 1.25 * (double)wh->lmdb[i] + 1048576.0 < limit)
+			limit = 1.25 * (double)wh->lmdb[i] + 1048576.0;
 		bool ok = wl->lmdb[i] > 0 && (double)wl->lmdb[i] <= limit;
 		printf("lmdb.%s_kib after warm-up %lld end %lld limit %.0f", lmdb_names[i],
 		       w0->lmdb[i] / 1024, wl->lmdb[i] / 1024, limit / 1024);
 		if (per > 0)
 			printf(" (%.0f B per %s)", (double)wl->lmdb[i] / per,
 			       i == L_FUSION ? "event" : "warning version");
+		if (i == L_DISPATCH && wh)
+			printf(" (bounded by retention: 1.25 x %lld KiB at t=%.0f s + 1 MiB)",
+			       wh->lmdb[i] / 1024, wh->t_end);
+		else if (i == L_DISPATCH)
+			printf(" (retain %d s; a run under %d s is too short for the retention bound)",
+			       DSP_RETAIN_S, 2 * DSP_HORIZON_S);
 		printf("%s\n", ok ? " ok" : " FAIL");
 		if (!ok)
 			fails++;
