@@ -2,7 +2,9 @@
  * rolling accumulations and the CMA signal rules), state from
  * deploy/examples/met/met.conf (see fuzz-adapter.h). wf-met's ops->parse
  * sends a file that starts with '<' to the CAP parser (fuzz-met-cap) and
- * everything else here. */
+ * everything else here. What parsing changes: each station's history of
+ * readings, which the load leaves NULL (allocated on a station's first
+ * reading): freed and set back to NULL before every input. */
 #include "fuzz-adapter.h"
 #include "met.h"
 
@@ -14,4 +16,21 @@ static int aws_parse(void *st, const char *name, const uint8_t *buf, size_t len,
 	return met_aws_parse(st, name, buf, len, now_ms, sink_);
 }
 
-FUZZ_ADAPTER(met_config_load, met_config_free, aws_parse, "deploy/examples/met/met.conf")
+static void aws_save(struct met_state *s)
+{
+	for (size_t i = 0; i < s->n_stations; i++)
+		if (s->stations[i].hist)
+			fuzz_die("station %s has a history after the load", s->stations[i].id);
+}
+
+static void aws_reset(struct met_state *s, const struct met_state *saved)
+{
+	(void)saved;
+	for (size_t i = 0; i < s->n_stations; i++) {
+		met_aws_hist_free(s->stations[i].hist);
+		s->stations[i].hist = NULL;
+	}
+}
+
+FUZZ_ADAPTER(struct met_state, met_config_load, aws_parse, "deploy/examples/met/met.conf",
+	     aws_save, aws_reset)

@@ -2,7 +2,8 @@
  * parse, XSD validation, CAP rules, signature policy verify-if-present
  * with xmlsec) on arbitrary bytes, with the state of
  * deploy/examples/met/met.conf. The state is loaded once (the compiled XSDs
- * are cached in it; CAP parsing keeps no other state across files). */
+ * and the xmlsec keys manager are kept in it; CAP parsing keeps no other
+ * state across files). */
 #include "fuzz-adapter.h"
 #include "met.h"
 
