@@ -3,6 +3,10 @@
 machine, on one event set (issue 7).
 
   raw          bench-broker: raw libmosquitto QoS 1 through a private broker (the ceiling)
+  raw-chain    bench-broker --relays 2: the same messages through three QoS 1 broker
+               hops (publisher -> relay -> relay -> subscriber, the hops of
+               producer -> wf-fusion -> wf-dispatch -> observer), no work, nothing
+               durable: the floor of a three-service pipeline; checked exactly once
   warnfuse     bench-peers-warnfuse: producer outbox -> broker -> wf-fusion ->
                wf-dispatch (committed, acked) -> duty notices, durable
                (throughput; paced latency)
@@ -30,7 +34,8 @@ Each wait has a deadline; a failed or incomplete measurement prints 0 and the
 exit status is 1.
 
 Usage: bench/peers/peers.py [--build DIR] [--count N] [--counties C] [--runs R]
-                            [--only raw,warnfuse,warnfuse-nostation,alertmanager,sec]
+                            [--only raw,raw-chain,warnfuse,warnfuse-nostation,
+                                    alertmanager,sec]
                             [--keep]
 """
 import argparse
@@ -191,6 +196,39 @@ def run_raw(build, count, workdir):
             return {"msgs_per_s": float(v)}
     log("bench-broker failed (%d): %s" % (r.returncode, r.stderr.strip()[-500:]))
     return None
+
+
+# The broker hops of warnfuse's pipeline as measured (bench-peers-warnfuse):
+# producer -> broker -> wf-fusion -> broker -> wf-dispatch -> broker -> observer
+# (the dispatcher's acks and duty notices), so two relays in between.
+CHAIN_RELAYS = 2
+
+
+def run_raw_chain(build, count, workdir):
+    """bench-broker --relays CHAIN_RELAYS: COUNT messages through the chain,
+    every one received exactly once (by its sequence number), or None."""
+    exe = os.path.join(build, "bench", "bench-broker")
+    if not os.access(exe, os.X_OK):
+        log("%s is not built" % exe)
+        return None
+    r = subprocess.run([exe, "--count", str(count), "--relays", str(CHAIN_RELAYS)],
+                       capture_output=True, text=True, timeout=300)
+    v = {}
+    for line in r.stdout.splitlines():
+        k, _, x = line.partition(" ")
+        if k.startswith("chain."):
+            try:
+                v[k[len("chain."):]] = float(x)
+            except ValueError:
+                pass
+    if (r.returncode != 0 or v.get("raw_qos1_msgs_per_s", 0) <= 0 or v.get("missing", 1) != 0
+            or v.get("duplicates", 1) != 0 or v.get("hops") != CHAIN_RELAYS + 1):
+        log("bench-broker --relays %d failed (%d): %s %s" % (CHAIN_RELAYS, r.returncode,
+                                                            r.stdout.strip().replace("\n", ", "),
+                                                            r.stderr.strip()[-500:]))
+        return None
+    return {"msgs_per_s": v["raw_qos1_msgs_per_s"], "hops": v["hops"],
+            "duplicates": v["duplicates"], "missing": v["missing"]}
 
 
 # ---------------------------------------------------------------- warnfuse
@@ -640,7 +678,8 @@ def main():
                     "(15,000 with 100 counties); default 60000")
     ap.add_argument("--counties", type=int, default=100, help="Henan counties (1..150)")
     ap.add_argument("--runs", type=int, default=3, help="runs of each measurement (1..10)")
-    ap.add_argument("--only", default="raw,warnfuse,warnfuse-nostation,alertmanager,sec",
+    ap.add_argument("--only", default="raw,raw-chain,warnfuse,warnfuse-nostation,alertmanager,"
+                    "sec",
                     help="comma-separated measurements (default: all)")
     ap.add_argument("--keep", action="store_true", help="keep the event files")
     a = ap.parse_args()
@@ -648,7 +687,8 @@ def main():
         ap.error("--counties 1..150, --runs 1..10, --count 1..200000")
     which = [w for w in a.only.split(",") if w]
     for w in which:
-        if w not in ("raw", "warnfuse", "warnfuse-nostation", "alertmanager", "sec"):
+        if w not in ("raw", "raw-chain", "warnfuse", "warnfuse-nostation", "alertmanager",
+                     "sec"):
             ap.error("--only: unknown '%s'" % w)
 
     workdir = tempfile.mkdtemp(prefix="bench-peers-")
@@ -686,6 +726,8 @@ def measure(a, which, workdir):
             log("run %d/%d: %s" % (run + 1, a.runs, w))
             if w == "raw":
                 v = run_raw(a.build, len(events), workdir)
+            elif w == "raw-chain":
+                v = run_raw_chain(a.build, len(events), workdir)
             elif w == "warnfuse":
                 v = run_warnfuse(a.build, jsonl, workdir)
             elif w == "warnfuse-nostation":
@@ -708,6 +750,9 @@ def measure(a, which, workdir):
         return (statistics.median(xs), min(xs), max(xs)) if xs else (0.0, 0.0, 0.0)
 
     headline = [("raw", "msgs_per_s", "raw Mosquitto QoS 1, msg/s"),
+                ("raw-chain", "msgs_per_s",
+                 "raw Mosquitto QoS 1 through %d hops (%d relays), msg/s"
+                 % (CHAIN_RELAYS + 1, CHAIN_RELAYS)),
                 ("warnfuse", "committed_events_per_s",
                  "warnfuse producer->fusion->dispatch, every version committed by dispatch, events/s"),
                 ("warnfuse", "acked_events_per_s",
@@ -738,13 +783,15 @@ def measure(a, which, workdir):
     wf = med("warnfuse", "committed_events_per_s")[0]
     wfn = med("warnfuse-nostation", "committed_events_per_s")[0]
     for name, w, k in (("alertmanager_resolved", "alertmanager", "resolved_events_per_s"),
-                       ("sec", "sec", "lines_per_s"), ("raw_qos1", "raw", "msgs_per_s")):
+                       ("sec", "sec", "lines_per_s"), ("raw_qos1", "raw", "msgs_per_s"),
+                       ("raw_chain", "raw-chain", "msgs_per_s")):
         other = med(w, k)[0]
         if wfn > 0 and other > 0:
             print("ratio.peers.warnfuse_nostation_vs_%s %.2f" % (name, wfn / other))
     for name, w, k in (("alertmanager_accepted", "alertmanager", "accepted_events_per_s"),
                        ("alertmanager_resolved", "alertmanager", "resolved_events_per_s"),
-                       ("sec", "sec", "lines_per_s"), ("raw_qos1", "raw", "msgs_per_s")):
+                       ("sec", "sec", "lines_per_s"), ("raw_qos1", "raw", "msgs_per_s"),
+                       ("raw_chain", "raw-chain", "msgs_per_s")):
         other = med(w, k)[0]
         if wf > 0 and other > 0:
             print("ratio.peers.warnfuse_vs_%s %.2f" % (name, wf / other))
