@@ -262,8 +262,9 @@ struct soak {
 	long n_ls, n_lb, cap_ls, cap_lb;
 	long lat_unknown;
 	FILE *received;
-	/* the duty stations' console (on the consumer thread): notices with a
-	 * deadline, acknowledged --ack-after seconds after they arrived */
+	/* the duty stations' console (on the consumer thread; the counters under
+	 * mu): notices with a deadline, acknowledged --ack-after seconds after
+	 * they arrived */
 	struct pending_ack {
 		char station[65], id[129];
 		uint32_t version;
@@ -422,10 +423,13 @@ static int on_control(void *ud, struct wf_txn *t, enum wf_topic_kind kind, const
 	if (kind != WF_TOPIC_DUTY_INBOX)
 		return 0;
 	const Wf__V1__DutyNotice *d = (const Wf__V1__DutyNotice *)msg;
+	bool to_ack = d->deadline_ms > 0 && s->c->ack_after >= 0;
+	pthread_mutex_lock(&s->mu);
 	s->notices++;
-	if (d->deadline_ms <= 0 || s->c->ack_after < 0)
+	s->notices_to_ack += to_ack;
+	pthread_mutex_unlock(&s->mu);
+	if (!to_ack)
 		return 0;
-	s->notices_to_ack++;
 	if (s->head_acks > 0 && s->head_acks * 2 >= s->n_acks) { /* compact */
 		memmove(s->acks, s->acks + s->head_acks,
 			(size_t)(s->n_acks - s->head_acks) * sizeof *s->acks);
@@ -462,7 +466,6 @@ static int emit_acks(struct wf_txn *t, void *ud)
 		if (r < 0)
 			return r;
 	}
-	s->acks_sent += i - s->head_acks;
 	s->head_acks = i;
 	return 0;
 }
@@ -475,8 +478,11 @@ static void wack_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	if (s->head_acks < s->n_acks && s->acks[s->head_acks].due <= wf_test_mono_s()) {
 		long before = s->head_acks;
 		if (wf_node_update(s->w, emit_acks, s) < 0) {
-			s->acks_sent -= s->head_acks - before; /* rolled back: again next time */
-			s->head_acks = before;
+			s->head_acks = before; /* rolled back: again next time */
+		} else {
+			pthread_mutex_lock(&s->mu);
+			s->acks_sent += s->head_acks - before;
+			pthread_mutex_unlock(&s->mu);
 		}
 	}
 }
@@ -1389,8 +1395,11 @@ bad:
 	/* ---- the verdict ---- */
 	printf("== wf-soak results (%.0f s, %ld ticks, %ld events, %ld warning versions)\n",
 	       t_end - s.t_start, s.tick, s.n_events, n_got);
+	pthread_mutex_lock(&s.mu);
+	long notices = s.notices, to_ack = s.notices_to_ack, acks_sent = s.acks_sent;
+	pthread_mutex_unlock(&s.mu);
 	printf("duty.console %ld notices received, %ld needing an acknowledgement, %ld acknowledgements "
-	       "sent (%s)\n", s.notices, s.notices_to_ack, s.acks_sent,
+	       "sent (%s)\n", notices, to_ack, acks_sent,
 	       c.ack_after < 0 ? "--ack-after -1: none" : "each --ack-after s after it arrived");
 	const struct window *w0 = window_at(&s, c.warmup), *wl = &s.win[s.n_win - 1];
 	const struct window *wf = window_at(&s, c.fill_from);
