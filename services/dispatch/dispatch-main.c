@@ -55,7 +55,8 @@ static const struct wf_config_key keys[] = {
 	  "30d",
 	  "How long the records of an ended warning (cancelled or expired, no notice still waiting "
 	  "for its ack deadline) are kept: its versions, review, deliveries, duty and follow-up "
-	  "records and its retained wf/v1/review view then go (the audit trail stays). At least "
+	  "records and its retained wf/v1/review view then go (the audit trail stays); so do SMS "
+	  "recipients that are final, once their delivery expired this long ago. At least "
 	  "10m (docs/dispatch.md, \"Retention\").", NULL },
 	{ "policy", "release_I", WF_CONFIG_ENUM, OFF(release[1]), 0, 0, "two",
 	  "Level I (red): auto, one approval, or two different operators.", release_words },
@@ -551,6 +552,9 @@ static int open_sms(struct dispatch *d, const struct dispatch_config *c)
 	sc.dlr_port = (int)c->sms_dlr_port;
 	sc.rate_parts_per_s = c->sms_rate;
 	sc.max_parts = (unsigned)c->sms_max_parts;
+	/* the recipients of a delivery stay as long as the warning's records
+	 * ([dispatch] retain after its expiry) */
+	sc.retain_ms = c->retain;
 	sc.clock = &service_clock; /* WF_NOW rehearsals: the engine's clock, not the system's */
 	sc.on_notice = sms_notice;
 	sc.ud = d;

@@ -687,6 +687,142 @@ START_TEST(test_kill_while_sent)
 }
 END_TEST
 
+struct enq_key {
+	struct wf_sms *sms;
+	const char *key, *region;
+	int64_t expires_ms;
+	size_t planned;
+};
+
+static int enq_key_fn(struct wf_txn *t, void *ud)
+{
+	struct enq_key *e = ud;
+	return wf_sms_enqueue(e->sms, t, e->key, e->region, HEAD, e->expires_ms, &e->planned);
+}
+
+static size_t enqueue_until(struct fix *f, const char *key, const char *region, int64_t expires_ms)
+{
+	struct enq_key e = { f->sms, key, region, expires_ms, 0 };
+	ck_assert_int_eq(wf_store_update(f->store, enq_key_fn, &e), 0);
+	ck_assert_int_eq(wf_sms_kick(f->sms), 0);
+	return e.planned;
+}
+
+static uint64_t total_recipients(struct fix *f)
+{
+	uint64_t c[WF_SMS_STATE_MAX] = { 0 }, n = 0;
+	ck_assert_int_eq(wf_sms_count_states(f->sms, NULL, c), 0);
+	for (int i = 0; i < WF_SMS_STATE_MAX; i++)
+		n += c[i];
+	return n;
+}
+
+struct gone {
+	struct fix *f;
+	const char *key, *msisdn;
+};
+
+static bool purged(void *ud)
+{
+	struct gone *g = ud;
+	struct wf_sms_recipient r;
+	return wf_sms_recipient_get(g->f->sms, g->key, g->msisdn, &r) == -ENOENT;
+}
+
+/* Retention: recipients final and expired before the cut-off go, in
+ * batches of MAX, with their idempotence keys and, with the last one, the
+ * delivery's record (so planning the key again plans everyone anew);
+ * unfinished ones and those of a still-valid delivery stay; with
+ * retain_ms the channel's timer does it by itself. Kannel is down the
+ * whole time, so recipients end EXPIRED or stay QUEUED. */
+/* a recipient still being retried: queued, or submitting while its request runs */
+static void expect_unfinished(struct fix *f, const char *key, const char *msisdn)
+{
+	struct wf_sms_recipient r;
+	ck_assert_int_eq(wf_sms_recipient_get(f->sms, key, msisdn, &r), 0);
+	ck_assert_msg(r.state == WF_SMS_QUEUED || r.state == WF_SMS_SUBMITTING,
+		      "%s/%s: %s, want queued or submitting", key, msisdn,
+		      wf_sms_state_to_string(r.state));
+}
+
+START_TEST(test_retention)
+{
+	struct fix f;
+	fix_init(&f, NULL, false);
+	open_store(&f, true);
+	write_subs(&f, "13800000041,410185100000\n13800000042,410185100000\n"
+		       "13800000043,410185100000\n13800000044,410185200000\n");
+	struct wf_sms_config c;
+	sms_config(&f, &c);
+	c.backoff_base_ms = 100;
+	c.backoff_max_ms = 100;
+	c.max_attempts = 1000;
+	open_sms(&f, &c);
+	int64_t now = wf_clock_now_ms(NULL);
+	ck_assert_uint_eq(enqueue_until(&f, "w-old@1", "410185100000", now + 300), 3);
+	ck_assert_uint_eq(enqueue_until(&f, "w-live@1", "410185200000", now + 3600000), 1);
+	struct until_state u = { &f, "w-old@1", "13800000043", WF_SMS_EXPIRED };
+	ck_assert(wf_test_run_until(f.loop, reached, &u, 5000));
+	u.msisdn = "13800000041";
+	ck_assert(wf_test_run_until(f.loop, reached, &u, 5000));
+	u.msisdn = "13800000042";
+	ck_assert(wf_test_run_until(f.loop, reached, &u, 5000));
+	expect_unfinished(&f, "w-live@1", "13800000044");
+	ck_assert_uint_eq(total_recipients(&f), 4);
+
+	size_t n = 99;
+	bool more = false;
+	ck_assert_int_eq(wf_sms_purge(f.sms, 0, 0, &n, &more), -EINVAL);
+	/* a cut-off before the expiry takes nothing */
+	ck_assert_int_eq(wf_sms_purge(f.sms, now + 100, 10, &n, &more), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(total_recipients(&f), 4);
+	/* two at a time */
+	int64_t cut = wf_clock_now_ms(NULL) + 1;
+	ck_assert_int_eq(wf_sms_purge(f.sms, cut, 2, &n, &more), 0);
+	ck_assert_uint_eq(n, 2);
+	ck_assert(more);
+	ck_assert_uint_eq(total_recipients(&f), 2);
+	ck_assert_int_eq(wf_sms_purge(f.sms, cut, 10, &n, &more), 0);
+	ck_assert_uint_eq(n, 1);
+	ck_assert(!more);
+	ck_assert_int_eq(wf_sms_purge(f.sms, cut, 10, &n, &more), 0);
+	ck_assert_uint_eq(n, 0);
+	const char *old[] = { "13800000041", "13800000042", "13800000043" };
+	for (int i = 0; i < 3; i++) {
+		struct wf_sms_recipient r;
+		ck_assert_int_eq(wf_sms_recipient_get(f.sms, "w-old@1", old[i], &r), -ENOENT);
+	}
+	/* the unfinished recipient of the valid delivery stays */
+	expect_unfinished(&f, "w-live@1", "13800000044");
+	ck_assert_uint_eq(total_recipients(&f), 1);
+	struct wf_sms_stats st;
+	wf_sms_get_stats(f.sms, &st);
+	ck_assert_uint_eq(st.purged, 3);
+	/* nothing of the delivery is left: its key plans everyone again */
+	ck_assert_uint_eq(enqueue_until(&f, "w-old@1", "410185100000", now + 300), 3);
+	u.msisdn = "13800000043";
+	ck_assert(wf_test_run_until(f.loop, reached, &u, 5000));
+
+	/* with retain_ms, the timer purges by itself (reopened) */
+	f.sms = wf_sms_close(f.sms);
+	c.retain_ms = 300;
+	open_sms(&f, &c);
+	ck_assert_uint_eq(enqueue_until(&f, "w-auto@1", "410185100000",
+					wf_clock_now_ms(NULL) + 200), 3);
+	struct gone g = { &f, "w-auto@1", "13800000042" };
+	ck_assert(wf_test_run_until(f.loop, purged, &g, 10000));
+	g.key = "w-old@1";
+	ck_assert(wf_test_run_until(f.loop, purged, &g, 10000));
+	ck_assert(wf_test_run_until(f.loop, purged, &(struct gone){ &f, "w-auto@1", "13800000041" },
+				    10000));
+	expect_unfinished(&f, "w-live@1", "13800000044");
+	wf_sms_get_stats(f.sms, &st);
+	ck_assert_uint_ge(st.purged, 3);
+	fix_free(&f);
+}
+END_TEST
+
 int main(void)
 {
 	char *tmp = wf_test_mkdtemp("itest-sms");
@@ -704,6 +840,7 @@ int main(void)
 		{ "rate", test_rate_limit },
 		{ "retry", test_retry_while_kannel_down },
 		{ "expiry", test_expiry },
+		{ "retain", test_retention },
 		{ "kill", test_kill_mid_fanout },
 		{ "kill-sent", test_kill_while_sent },
 	};

@@ -15,7 +15,11 @@
  * an ev_prepare watcher (just before the loop blocks) applies them and marks
  * the next batch of recipients SUBMITTING in ONE write transaction, and only
  * after that commit starts those requests and answers the DLR callbacks
- * (suspended until then, so a DLR Kannel saw acknowledged is durable). */
+ * (suspended until then, so a DLR Kannel saw acknowledged is durable).
+ *
+ * Retention (retain_ms > 0): a timer purges recipients that are final and
+ * whose delivery expired, both longer than retain_ms ago, with their
+ * sms-idem keys, and a delivery's record with its last recipient. */
 #include "sms.h"
 #include "sms-util.h"
 
@@ -65,10 +69,11 @@ struct rcpt_rec {
 enum list_id { L_NONE = 0, L_READY, L_WAITING, L_AWAITING };
 
 struct deliv {
-	char *key;
+	char *key;       /* NULL: a free slot */
 	char *text_q;    /* URL-encoded UTF-8 text */
 	unsigned parts;
 	int64_t expires_ms;
+	size_t refs;     /* in-memory recipients; at 0 the slot is freed */
 };
 
 struct item {
@@ -154,6 +159,7 @@ struct wf_sms {
 	ev_prepare prepare;
 	ev_idle wake; /* one more loop iteration after a commit made in prepare */
 	ev_timer commit_timer; /* the next group commit, when the last was too recent */
+	ev_timer purge_timer;  /* retention (retain_ms > 0) */
 	int64_t last_commit_mono;
 	bool commit_failed;
 
@@ -324,10 +330,23 @@ static void hash_del(struct wf_sms *sms, struct item *it)
 		}
 }
 
+/* A delivery stays in memory while one of its recipients does; then its
+ * slot is reused (loaded again from sms-deliv if more are planned). */
+static void deliv_unref(struct wf_sms *sms, uint32_t di)
+{
+	struct deliv *d = &sms->delivs[di];
+	if (d->refs > 0 && --d->refs == 0) {
+		free(d->key);
+		free(d->text_q);
+		d->key = d->text_q = NULL;
+	}
+}
+
 static void free_item(struct wf_sms *sms, struct item *it)
 {
 	unlink_item(sms, it);
 	hash_del(sms, it);
+	deliv_unref(sms, it->deliv);
 	free(it);
 }
 
@@ -373,11 +392,17 @@ static char *escape(const char *s)
 /* Finds or loads the in-memory delivery for KEY (text read through T). */
 static int deliv_get(struct wf_sms *sms, struct wf_txn *t, const char *key, size_t klen, uint32_t *ret)
 {
-	for (size_t i = sms->n_delivs; i-- > 0;)
+	size_t slot = sms->n_delivs;
+	for (size_t i = sms->n_delivs; i-- > 0;) {
+		if (!sms->delivs[i].key) {
+			slot = i;
+			continue;
+		}
 		if (strlen(sms->delivs[i].key) == klen && memcmp(sms->delivs[i].key, key, klen) == 0) {
 			*ret = (uint32_t)i;
 			return 0;
 		}
+	}
 	void *v = NULL;
 	size_t vlen = 0;
 	int r = wf_store_get(t, sms->dbi_deliv, key, klen, &v, &vlen);
@@ -393,7 +418,7 @@ static int deliv_get(struct wf_sms *sms, struct wf_txn *t, const char *key, size
 		free(v);
 		return -EIO;
 	}
-	if (sms->n_delivs == sms->cap_delivs) {
+	if (slot == sms->n_delivs && sms->n_delivs == sms->cap_delivs) {
 		size_t cap = sms->cap_delivs ? sms->cap_delivs * 2 : 16;
 		void *nv = realloc(sms->delivs, cap * sizeof(*sms->delivs));
 		if (!nv) {
@@ -403,7 +428,7 @@ static int deliv_get(struct wf_sms *sms, struct wf_txn *t, const char *key, size
 		sms->delivs = nv;
 		sms->cap_delivs = cap;
 	}
-	struct deliv *d = &sms->delivs[sms->n_delivs];
+	struct deliv *d = &sms->delivs[slot];
 	d->key = strndup(key, klen);
 	char *e = curl_easy_escape(NULL, (const char *)v + sizeof(dr), (int)dr.text_len);
 	d->text_q = e ? strdup(e) : NULL;
@@ -412,11 +437,15 @@ static int deliv_get(struct wf_sms *sms, struct wf_txn *t, const char *key, size
 	if (!d->key || !d->text_q) {
 		free(d->key);
 		free(d->text_q);
+		d->key = d->text_q = NULL;
 		return -ENOMEM;
 	}
 	d->parts = dr.parts;
 	d->expires_ms = dr.expires_ms;
-	*ret = (uint32_t)sms->n_delivs++;
+	d->refs = 0;
+	if (slot == sms->n_delivs)
+		sms->n_delivs++;
+	*ret = (uint32_t)slot;
 	return 0;
 }
 
@@ -583,6 +612,7 @@ static int load_one(void *ud, const void *key, size_t klen, const void *val, siz
 		free(it);
 		return -ENOMEM;
 	}
+	sms->delivs[di].refs++;
 	if (lc->at_open)
 		sms->st.resumed++;
 	else
@@ -1289,6 +1319,189 @@ static int start_listener(struct wf_sms *sms)
 
 /* ---------- open / close ---------- */
 
+/* ---------- retention ---------- */
+
+#define PURGE_MAX 1000u /* recipients per timer run (one transaction) */
+
+struct purged {
+	uint64_t id;
+	char key[KEY_MAX + 1];
+	char msisdn[WF_SMS_MSISDN_MAX + 2];
+};
+
+struct purge_ctx {
+	struct wf_sms *sms;
+	struct wf_txn *t;
+	int64_t before;
+	size_t max, visited;
+	struct purged *v;
+	size_t n;
+	bool more;
+	/* the delivery of the last recipient seen (they come in runs) */
+	char key[KEY_MAX + 1];
+	int64_t key_expires;
+};
+
+/* A recipient is purged when it is final, not in memory, and both its last
+ * change and its delivery's expiry are older than BEFORE. The walk (in id
+ * order, i.e. planning order; at most 4 x MAX records) steps over
+ * unfinished recipients and those of a delivery still valid, and stops at
+ * the first final one changed too recently: the later ones were planned
+ * after it, so they are most likely younger too (a purge never takes one
+ * early; it may take one late, at a later run). */
+static int purge_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct purge_ctx *pc = ud;
+	struct rcpt_rec rr;
+	if (pc->visited++ >= 4 * pc->max) {
+		pc->more = true;
+		return 1;
+	}
+	if (klen != 8 || vlen < sizeof(rr))
+		return -EIO;
+	memcpy(&rr, val, sizeof(rr));
+	if (vlen != sizeof(rr) + rr.klen + rr.mlen || rr.klen > KEY_MAX ||
+	    rr.mlen > WF_SMS_MSISDN_MAX + 1)
+		return -EIO;
+	uint64_t id = wf_store_key_to_u64(key);
+	if (!is_final(rr.state) || hash_find(pc->sms, id))
+		return 0;
+	if (rr.updated_ms >= pc->before)
+		return 1;
+	const char *k = (const char *)val + sizeof(rr);
+	if (strlen(pc->key) != rr.klen || memcmp(pc->key, k, rr.klen) != 0) {
+		struct deliv_rec dr;
+		void *v = NULL;
+		size_t dl = 0;
+		memcpy(pc->key, k, rr.klen);
+		pc->key[rr.klen] = '\0';
+		int r = wf_store_get(pc->t, pc->sms->dbi_deliv, k, rr.klen, &v, &dl);
+		if (r == -ENOENT) {
+			pc->key_expires = INT64_MIN; /* no delivery record left: nothing to wait for */
+		} else if (r < 0) {
+			return r;
+		} else {
+			bool ok = dl >= sizeof(dr);
+			if (ok)
+				memcpy(&dr, v, sizeof(dr));
+			free(v);
+			if (!ok)
+				return -EIO;
+			pc->key_expires = dr.expires_ms;
+		}
+	}
+	if (pc->key_expires >= pc->before)
+		return 0; /* its delivery is still valid (or too recently expired) */
+	if (pc->n == pc->max) {
+		pc->more = true;
+		return 1;
+	}
+	struct purged *p = &pc->v[pc->n++];
+	p->id = id;
+	memcpy(p->key, k, rr.klen);
+	p->key[rr.klen] = '\0';
+	memcpy(p->msisdn, k + rr.klen, rr.mlen);
+	p->msisdn[rr.mlen] = '\0';
+	return 0;
+}
+
+static int idem_any(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	const char *prefix = ud; /* "<key>\0" */
+	size_t plen = strlen(prefix) + 1;
+	(void)val;
+	(void)vlen;
+	return klen > plen && memcmp(key, prefix, plen) == 0 ? 1 : 2;
+}
+
+static int purge_fn(struct wf_txn *t, void *ud)
+{
+	struct purge_ctx *pc = ud;
+	pc->t = t;
+	pc->visited = pc->n = 0;
+	pc->more = false;
+	pc->key[0] = '\0';
+	int r = wf_store_foreach(t, pc->sms->dbi_rcpt, NULL, 0, purge_one, pc);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < pc->n; i++) {
+		const struct purged *p = &pc->v[i];
+		unsigned char idb[8];
+		size_t kl = strlen(p->key), ml = strlen(p->msisdn);
+		unsigned char ikey[KEY_MAX + 1 + WF_SMS_MSISDN_MAX + 2];
+		wf_store_u64_to_key(p->id, idb);
+		if ((r = wf_store_del(t, pc->sms->dbi_rcpt, idb, 8)) < 0)
+			return r;
+		memcpy(ikey, p->key, kl + 1);
+		memcpy(ikey + kl + 1, p->msisdn, ml);
+		r = wf_store_del(t, pc->sms->dbi_idem, ikey, kl + 1 + ml);
+		if (r < 0 && r != -ENOENT)
+			return r;
+		/* the delivery's record goes with its last recipient */
+		if (i + 1 < pc->n && strcmp(pc->v[i + 1].key, p->key) == 0)
+			continue;
+		r = wf_store_foreach(t, pc->sms->dbi_idem, ikey, kl + 1, idem_any, ikey);
+		if (r < 0)
+			return r;
+		if (r != 1) {
+			r = wf_store_del(t, pc->sms->dbi_deliv, p->key, kl);
+			if (r < 0 && r != -ENOENT)
+				return r;
+		}
+	}
+	return 0;
+}
+
+int wf_sms_purge(struct wf_sms *sms, int64_t before_ms, size_t max, size_t *ret_purged,
+		 bool *ret_more)
+{
+	if (!sms || max == 0 || max > 100000)
+		return -EINVAL;
+	struct purge_ctx pc = { .sms = sms, .before = before_ms, .max = max };
+	pc.v = malloc(max * sizeof(*pc.v));
+	if (!pc.v)
+		return -ENOMEM;
+	int r = wf_store_update(sms->store, purge_fn, &pc);
+	free(pc.v);
+	if (r < 0)
+		return r;
+	sms->st.purged += pc.n;
+	if (ret_purged)
+		*ret_purged = pc.n;
+	if (ret_more)
+		*ret_more = pc.more;
+	return 0;
+}
+
+/* a quarter of retain, within 0.1 s .. 60 s */
+static double purge_interval_s(const struct wf_sms *sms)
+{
+	double s = (double)sms->c.retain_ms / 4000.0;
+	return s < 0.1 ? 0.1 : s > 60 ? 60 : s;
+}
+
+static void arm_purge(struct wf_sms *sms, double after_s)
+{
+	ev_timer_stop(sms->loop, &sms->purge_timer);
+	ev_timer_set(&sms->purge_timer, after_s, 0.);
+	ev_timer_start(sms->loop, &sms->purge_timer);
+}
+
+static void purge_timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct wf_sms *sms = w->data;
+	size_t n = 0;
+	bool more = false;
+	(void)loop;
+	(void)revents;
+	int r = wf_sms_purge(sms, now_ms(sms) - sms->c.retain_ms, PURGE_MAX, &n, &more);
+	if (r < 0)
+		notice(sms, r, "retention: purging old recipients failed");
+	/* a full batch: the next one at once; a walk that stopped at its visit
+	 * limit (unfinished or still valid recipients first) waits its turn */
+	arm_purge(sms, r == 0 && more && n == PURGE_MAX ? 0.01 : purge_interval_s(sms));
+}
+
 int wf_sms_open(struct ev_loop *loop, struct wf_store *store, const struct wf_sms_config *c,
 		struct wf_sms **ret, char *ret_err, size_t errlen)
 {
@@ -1297,7 +1510,7 @@ int wf_sms_open(struct ev_loop *loop, struct wf_store *store, const struct wf_sm
 		ret_err[0] = '\0';
 	if (!loop || !store || !c || !ret || !c->sendsms_url || !c->username || !c->password ||
 	    !c->from || !c->subscribers_path || c->max_parts > 255 || c->max_inflight > 1024 ||
-	    c->dlr_port < 0 || c->dlr_port > 65535 || c->rate_parts_per_s < 0)
+	    c->dlr_port < 0 || c->dlr_port > 65535 || c->rate_parts_per_s < 0 || c->retain_ms < 0)
 		return -EINVAL;
 	struct wf_sms *sms = calloc(1, sizeof(*sms));
 	if (!sms)
@@ -1363,6 +1576,8 @@ int wf_sms_open(struct ev_loop *loop, struct wf_store *store, const struct wf_sm
 	sms->prepare.data = sms;
 	ev_idle_init(&sms->wake, wake_cb);
 	ev_timer_init(&sms->commit_timer, commit_timer_cb, 0., 0.);
+	ev_timer_init(&sms->purge_timer, purge_timer_cb, 0., 0.);
+	sms->purge_timer.data = sms;
 
 	r = start_listener(sms);
 	if (r < 0) {
@@ -1375,6 +1590,8 @@ int wf_sms_open(struct ev_loop *loop, struct wf_store *store, const struct wf_sm
 	if (r < 0)
 		goto fail;
 	ev_prepare_start(loop, &sms->prepare);
+	if (sms->c.retain_ms > 0)
+		arm_purge(sms, purge_interval_s(sms));
 	if (sms->waiting.n || sms->awaiting.n)
 		arm_tick(sms, lc.now + TICK_MS);
 	*ret = sms;
@@ -1402,6 +1619,7 @@ struct wf_sms *wf_sms_close(struct wf_sms *sms)
 	ev_prepare_stop(sms->loop, &sms->prepare);
 	ev_idle_stop(sms->loop, &sms->wake);
 	ev_timer_stop(sms->loop, &sms->commit_timer);
+	ev_timer_stop(sms->loop, &sms->purge_timer);
 	ev_timer_stop(sms->loop, &sms->tick);
 	ev_timer_stop(sms->loop, &sms->curl_timer);
 	/* cancel requests in flight: their recipients stay SUBMITTING */

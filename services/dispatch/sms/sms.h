@@ -78,6 +78,13 @@ struct wf_sms_config {
 	 * batch) are committed together at most once per this many ms
 	 * (default 5; wf_sms_config_init sets it, 0 = every loop iteration). */
 	int64_t commit_interval_ms;
+	/* Retention: recipients that are final and whose delivery expired, both
+	 * longer than this ago, are purged from the store, a quarter of it
+	 * apart (0.1 s .. 60 s), at most 1,000 in one transaction; a delivery's
+	 * record goes with its last recipient, after which planning its key
+	 * again plans it anew (the dispatcher never does: it ignores versions
+	 * that expired longer than its own retain ago). 0: kept forever. */
+	int64_t retain_ms;
 	/* Clock for states, backoff and the bucket (NULL: system). Borrowed. */
 	const struct wf_clock *clock;
 	/* Notices (connection errors, retries exhausted, bad DLRs). May be NULL. */
@@ -122,6 +129,17 @@ int wf_sms_enqueue(struct wf_sms *sms, struct wf_txn *t, const char *delivery_ke
 		   const char *region_code, const char *text_utf8, int64_t expires_ms,
 		   size_t *ret_planned);
 
+/* Purges, in one write transaction of its own, at most MAX (1..100,000)
+ * recipients that are final, not in memory, and whose last change and
+ * delivery expiry are both before BEFORE_MS (with their sms-idem keys; a
+ * delivery's record with its last recipient). The walk goes in planning
+ * order and stops at the first final recipient changed at BEFORE_MS or
+ * later. Stores the number purged in *ret_purged and whether more may be
+ * due in *ret_more (either may be NULL). Returns 0, -EINVAL or a store
+ * error. The retain_ms timer calls it; tests may call it directly. */
+int wf_sms_purge(struct wf_sms *sms, int64_t before_ms, size_t max, size_t *ret_purged,
+		 bool *ret_more);
+
 /* After the caller's commit: picks up what was planned and starts sending.
  * Cheap; call after every commit that may have planned something.
  * Returns 0 or a store error. */
@@ -140,6 +158,7 @@ struct wf_sms_stats {
 	uint64_t dlr_unknown;      /* DLRs for unknown recipients or malformed */
 	uint64_t delivered, failed, expired; /* final states reached in this process */
 	uint64_t parts_sent;       /* SMS parts handed to Kannel */
+	uint64_t purged;           /* recipients removed by retention */
 	size_t queue_ready;        /* in memory: due now */
 	size_t queue_waiting;      /* in memory: waiting for backoff */
 	size_t inflight;           /* HTTP requests running */
