@@ -5,15 +5,26 @@
 #include "cap.h"
 #include "dispatch.h"
 
-#define DSP_DIRTY_MAX 1024
+/* names in a dirty set before it overflows (views.c: then every active
+ * warning's view is rebuilt) */
+#define DSP_DIRTY_MAX 8192
 /* how long a 解除 SMS may wait in Kannel's queue before it is dropped */
 #define DSP_CANCEL_SMS_VALID_MS (2 * 3600000LL)
 
+/* A set of names (views.c): the names in order, and an open-addressing
+ * index into them (index + 1, 0: empty; n_slots a power of 2, at most half
+ * full) */
 struct dsp_names {
 	char (*v)[130];
 	size_t n, cap;
+	uint32_t *slots;
+	size_t n_slots;
 	bool overflow;
 };
+
+void dsp_names_free(struct dsp_names *s);
+/* FNV-1a of a string (engine.c: the outputs' index; views.c: name sets) */
+size_t dsp_key_hash(const char *k);
 
 struct dsp_engine {
 	/* dsp_duty_resync: where the previous pass stopped ("" = the start) */

@@ -144,6 +144,7 @@ struct dispatch {
 	int64_t batch_now;
 	int64_t post_backoff_ms;
 	int64_t stats_at;     /* last DispatchStats publish (at most one a second) */
+	int64_t views_mono;   /* last views build (wf_clock_mono_ms) */
 	uint64_t publish_failed, cap_failed; /* this process (DispatchStats.failures) */
 	struct wf_ratelimit rl_post;
 };
@@ -213,14 +214,20 @@ static int views_fn(struct wf_txn *t, void *ud)
 	return dsp_engine_views(c->d->engine, t, c->now, c->with_stats, extra, n);
 }
 
+/* Views are built at most this often: in a burst, the changes of many
+ * commits to one warning make one WarningRecord (watch_cb builds what waits) */
+#define VIEWS_INTERVAL_MS 100
+
 /* Queues the dispatcher's views (records, verdicts, silences, stats at
  * most once a second) that changed, built from the committed state. */
 static void queue_views(struct dispatch *d)
 {
-	int64_t now = now_ms();
+	int64_t now = now_ms(), mono = wf_clock_mono_ms();
 	struct views_ctx c = { d, now, now - d->stats_at >= 1000 };
-	if (!dsp_engine_views_pending(d->engine, c.with_stats))
+	if (mono - d->views_mono < VIEWS_INTERVAL_MS ||
+	    !dsp_engine_views_pending(d->engine, c.with_stats))
 		return;
+	d->views_mono = mono;
 	if (wf_store_view(wf_node_store(d->node), views_fn, &c) < 0)
 		return; /* logged by the engine; marked again by the next change */
 	if (c.with_stats)
@@ -473,8 +480,9 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	d->was_connected = up;
 	sms_check_done(d);
-	/* stats held back by the once-a-second limit */
-	if (up && dsp_engine_views_pending(d->engine, true) && now_ms() - d->stats_at >= 1000)
+	/* views held back by VIEWS_INTERVAL_MS, stats by the once-a-second limit */
+	if (up && dsp_engine_views_pending(d->engine, now_ms() - d->stats_at >= 1000) &&
+	    wf_clock_mono_ms() - d->views_mono >= VIEWS_INTERVAL_MS)
 		flush_outputs(d);
 }
 

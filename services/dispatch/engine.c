@@ -95,8 +95,8 @@ struct dsp_engine *dsp_engine_free(struct dsp_engine *e)
 	dsp_engine_outputs_clear(e);
 	free(e->out);
 	free(e->out_idx);
-	free(e->dirty_ids.v);
-	free(e->dirty_ops.v);
+	dsp_names_free(&e->dirty_ids);
+	dsp_names_free(&e->dirty_ops);
 	dsp_routing_free(&e->routing);
 	free(e->service);
 	free(e->cap_sender);
@@ -118,7 +118,7 @@ const struct dsp_dbs *dsp_engine_dbs(const struct dsp_engine *e) { return &e->db
 
 /* --- outputs --- */
 
-static size_t key_hash(const char *k)
+size_t dsp_key_hash(const char *k)
 {
 	uint64_t h = 1469598103934665603ull; /* FNV-1a */
 	for (; *k; k++)
@@ -129,7 +129,7 @@ static size_t key_hash(const char *k)
 /* The slot of KEY in out_idx: its entry, or the empty slot it would take. */
 static size_t out_slot(const struct dsp_engine *e, const char *key)
 {
-	size_t m = e->cap_idx - 1, i = key_hash(key) & m;
+	size_t m = e->cap_idx - 1, i = dsp_key_hash(key) & m;
 	while (e->out_idx[i] && strcmp(e->out[e->out_idx[i] - 1].key, key) != 0)
 		i = (i + 1) & m;
 	return i;

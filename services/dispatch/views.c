@@ -22,24 +22,61 @@
 #define REC_EVENTS_MAX 128u
 #define SCAN_DELIVERIES_MAX 2048u
 
+void dsp_names_free(struct dsp_names *s)
+{
+	free(s->v);
+	free(s->slots);
+	*s = (struct dsp_names){ 0 };
+}
+
+/* after the views were built: empty, the memory of a burst given back */
+static void names_clear(struct dsp_names *s)
+{
+	if (s->cap > 256) {
+		dsp_names_free(s);
+		return;
+	}
+	s->n = 0;
+	s->overflow = false;
+	if (s->slots)
+		memset(s->slots, 0, s->n_slots * sizeof *s->slots);
+}
+
+/* the slot of V: its entry, or the empty slot it would take */
+static size_t names_slot(const struct dsp_names *s, const char *v)
+{
+	size_t m = s->n_slots - 1, i = dsp_key_hash(v) & m;
+	while (s->slots[i] && strcmp(s->v[s->slots[i] - 1], v) != 0)
+		i = (i + 1) & m;
+	return i;
+}
+
 static void names_add(struct dsp_names *s, const char *v)
 {
 	if (s->overflow || strlen(v) >= sizeof s->v[0])
 		return;
-	for (size_t i = 0; i < s->n; i++)
-		if (strcmp(s->v[i], v) == 0)
-			return;
+	if (s->n_slots && s->slots[names_slot(s, v)])
+		return; /* marked already */
 	if (s->n == s->cap) {
 		size_t nc = s->cap ? s->cap * 2 : 16;
 		void *n = nc <= DSP_DIRTY_MAX ? realloc(s->v, nc * sizeof *s->v) : NULL;
-		if (!n) {
+		uint32_t *sl = n ? calloc(nc * 2, sizeof *sl) : NULL;
+		if (n)
+			s->v = n;
+		if (!sl) {
 			s->overflow = true; /* all of them, from the store */
 			return;
 		}
-		s->v = n;
+		free(s->slots);
+		s->slots = sl;
+		s->n_slots = nc * 2;
 		s->cap = nc;
+		for (size_t i = 0; i < s->n; i++)
+			s->slots[names_slot(s, s->v[i])] = (uint32_t)(i + 1);
 	}
-	snprintf(s->v[s->n++], sizeof s->v[0], "%s", v);
+	snprintf(s->v[s->n], sizeof s->v[0], "%s", v);
+	s->slots[names_slot(s, v)] = (uint32_t)(s->n + 1);
+	s->n++;
 }
 
 void dsp_mark_warning(struct dsp_engine *e, const char *id)
@@ -489,8 +526,8 @@ int dsp_engine_views(struct dsp_engine *e, struct wf_txn *t, int64_t now, bool w
 		wf_log(LOG_ERR, "views", "cannot build the dispatcher's views: %s", strerror(-r));
 		return r;
 	}
-	e->dirty_ids.n = e->dirty_ops.n = 0;
-	e->dirty_ids.overflow = e->dirty_ops.overflow = false;
+	names_clear(&e->dirty_ids);
+	names_clear(&e->dirty_ops);
 	e->dirty_all = e->dirty_silences = false;
 	return 0;
 }

@@ -3,6 +3,7 @@
  * (services/dispatch/engine.c, audit.c, views.c, stats.c; docs/dispatch.md). */
 #include "dispatch-test.h"
 
+#include "dispatch-internal.h"
 #include "stats.h"
 
 static int decide(const char *op, Wf__V1__Decision dec, const char *id, uint32_t version,
@@ -391,6 +392,43 @@ START_TEST(test_silence_message_audited_and_listed)
 }
 END_TEST
 
+/* More changed warnings than the old limit of 1,024 (a burst): each view is
+ * rebuilt once, the others not (no overflow into "all of them") */
+START_TEST(test_views_of_a_burst)
+{
+	enum { N_WARN = 1200, N_MARK = 1050 };
+	/* duty only: the broadcast channel's state of one county holds fewer
+	 * active warnings than this (see docs/dispatch.md, Limits) */
+	fx_open("[station duty-410185]\nregion = 410185\n"
+		"[operator op-li]\n[route everything]\nchannels = duty\n");
+	char id[32];
+	for (int i = 0; i < N_WARN; i++) {
+		snprintf(id, sizeof id, "w-burst-%04d", i);
+		Wf__V1__Warning w = mkw(id, 1, WF__V1__LEVEL__LEVEL_IV,
+					WF__V1__MSG_TYPE__MSG_TYPE_ALERT, WF__V1__STATUS__STATUS_ACTUAL,
+					T0);
+		ck_assert_int_eq(apply_warning(&w, T0), 0);
+	}
+	views(T0 + 1000);
+	ck_assert_uint_eq(outputs_to("wf/v1/review/", NULL), N_WARN);
+	ck_assert_uint_eq(views(T0 + 2000), 0); /* nothing changed since */
+	for (int k = 0; k < 2; k++) /* each one twice: one view each */
+		for (int i = 0; i < N_MARK; i++) {
+			snprintf(id, sizeof id, "w-burst-%04d", i);
+			dsp_mark_warning(fx.e, id);
+		}
+	views(T0 + 3000);
+	ck_assert_uint_eq(outputs_to("wf/v1/review/", NULL), N_MARK);
+	ck_assert_uint_eq(outputs_to("wf/v1/review/w-burst-1049", NULL), 1);
+	ck_assert_uint_eq(outputs_to("wf/v1/review/w-burst-1050", NULL), 0);
+	/* the set is empty again, and takes names again */
+	dsp_mark_warning(fx.e, "w-burst-0007");
+	views(T0 + 4000);
+	ck_assert_uint_eq(outputs_to("wf/v1/review/", NULL), 1);
+	fx_close();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dispatch-views");
@@ -401,6 +439,7 @@ int main(void)
 	tcase_add_test(tc, test_stats_count_what_happened);
 	tcase_add_test(tc, test_latency_quantiles);
 	tcase_add_test(tc, test_silence_message_audited_and_listed);
+	tcase_add_test(tc, test_views_of_a_burst);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
