@@ -9,6 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <syslog.h>
+
+#include "wf/log.h"
 
 #define COUNTIES_MAX 1024u
 
@@ -25,9 +28,38 @@ static int load(struct dsp_engine *e, struct wf_txn *t, const char *county,
 	return *ret ? 0 : -EBADMSG;
 }
 
-/* Stores and queues the state of COUNTY with ITEMS. */
+/* Most severe first (I before IV, an unspecified level last), then the
+ * latest to expire, then by id: the order a full state keeps them in. */
+static int by_priority(const void *a, const void *b)
+{
+	const Wf__V1__BroadcastItem *x = *(Wf__V1__BroadcastItem *const *)a;
+	const Wf__V1__BroadcastItem *y = *(Wf__V1__BroadcastItem *const *)b;
+	unsigned lx = x->level ? (unsigned)x->level : 99u, ly = y->level ? (unsigned)y->level : 99u;
+	if (lx != ly)
+		return lx < ly ? -1 : 1;
+	if (x->expires_ms != y->expires_ms)
+		return x->expires_ms > y->expires_ms ? -1 : 1;
+	return strcmp(x->warning_id, y->warning_id);
+}
+
+static bool fits(Wf__V1__BroadcastState *st, const struct wf_codec_limits *lim, int64_t now)
+{
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	struct wf_codec_error why;
+	int r = wf_codec_broadcast_state_pack(st, lim, now, &buf, &len, &why);
+	free(buf);
+	return r == 0;
+}
+
+/* Stores and queues the state of COUNTY with ITEMS. A county's state is one
+ * message: when the items do not fit the codec's limit (about 675 active
+ * warnings), they are sorted by_priority and the first that fit are kept;
+ * each one left out gets a left_out delivery record TARGET and a log line
+ * says how many. *KEPT (if not NULL): items[0..*kept) are in the state. */
 static int save(struct dsp_engine *e, struct wf_txn *t, const char *county,
-		Wf__V1__BroadcastItem **items, size_t n, int64_t now)
+		Wf__V1__BroadcastItem **items, size_t n, int64_t now, const char *target,
+		size_t *kept)
 {
 	char region[13], topic[WF_TOPIC_MAX], key[32];
 	uint8_t *buf = NULL;
@@ -42,8 +74,36 @@ static int save(struct dsp_engine *e, struct wf_txn *t, const char *county,
 	st.updated_ms = now;
 	st.producer = e->service;
 	int r = wf_codec_broadcast_state_pack(&st, &e->limits, now, &buf, &len, &why);
+	if (r == -EBADMSG && why.reason == WF_REASON_TOO_LARGE && n > 0) {
+		qsort(items, n, sizeof *items, by_priority);
+		size_t lo = 0, hi = n - 1; /* the most that fit: 0 always does */
+		while (lo < hi) {
+			size_t mid = lo + (hi - lo + 1) / 2;
+			st.n_active = mid;
+			if (fits(&st, &e->limits, now))
+				lo = mid;
+			else
+				hi = mid - 1;
+		}
+		st.n_active = lo;
+		wf_log(LOG_WARNING, "broadcast",
+		       "county %.6s: %zu active warnings do not fit one broadcast state; the %zu "
+		       "least severe are left out (delivery state left_out)",
+		       county, n, n - lo);
+		for (size_t i = lo; i < n; i++) {
+			r = dsp_record(t, &e->db, items[i]->warning_id, items[i]->version, "broadcast",
+				       target, DSP_DLV_LEFT_OUT, now,
+				       "the county's broadcast state is full (%zu active, %zu kept)", n,
+				       lo);
+			if (r < 0)
+				return r;
+		}
+		r = wf_codec_broadcast_state_pack(&st, &e->limits, now, &buf, &len, &why);
+	}
 	if (r < 0)
 		return r == -EBADMSG ? -EINVAL : r;
+	if (kept)
+		*kept = st.n_active;
 	r = wf_store_put(t, e->db.bcast, county, 6, buf, len, 0);
 	if (r == 0)
 		r = wf_topic_broadcast(topic, sizeof topic, region);
@@ -79,7 +139,10 @@ static int apply_county(struct dsp_engine *e, struct wf_txn *t, const char *coun
 	Wf__V1__BroadcastItem **items = calloc(n_old + 1, sizeof *items);
 	char **regs = calloc(w->n_regions + 1, sizeof *regs);
 	Wf__V1__BroadcastItem it = WF__V1__BROADCAST_ITEM__INIT;
-	size_t n = 0;
+	size_t n = 0, kept = 0;
+	bool left_out = false;
+	char target[32];
+	snprintf(target, sizeof target, "%s%s", county, e->manual_cancel ? "/cancel" : "");
 	if (!items || !regs) {
 		r = -ENOMEM;
 		goto out;
@@ -108,18 +171,19 @@ static int apply_county(struct dsp_engine *e, struct wf_txn *t, const char *coun
 		it.n_regions = nr;
 		/* headline is copied by pack below before HEAD goes out of scope */
 		items[n++] = &it;
-		r = save(e, t, county, items, n, now);
+		r = save(e, t, county, items, n, now, target, &kept);
+		left_out = true;
+		for (size_t i = 0; i < kept; i++)
+			left_out = left_out && items[i] != &it;
 		goto out;
 	}
-	r = save(e, t, county, items, n, now);
+	r = save(e, t, county, items, n, now, target, NULL);
 out:
 	free(items);
 	free(regs);
 	if (old)
 		wf__v1__broadcast_state__free_unpacked(old, NULL);
-	char target[32];
-	snprintf(target, sizeof target, "%s%s", county, e->manual_cancel ? "/cancel" : "");
-	if (r == 0)
+	if (r == 0 && !left_out)
 		r = dsp_record(t, &e->db, w->id, w->version, "broadcast", target, DSP_DLV_SENT, now,
 			       "%s", w->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "removed"
 											: "active");
@@ -192,7 +256,7 @@ int dsp_broadcast_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 			for (size_t k = 0; k < st->n_active; k++)
 				if (st->active[k]->expires_ms > now)
 					keep[n++] = st->active[k];
-			r = save(e, t, s.counties[i], keep, n, now);
+			r = save(e, t, s.counties[i], keep, n, now, s.counties[i], NULL);
 		}
 		free(keep);
 		wf__v1__broadcast_state__free_unpacked(st, NULL);

@@ -12,7 +12,7 @@ static const char *const channel_names[DSP_STAT_CHANNELS] = {
 /* States that count as failures in DispatchStats.failures (by name). */
 static const unsigned failure_states[] = {
 	DSP_DLV_MISSED, DSP_DLV_MISSED_TOP, DSP_DLV_NOT_CONFIGURED, DSP_DLV_REFUSED,
-	DSP_DLV_REVIEW_TIMEOUT,
+	DSP_DLV_REVIEW_TIMEOUT, DSP_DLV_LEFT_OUT,
 };
 
 static unsigned channel_index(const char *c)

@@ -47,6 +47,7 @@ static const char *const state_names[DSP_DLV_STATE_MAX] = {
 	[DSP_DLV_REMINDED] = "reminded",
 	[DSP_DLV_SKIPPED] = "skipped",
 	[DSP_DLV_CANCELLED] = "cancelled",
+	[DSP_DLV_LEFT_OUT] = "left_out",
 };
 
 const char *dsp_delivery_state_to_string(enum dsp_delivery_state s)

@@ -80,6 +80,7 @@ enum dsp_delivery_state {
 	DSP_DLV_REMINDED,        /* a follow-up reminder went out (detail: count) */
 	DSP_DLV_SKIPPED,         /* nothing to do on the channel (a cancel of an unreleased warning) */
 	DSP_DLV_CANCELLED,       /* review: an operator withdrew the released version (解除) */
+	DSP_DLV_LEFT_OUT,        /* broadcast: not in the county's state, which was full */
 	DSP_DLV_STATE_MAX,
 };
 

@@ -49,6 +49,55 @@ START_TEST(test_auto_release)
 }
 END_TEST
 
+/* A county's broadcast state is one message: when its active warnings do
+ * not fit, the most severe, then the latest to expire, are kept, the others
+ * get a left_out record, and nothing stalls (it used to fail the transaction). */
+START_TEST(test_broadcast_state_full)
+{
+	enum { N_IV = 800 };
+	fx_open("[station duty-410185]\nregion = 410185\n[operator op-li]\n"
+		"[route everything]\nchannels = broadcast\n");
+	char id[32];
+	for (int i = 0; i < N_IV; i++) {
+		snprintf(id, sizeof id, "w-full-%04d", i);
+		Wf__V1__Warning w = mkw(id, 1, L4, A, ACTUAL, T0 + i * 1000LL);
+		ck_assert_int_eq(apply_warning(&w, T0 + i * 1000LL), 0);
+	}
+	int64_t now = T0 + N_IV * 1000LL;
+	Wf__V1__Warning w3 = mkw("w-full-three", 1, L3, A, ACTUAL, now - 60000);
+	ck_assert_int_eq(apply_warning(&w3, now), 0);
+	ck_assert_int_eq(approve("op-li", "w-full-three", 1, now, NULL), 0);
+	ck_assert_int_eq(delivery("w-full-three", 1, "broadcast", "410185", NULL), DSP_DLV_SENT);
+	const struct dsp_out *o = NULL;
+	ck_assert_uint_eq(outputs_to("wf/v1/broadcast/41/4101/410185", &o), 1);
+	Wf__V1__BroadcastState *st = wf__v1__broadcast_state__unpack(NULL, o->len, o->payload);
+	ck_assert_ptr_nonnull(st);
+	size_t kept = st->n_active;
+	ck_assert_uint_gt(kept, 100);
+	ck_assert_uint_lt(kept, N_IV);
+	ck_assert_uint_le(o->len, 65536);
+	/* the level III one first, then level IV by expiry, latest first */
+	ck_assert_str_eq(st->active[0]->warning_id, "w-full-three");
+	ck_assert_str_eq(st->active[1]->warning_id, "w-full-0799");
+	for (size_t i = 2; i < kept; i++)
+		ck_assert_int_ge(st->active[i - 1]->expires_ms, st->active[i]->expires_ms);
+	wf__v1__broadcast_state__free_unpacked(st, NULL);
+	/* every IV one is in the state or recorded as left out, never both */
+	size_t left = 0, sent = 0;
+	for (int i = 0; i < N_IV; i++) {
+		snprintf(id, sizeof id, "w-full-%04d", i);
+		int d = delivery(id, 1, "broadcast", "410185", NULL);
+		left += d == DSP_DLV_LEFT_OUT;
+		sent += d == DSP_DLV_SENT;
+	}
+	ck_assert_uint_eq(left + sent, N_IV);
+	ck_assert_uint_eq(sent, kept - 1);
+	ck_assert_int_eq(delivery("w-full-0000", 1, "broadcast", "410185", NULL), DSP_DLV_LEFT_OUT);
+	ck_assert_int_eq(delivery("w-full-0799", 1, "broadcast", "410185", NULL), DSP_DLV_SENT);
+	fx_close();
+}
+END_TEST
+
 /* Level III: duty stations see it at once, marked pending review; public
  * channels only after one approval. */
 START_TEST(test_one_approval)
@@ -339,6 +388,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_required_by_level);
 	tcase_add_test(tc, test_auto_release);
+	tcase_add_test(tc, test_broadcast_state_full);
 	tcase_add_test(tc, test_one_approval);
 	tcase_add_test(tc, test_two_operators_same_counts_once);
 	tcase_add_test(tc, test_superseded_refused);
