@@ -180,8 +180,8 @@ sendsms-port = $k_sendsms
 sendsms-interface = 127.0.0.1
 log-file = "$tmp/kannel/smsbox.log"
 log-level = 1
-http-request-retry = 3
-http-queue-delay = 2
+http-request-retry = 10
+http-queue-delay = 3
 max-pending-requests = 1024
 
 group = sendsms-user

@@ -118,7 +118,9 @@ static int write_config(struct wf_test_kannel *k)
 		   "log-level = 1\n",
 		k->smsbox_port, k->sendsms_port, k->dir);
 	if (k->o.dlr_retry)
-		fprintf(f, "http-request-retry = 3\nhttp-queue-delay = 1\n");
+		/* 10 s for the restarted process to listen again: with 3 retries
+		 * a slow restart (ASan, a loaded machine) lost DLRs once */
+		fprintf(f, "http-request-retry = 10\nhttp-queue-delay = 1\n");
 	fprintf(f, "\ngroup = sendsms-user\n"
 		   "username = %s\n"
 		   "password = %s\n"

@@ -30,7 +30,7 @@ struct wf_test_kannel_options {
 	unsigned max_messages;      /* sendsms-user max-messages (0: 10) */
 	const char *denied_prefix;  /* fake smsc denied-prefix, or NULL */
 	const char *username, *password; /* sendsms-user (NULL: "tester"/"testpw") */
-	bool dlr_retry;             /* smsbox http-request-retry = 3, http-queue-delay = 1 */
+	bool dlr_retry;             /* smsbox http-request-retry = 10, http-queue-delay = 1 */
 };
 
 /* Writes the config into a new temp dir and picks the ports; starts
