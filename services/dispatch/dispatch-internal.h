@@ -46,6 +46,7 @@ struct dsp_engine {
 	struct dsp_names dirty_ids, dirty_ops;
 	bool dirty_silences, dirty_stats, dirty_all;
 	bool manual_cancel;        /* on_cancel running: delivery targets get "/cancel" */
+	int64_t silences_purge_at; /* dsp_silences_purge: next pass (injected time) */
 };
 
 /* Queues an output (copying PAYLOAD), replacing one with the same KEY. */
@@ -100,6 +101,10 @@ int dsp_retain_schedule(struct wf_txn *t, const struct dsp_dbs *d, const char *i
 /* Purges at most MAX ended warnings due at NOW; 1 if more are due. */
 int dsp_retain_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now, size_t max);
 int dsp_retain_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *due);
+/* Deletes the stored silences (d-silence, d-silmeta) that expired more than
+ * [dispatch] retain before NOW, at most once a minute; their audit entries
+ * stay. */
+int dsp_silences_purge(struct dsp_engine *e, struct wf_txn *t, int64_t now);
 
 /* engine.c: whether ID@VERSION still awaits review (false if unknown). */
 bool dsp_review_pending(struct dsp_engine *e, struct wf_txn *t, const char *id, uint32_t version);

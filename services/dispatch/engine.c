@@ -232,23 +232,30 @@ int dsp_engine_delivery(struct dsp_engine *e, struct wf_txn *t, const char *id, 
 
 /* --- stored silences (from Silence messages) --- */
 
+/* Only those in force at NOW (on_silence keeps them at most
+ * DSP_MAX_SILENCES; expired ones wait for dsp_silences_purge). */
 struct silences {
 	struct dsp_silence *v;
 	size_t n;
+	int64_t now;
 };
 
 static int silence_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl)
 {
 	struct silences *s = ud;
-	if (vl != sizeof(struct dsp_silence) || s->n >= DSP_MAX_SILENCES)
+	struct dsp_silence rec;
+	if (vl != sizeof rec || s->n >= DSP_MAX_SILENCES)
 		return 0;
-	memcpy(&s->v[s->n++], val, vl);
+	memcpy(&rec, val, vl);
+	if (rec.expires_ms > s->now)
+		s->v[s->n++] = rec;
 	return 0;
 }
 
-static int load_silences(struct dsp_engine *e, struct wf_txn *t, struct silences *s)
+static int load_silences(struct dsp_engine *e, struct wf_txn *t, struct silences *s, int64_t now)
 {
 	s->n = 0;
+	s->now = now;
 	s->v = calloc(DSP_MAX_SILENCES, sizeof *s->v);
 	if (!s->v)
 		return -ENOMEM;
@@ -389,7 +396,7 @@ static int release(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning
 					    "skipped", w->id, w->version);
 		return 0;
 	}
-	r = load_silences(e, t, &sil);
+	r = load_silences(e, t, &sil, now);
 	if (r < 0)
 		goto out;
 	if (cur->released > 0 && cur->released < w->version &&
@@ -831,30 +838,53 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 	return store_review(e, t, a->warning_id, &rv);
 }
 
+/* Whether one more silence with S's id may be stored: at most
+ * DSP_MAX_SILENCES in force (the same id replaces its own); 1 yes, 0 no. */
+static int silence_room(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Silence *s,
+			int64_t now)
+{
+	struct silences cur = { 0 };
+	bool known = false;
+	if (s->expires_ms <= now)
+		return 1; /* stored, never in force */
+	int r = load_silences(e, t, &cur, now);
+	for (size_t i = 0; r >= 0 && i < cur.n; i++)
+		known = known || strcmp(cur.v[i].id, s->id) == 0;
+	size_t n = cur.n;
+	free(cur.v);
+	return r < 0 ? r : known || n < DSP_MAX_SILENCES;
+}
+
 static int on_silence(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Silence *s,
 		      int64_t now, struct wf_codec_error *why)
 {
 	struct dsp_silence rec;
-	char detail[208];
-	bool ok = dsp_operator_find(&e->routing, s->operator_) != NULL;
+	char detail[208], full[64];
+	bool op = dsp_operator_find(&e->routing, s->operator_) != NULL;
+	int room = op ? silence_room(e, t, s, now) : 1;
+	if (room < 0)
+		return room;
+	bool ok = op && room;
 	const char *hz = s->hazard ? wf_hazard_to_string(s->hazard) : NULL;
 	char until[40];
 	dsp_cap_time(s->expires_ms, until, sizeof until);
 	snprintf(detail, sizeof detail, "%.64s: %s %s%s%s until %s: %.80s", s->id, s->channel,
 		 s->region_prefix && *s->region_prefix ? s->region_prefix : "everywhere",
 		 hz ? " " : "", hz ? hz : "", until, s->reason);
+	snprintf(full, sizeof full, "%u silences in force already", DSP_MAX_SILENCES);
 	struct dsp_audit au = { now, s->sent_ms, s->operator_, "silence", "", 0, ok,
-				ok ? "silence in force" : "not an operator", detail, s->producer,
-				s->seq };
+				ok ? "silence in force" : !op ? "not an operator" : full, detail,
+				s->producer, s->seq };
 	int r = dsp_audit_add(e, t, &au);
 	if (r < 0)
 		return r;
 	if (!ok) {
-		wf_log(LOG_WARNING, "silence", "%s from %s refused: not an operator", s->id,
-		       s->operator_);
-		why->reason = WF_REASON_BAD_ID;
-		snprintf(why->field, sizeof why->field, "operator");
-		snprintf(why->detail, sizeof why->detail, "not an operator of the routing file");
+		wf_log(LOG_WARNING, "silence", "%s from %s refused: %s", s->id, s->operator_,
+		       !op ? "not an operator" : full);
+		why->reason = !op ? WF_REASON_BAD_ID : WF_REASON_TOO_LARGE;
+		snprintf(why->field, sizeof why->field, "%s", !op ? "operator" : "id");
+		snprintf(why->detail, sizeof why->detail, "%s",
+			 !op ? "not an operator of the routing file" : full);
 		return WF_NODE_REJECT;
 	}
 	dsp_silence_from_msg(s, &rec);
@@ -981,6 +1011,8 @@ int dsp_engine_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 		r = dsp_broadcast_tick(e, t, now);
 	if (r >= 0)
 		r = dsp_retain_tick(e, t, now, PURGE_MAX);
+	if (r >= 0)
+		r = dsp_silences_purge(e, t, now);
 	return r < 0 ? r : 0;
 }
 

@@ -11,7 +11,8 @@
  * d-current, and its retained view wf/v1/review/<id> (an empty retained
  * message). The audit trail (d-audit) and the counters (d-stats) stay. At
  * most a few warnings per tick, and a warning with more duty records than
- * one pass takes is purged over several. */
+ * one pass takes is purged over several. Stored silences go [dispatch]
+ * retain after their expiry (dsp_silences_purge, at the end). */
 #include "dispatch-internal.h"
 
 #include <errno.h>
@@ -377,4 +378,55 @@ int dsp_retain_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *due)
 	if (at < (uint64_t)INT64_MAX && (int64_t)at < *due)
 		*due = (int64_t)at;
 	return 0;
+}
+
+/* --- expired silences --- */
+
+#define SIL_PURGE_MAX 256u      /* silences one pass deletes */
+#define SIL_PURGE_EVERY_MS 60000
+
+struct sil_old {
+	int64_t before;
+	char (*ids)[sizeof(((struct dsp_silence *)0)->id)];
+	size_t n;
+};
+
+static int sil_old_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct sil_old *s = ud;
+	struct dsp_silence rec;
+	if (vl != sizeof rec || kl >= sizeof s->ids[0])
+		return 0;
+	memcpy(&rec, v, sizeof rec);
+	if (rec.expires_ms > s->before)
+		return 0;
+	memcpy(s->ids[s->n], k, kl);
+	s->ids[s->n][kl] = '\0';
+	return ++s->n >= SIL_PURGE_MAX ? 1 : 0;
+}
+
+int dsp_silences_purge(struct dsp_engine *e, struct wf_txn *t, int64_t now)
+{
+	if (now < e->silences_purge_at)
+		return 0;
+	struct sil_old s = { now - e->cfg.retain_ms, NULL, 0 };
+	s.ids = calloc(SIL_PURGE_MAX, sizeof *s.ids);
+	if (!s.ids)
+		return -ENOMEM;
+	int r = wf_store_foreach(t, e->db.silence, NULL, 0, sil_old_cb, &s);
+	for (size_t i = 0; r >= 0 && i < s.n; i++) {
+		size_t kl = strlen(s.ids[i]);
+		r = wf_store_del(t, e->db.silence, s.ids[i], kl);
+		if (r >= 0 || r == -ENOENT)
+			r = wf_store_del(t, e->db.silmeta, s.ids[i], kl);
+		if (r == -ENOENT)
+			r = 0;
+	}
+	if (r >= 0 && s.n > 0)
+		wf_log(LOG_INFO, "retain", "%zu expired silences deleted (their audit entries stay)",
+		       s.n);
+	free(s.ids);
+	if (r >= 0) /* a full pass: the rest at the next tick */
+		e->silences_purge_at = s.n >= SIL_PURGE_MAX ? now : now + SIL_PURGE_EVERY_MS;
+	return r < 0 ? r : 0;
 }

@@ -392,13 +392,85 @@ START_TEST(test_silence_message_audited_and_listed)
 }
 END_TEST
 
+static int control_silence(const char *id, int64_t expires, int64_t now, struct wf_codec_error *why)
+{
+	Wf__V1__Silence s = WF__V1__SILENCE__INIT;
+	static uint64_t seq = 100;
+	s.id = (char *)id;
+	s.operator_ = "op-zhang";
+	s.channel = "cap";
+	s.region_prefix = "410185";
+	s.expires_ms = expires;
+	s.reason = "CAP 平台维护";
+	s.sent_ms = now;
+	s.producer = "op-zhang";
+	s.seq = ++seq;
+	struct wf_txn *t;
+	ck_assert_int_eq(wf_store_txn_begin(fx.store, true, &t), 0);
+	int r = dsp_engine_control(fx.e, t, WF_TOPIC_SILENCE, &s.base, now, why);
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+	return r;
+}
+
+static int count_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	(*(size_t *)ud)++;
+	return 0;
+}
+
+static size_t stored_silences(void)
+{
+	struct wf_txn *t;
+	size_t n = 0;
+	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
+	ck_assert_int_eq(wf_store_foreach(t, dsp_engine_dbs(fx.e)->silence, NULL, 0, count_cb, &n), 0);
+	wf_store_txn_abort(t);
+	return n;
+}
+
+/* At most 256 silences in force (a new id beyond is refused, the same id
+ * replaces); expired ones neither count nor hide a later one from a
+ * release, and are deleted [dispatch] retain after their expiry. */
+START_TEST(test_silences_bounded_and_purged)
+{
+	fx_open(NULL);
+	struct wf_codec_error why;
+	char id[32];
+	int64_t end = T0 + 10 * MIN, retain = fx.cfg.retain_ms;
+	for (int i = 0; i < 256; i++) {
+		snprintf(id, sizeof id, "sil-%03d", i);
+		ck_assert_int_eq(control_silence(id, end, T0, &why), 0);
+	}
+	ck_assert_int_eq(control_silence("sil-over", end, T0, &why), WF_NODE_REJECT);
+	ck_assert_int_eq(why.reason, WF_REASON_TOO_LARGE);
+	ck_assert_ptr_nonnull(strstr(why.detail, "256 silences in force"));
+	ck_assert_int_eq(control_silence("sil-007", end + MIN, T0, &why), 0); /* replaces */
+	ck_assert_uint_eq(stored_silences(), 256);
+	/* expired (not yet purged): a new one is taken and applies, though it
+	 * sorts after the 256 expired ones */
+	ck_assert_int_eq(control_silence("zz-sil", T0 + retain + 120 * MIN, end + 2 * MIN, &why), 0);
+	Wf__V1__Warning w = mkw("w-sil", 1, WF__V1__LEVEL__LEVEL_IV, WF__V1__MSG_TYPE__MSG_TYPE_ALERT,
+				WF__V1__STATUS__STATUS_ACTUAL, end + 3 * MIN);
+	ck_assert_int_eq(apply_warning(&w, end + 3 * MIN), 0);
+	struct dsp_delivery d;
+	ck_assert_int_eq(delivery("w-sil", 1, "cap", "*", &d), DSP_DLV_SILENCED);
+	ck_assert_ptr_nonnull(strstr(d.detail, "zz-sil"));
+	/* retain after their expiry: deleted, the one in force kept */
+	ck_assert_int_eq(tick(end + retain - 1000), 0);
+	ck_assert_uint_eq(stored_silences(), 257);
+	ck_assert_int_eq(tick(end + MIN + retain + 60000), 0);
+	ck_assert_uint_eq(stored_silences(), 1);
+	fx_close();
+}
+END_TEST
+
 /* More changed warnings than the old limit of 1,024 (a burst): each view is
  * rebuilt once, the others not (no overflow into "all of them") */
 START_TEST(test_views_of_a_burst)
 {
 	enum { N_WARN = 1200, N_MARK = 1050 };
-	/* duty only: the broadcast channel's state of one county holds fewer
-	 * active warnings than this (see docs/dispatch.md, Limits) */
+	/* duty only: one county's broadcast state would leave most of them out
+	 * (test-dispatch-policy.c, broadcast_state_full) */
 	fx_open("[station duty-410185]\nregion = 410185\n"
 		"[operator op-li]\n[route everything]\nchannels = duty\n");
 	char id[32];
@@ -439,6 +511,7 @@ int main(void)
 	tcase_add_test(tc, test_stats_count_what_happened);
 	tcase_add_test(tc, test_latency_quantiles);
 	tcase_add_test(tc, test_silence_message_audited_and_listed);
+	tcase_add_test(tc, test_silences_bounded_and_purged);
 	tcase_add_test(tc, test_views_of_a_burst);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
