@@ -152,6 +152,10 @@ int dsp_duty_followup(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Foll
 int dsp_duty_missed(struct dsp_engine *e, struct wf_txn *t, const char *key, int64_t now);
 int dsp_duty_remind(struct dsp_engine *e, struct wf_txn *t, const char *key, int64_t now);
 int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now);
+/* Queues again the 解除 notices of the operators' cancels of the last 24 h
+ * (informational: no duty record, so the pending resync misses them) to
+ * the stations they went to (delivery targets "<station>/cancel"). */
+int dsp_duty_cancel_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now);
 
 /* broadcast.c */
 /* Updates the retained states of the counties of W (released; a CANCEL

@@ -77,8 +77,9 @@ static int push_notice(struct dsp_engine *e, const Wf__V1__Warning *w, const cha
 		return r == -EBADMSG ? -EINVAL : r;
 	}
 	r = wf_topic_duty(topic, sizeof topic, station, WF_TOPIC_DUTY_INBOX);
-	snprintf(key, sizeof key, "notice|%s|%s@%u|%d|%lld", station, w->id, w->version, (int)kind,
-		 (long long)deadline);
+	/* msg_type too: an operator's 解除 of a version is not its notice */
+	snprintf(key, sizeof key, "notice|%s|%s@%u|%d|%lld|%d", station, w->id, w->version, (int)kind,
+		 (long long)deadline, (int)w->msg_type);
 	if (r == 0)
 		r = dsp_out_push(e, DSP_OUT_MQTT, key, topic, false, buf, len);
 	free(buf);
@@ -518,6 +519,84 @@ int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 	}
 	free(p.keys);
 	return r < 0 ? r : p.more ? 1 : 0;
+}
+
+/* --- 解除 notices again after a reconnect --- */
+
+#define CANCEL_RESYNC_MS (24 * 3600000LL) /* manual cancels this recent */
+#define CANCEL_RESYNC_MAX 1024u
+
+struct cancel_list {
+	int64_t since;
+	char (*ids)[DSP_ID_MAX + 1];
+	struct dsp_cancel *v;
+	size_t n;
+};
+
+static int cancel_list_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct cancel_list *c = ud;
+	struct dsp_cancel mc;
+	if (vl != sizeof mc || kl > DSP_ID_MAX)
+		return 0;
+	memcpy(&mc, v, sizeof mc);
+	if (mc.at_ms < c->since)
+		return 0;
+	memcpy(c->ids[c->n], k, kl);
+	c->ids[c->n][kl] = '\0';
+	c->v[c->n] = mc;
+	return ++c->n >= CANCEL_RESYNC_MAX ? 1 : 0;
+}
+
+/* the stations of the 解除 notices of a version (targets "<station>/cancel") */
+static int cancel_targets_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct notified *s = ud;
+	(void)v;
+	(void)vl;
+	if (kl < s->plen || memcmp(k, s->prefix, s->plen) != 0)
+		return 1;
+	size_t sl = kl - s->plen;
+	if (sl <= 7 || sl - 7 > DSP_ID_MAX || memcmp((const char *)k + kl - 7, "/cancel", 7) != 0 ||
+	    s->n >= s->cap)
+		return 0;
+	memcpy(s->stations[s->n], (const char *)k + s->plen, sl - 7);
+	s->stations[s->n++][sl - 7] = '\0';
+	return 0;
+}
+
+int dsp_duty_cancel_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
+{
+	struct cancel_list c = { now - CANCEL_RESYNC_MS, NULL, NULL, 0 };
+	char prefix[DSP_KEY_MAX];
+	c.ids = calloc(CANCEL_RESYNC_MAX, sizeof *c.ids);
+	c.v = calloc(CANCEL_RESYNC_MAX, sizeof *c.v);
+	int r = c.ids && c.v ? wf_store_foreach(t, e->db.cancel, NULL, 0, cancel_list_cb, &c) : -ENOMEM;
+	for (size_t i = 0; r >= 0 && i < c.n; i++) {
+		Wf__V1__Warning *w = NULL;
+		if (dsp_get_warning(t, &e->db, c.ids[i], c.v[i].version, &w) < 0)
+			continue; /* purged */
+		/* the notice on_cancel sent: the released version as a CANCEL */
+		Wf__V1__Warning cw = *w;
+		cw.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+		cw.sent_ms = c.v[i].at_ms;
+		cw.n_references = 0;
+		int pl = dsp_key_delivery(prefix, sizeof prefix, cw.id, cw.version, "duty", "");
+		struct notified s = { e, t, prefix, pl < 0 ? 0 : (size_t)pl, cw.id, cw.version, NULL, 0,
+				      256 };
+		s.stations = calloc(s.cap, sizeof *s.stations);
+		r = pl < 0 ? pl : s.stations ? 0 : -ENOMEM;
+		if (r == 0)
+			r = wf_store_foreach(t, e->db.delivery, prefix, s.plen, cancel_targets_scan, &s);
+		for (size_t k = 0; r >= 0 && k < s.n; k++)
+			r = push_notice(e, &cw, s.stations[k], WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE,
+					false, 0, NULL, c.v[i].at_ms);
+		free(s.stations);
+		wf_codec_warning_free(w);
+	}
+	free(c.ids);
+	free(c.v);
+	return r < 0 ? r : 0;
 }
 
 int dsp_duty_cancel_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *cw,

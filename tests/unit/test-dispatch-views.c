@@ -169,6 +169,55 @@ START_TEST(test_cancel_withdraws_the_public_version)
 }
 END_TEST
 
+static int resync_fn(struct wf_txn *t, void *ud)
+{
+	dsp_engine_outputs_clear(fx.e);
+	return dsp_engine_resync(fx.e, t, *(int64_t *)ud);
+}
+
+/* 解除 notices queued by a resync for STATION */
+static size_t cancel_notices_after_resync(const char *station, int64_t now)
+{
+	char topic[WF_TOPIC_MAX];
+	const struct dsp_out *o;
+	size_t k = 0;
+	ck_assert_int_eq(wf_store_view(fx.store, resync_fn, &now), 0);
+	snprintf(topic, sizeof topic, "wf/v1/duty/%s/inbox", station);
+	size_t n = dsp_engine_outputs(fx.e, &o);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(o[i].topic, topic) != 0)
+			continue;
+		Wf__V1__DutyNotice *d = wf__v1__duty_notice__unpack(NULL, o[i].len, o[i].payload);
+		ck_assert_ptr_nonnull(d);
+		if (d->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
+			ck_assert_int_eq(d->deadline_ms, 0);
+			ck_assert_str_eq(d->warning_id, "w-c5");
+			k++;
+		}
+		wf__v1__duty_notice__free_unpacked(d, NULL);
+	}
+	return k;
+}
+
+/* An operator's 解除 notice has no duty record: a reconnect (or a restart)
+ * sends it again, beside the version's own pending notice, for a day. */
+START_TEST(test_cancel_notice_resent_after_reconnect)
+{
+	fx_open(NULL);
+	released_iii("w-c5");
+	struct wf_codec_error why;
+	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-c5", 1, "误报", 9,
+				T0 + 2 * MIN, &why),
+			 0);
+	ck_assert_uint_eq(cancel_notices_after_resync("duty-twn-a", T0 + 3 * MIN), 1);
+	ck_assert_uint_eq(cancel_notices_after_resync("duty-twn-b", T0 + 3 * MIN), 1);
+	/* the version's own notice, still unacknowledged, goes too */
+	ck_assert_uint_ge(outputs_to("wf/v1/duty/duty-twn-a/inbox", NULL), 2);
+	ck_assert_uint_eq(cancel_notices_after_resync("duty-twn-a", T0 + 2 * MIN + 25 * 60 * MIN), 0);
+	fx_close();
+}
+END_TEST
+
 START_TEST(test_cancel_refusals)
 {
 	fx_open(NULL);
@@ -507,6 +556,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_cancel_withdraws_the_public_version);
 	tcase_add_test(tc, test_cancel_refusals);
+	tcase_add_test(tc, test_cancel_notice_resent_after_reconnect);
 	tcase_add_test(tc, test_cancel_idempotent_across_restart_and_holds_later_versions);
 	tcase_add_test(tc, test_stats_count_what_happened);
 	tcase_add_test(tc, test_latency_quantiles);
