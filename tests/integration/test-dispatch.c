@@ -46,8 +46,12 @@ struct watch {
 	struct wf_bus *bus;
 	int online;
 	int notices_b, notices_a;      /* township inboxes */
+	/* distinct escalations (station, id@version, deadline: the notice's
+	 * identity), as a console counts them: the pending resend after a
+	 * (re)connect may send one again */
 	int escalations, escalations_wrong;
 	char escalated_from[65];
+	char esc_seen[8][200];
 	int bcast_states, bcast_active;
 	char bcast_warning[130];
 	bool bcast_retained;
@@ -77,6 +81,18 @@ static void w_msg(void *ud, const char *topic, const void *p, size_t len, bool r
 			w->notices_a++;
 		if (strcmp(t.id, "duty-410185") == 0 &&
 		    n->kind == WF__V1__NOTICE_KIND__NOTICE_KIND_ESCALATION) {
+			char k[200];
+			bool seen = false;
+			snprintf(k, sizeof k, "%s@%u|%lld", n->warning_id, n->version,
+				 (long long)n->deadline_ms);
+			for (int i = 0; i < w->escalations && i < 8; i++)
+				seen = seen || strcmp(w->esc_seen[i], k) == 0;
+			if (seen) {
+				wf_codec_duty_notice_free(n);
+				return;
+			}
+			if (w->escalations < 8)
+				snprintf(w->esc_seen[w->escalations], sizeof w->esc_seen[0], "%s", k);
 			w->escalations++;
 			if (strcmp(n->escalated_from, "duty-twn-b") != 0)
 				w->escalations_wrong++;
