@@ -34,7 +34,9 @@
  *     until then dispatch's store and the broker's retained records fill up
  *     with the warnings of the horizon, which is the retention working, not a
  *     leak (that growth is printed, from 10% of the run on, not checked); in
- *     a shorter run, 10% of the duration (at least one sample);
+ *     a shorter run, 10% of the duration (at least one sample), and then
+ *     only wf-fusion is checked: wf-dispatch's and the broker's growth is
+ *     printed as still filling the window;
  *   - LMDB: the outboxes drained, and the data files bounded: fusion's by the
  *     event records its 8-day retention keeps (every event of the run) times
  *     --lmdb-per-event bytes (4096); dispatch's by its retention ([dispatch]
@@ -872,8 +874,10 @@ static void sample(struct soak *s, double now)
 	s->n_ls = s->n_lb = s->cap_ls = s->cap_lb = 0;
 	long versions = s->n_versions;
 	pthread_mutex_unlock(&s->mu);
-	qsort(ls, (size_t)nls, sizeof *ls, cmp_double);
-	qsort(lb, (size_t)nlb, sizeof *lb, cmp_double);
+	if (nls > 0) /* qsort's base must not be NULL, even for 0 items */
+		qsort(ls, (size_t)nls, sizeof *ls, cmp_double);
+	if (nlb > 0)
+		qsort(lb, (size_t)nlb, sizeof *lb, cmp_double);
 	w->events = s->n_events - s->events_at_win;
 	w->versions = versions - s->versions_at_win;
 	s->events_at_win = s->n_events;
@@ -1157,7 +1161,8 @@ static void usage(FILE *f)
 		"               [--ack-after S] [--keep]\n"
 		"Defaults: --duration 3600 --rate 50 --burst 3000 --burst-every 300 --sample 60\n"
 		"--warmup (the retention horizon, about 43 min, in a run 15 min longer than it; else\n"
-		"10%% of the duration, at least one sample) --rss-limit 5 --lmdb-limit 64\n"
+		"10%% of the duration, at least one sample, and then only wf-fusion's RSS is checked)\n"
+		"--rss-limit 5 --lmdb-limit 64\n"
 		"--lmdb-per-event 4096 --p99-factor 3 --p99-floor 50 --ack-after 30 (the duty console\n"
 		"acknowledges each notice this long after it arrived; -1: never, notices escalate).\n"
 		"Exit 0: every target met.\n");
@@ -1239,6 +1244,7 @@ bad:
 	setenv("WF_BUILD_ROOT", SOAK_BUILD_ROOT, 0);
 	char *regions = wf_test_source_path("data/regions.csv");
 	setenv("WF_REGIONS", regions, 0);
+	free(regions);
 	load_counties(getenv("WF_REGIONS"));
 
 	static struct soak s;
@@ -1417,13 +1423,20 @@ bad:
 			if (s.win[k].rss_kib[i] > peak)
 				peak = s.win[k].rss_kib[i];
 		bool ok = w0->anon_kib[i] > 0 && wl->anon_kib[i] > 0 && growth < c.rss_limit_mib;
-		/* the soak driver itself keeps every event's plan and every version's key */
-		bool checked = i != P_SELF;
+		/* the soak driver itself keeps every event's plan and every version's key;
+		 * before one retention horizon dispatch's heap and the broker's
+		 * retained records still fill with the horizon's warnings */
+		bool filling = c.warmup < dsp_horizon_s(&c) && (i == P_DISPATCH || i == P_BROKER);
+		bool checked = i != P_SELF && !filling;
 		printf("rss.%s after warm-up (t=%.0f s) -> end: RssAnon %ld -> %ld KiB, growth %.2f MiB%s; "
 		       "VmRSS %ld -> %ld KiB (growth %.2f MiB, peak %ld, with mapped file "
 		       "pages: the LMDB stores); CPU %.1f s\n",
 		       proc_names[i], w0->t_end, w0->anon_kib[i], wl->anon_kib[i], growth,
-		       !checked ? " (not checked: holds the run's records)" : ok ? " ok" : " FAIL",
+		       i == P_SELF ? " (not checked: holds the run's records)"
+		       : filling   ? " (not checked: the warm-up is shorter than the retention horizon, "
+				     "the window is still filling; run a horizon + 15 min)"
+		       : ok	   ? " ok"
+				   : " FAIL",
 		       w0->rss_kib[i], wl->rss_kib[i], vgrowth, peak, wl->cpu_s[i]);
 		if (checked && !ok)
 			fails++;
@@ -1540,5 +1553,7 @@ out:
 		fprintf(stderr, "wf-soak: kept %s\n", s.dir);
 	else
 		wf_test_rmtree(s.dir);
+	free(events);
+	fflush(stdout); /* before LeakSanitizer's exit, which does not flush */
 	return status;
 }
