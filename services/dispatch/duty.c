@@ -315,6 +315,16 @@ int dsp_duty_missed(struct dsp_engine *e, struct wf_txn *t, const char *full, in
 			     : dsp_record(t, &e->db, id, ver, "duty", station, DSP_DLV_SUPERSEDED, now,
 					  "version %u sent", cur.latest);
 	}
+	struct dsp_cancel mc;
+	if (dsp_get_rec(t, e->db.cancel, id, &mc, sizeof mc) == 0 && mc.version == ver) {
+		/* withdrawn by an operator (解除, notified to the station) before
+		 * the deadline: nothing left for the station above to act on */
+		d.state = DSP_DUTY_SUPERSEDED;
+		int r = put_duty(e, t, station, id, ver, &d);
+		return r < 0 ? r
+			     : dsp_record(t, &e->db, id, ver, "duty", station, DSP_DLV_SUPERSEDED, now,
+					  "withdrawn by %.64s (解除) before the deadline", mc.operator_);
+	}
 	d.state = DSP_DUTY_ESCALATED;
 	int r = put_duty(e, t, station, id, ver, &d);
 	if (r < 0)

@@ -218,6 +218,27 @@ START_TEST(test_cancel_notice_resent_after_reconnect)
 }
 END_TEST
 
+/* A notice of the withdrawn version still unacknowledged at its deadline
+ * is superseded, not escalated: the station above gets nothing to act on. */
+START_TEST(test_cancel_stops_the_escalation)
+{
+	fx_open(NULL);
+	released_iii("w-c6");
+	struct wf_codec_error why;
+	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-c6", 1, "误报", 11,
+				T0 + 2 * MIN, &why),
+			 0);
+	ck_assert_int_eq(delivery("w-c6", 1, "duty", "duty-twn-a", NULL), DSP_DLV_SENT);
+	ck_assert_int_eq(tick(T0 + 31 * MIN), 0); /* level III: 30 min */
+	ck_assert(!has_notice("duty-410185"));
+	struct dsp_delivery d;
+	ck_assert_int_eq(delivery("w-c6", 1, "duty", "duty-twn-a", &d), DSP_DLV_SUPERSEDED);
+	ck_assert_ptr_nonnull(strstr(d.detail, "withdrawn by op-li"));
+	ck_assert_int_eq(delivery("w-c6", 1, "duty", "duty-twn-b", NULL), DSP_DLV_SUPERSEDED);
+	fx_close();
+}
+END_TEST
+
 START_TEST(test_cancel_refusals)
 {
 	fx_open(NULL);
@@ -557,6 +578,7 @@ int main(void)
 	tcase_add_test(tc, test_cancel_withdraws_the_public_version);
 	tcase_add_test(tc, test_cancel_refusals);
 	tcase_add_test(tc, test_cancel_notice_resent_after_reconnect);
+	tcase_add_test(tc, test_cancel_stops_the_escalation);
 	tcase_add_test(tc, test_cancel_idempotent_across_restart_and_holds_later_versions);
 	tcase_add_test(tc, test_stats_count_what_happened);
 	tcase_add_test(tc, test_latency_quantiles);
