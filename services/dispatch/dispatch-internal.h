@@ -152,6 +152,10 @@ int dsp_duty_followup(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Foll
 int dsp_duty_missed(struct dsp_engine *e, struct wf_txn *t, const char *key, int64_t now);
 int dsp_duty_remind(struct dsp_engine *e, struct wf_txn *t, const char *key, int64_t now);
 int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now);
+/* An operator's withdrawal (解除) of the released version W: the same id
+ * and version, msg_type CANCEL, sent AT_MS, no references (a shallow copy:
+ * it borrows W's fields). engine.c's on_cancel and the resync below. */
+Wf__V1__Warning dsp_withdrawal_of(const Wf__V1__Warning *w, int64_t at_ms);
 /* Queues again the 解除 notices of the operators' cancels of the last 24 h
  * (informational: no duty record, so the pending resync misses them) to
  * the stations they went to (delivery targets "<station>/cancel"). */

@@ -392,9 +392,10 @@ int dsp_duty_remind(struct dsp_engine *e, struct wf_txn *t, const char *full, in
 	return r;
 }
 
-/* Stations notified (kind NOTICE) for ID@VER, found from its delivery
- * records "<id>@<ver>|duty|<station>" (a prefix of d-delivery, not a scan
- * of every notice). */
+/* Stations notified for ID@VER, found from its delivery records
+ * "<id>@<ver>|duty|<station>" (a prefix of d-delivery, not a scan of every
+ * notice): those with a kind NOTICE duty record, or (CANCELS) those sent
+ * an operator's 解除 notice ("<station>/cancel", no duty record). */
 struct notified {
 	struct dsp_engine *e;
 	struct wf_txn *t;
@@ -402,9 +403,13 @@ struct notified {
 	size_t plen;
 	const char *id;
 	uint32_t version;
+	bool cancels;
 	char (*stations)[DSP_ID_MAX + 1];
 	size_t n, cap;
 };
+
+#define CANCEL_SUFFIX "/cancel"
+#define CANCEL_SUFFIX_LEN (sizeof CANCEL_SUFFIX - 1)
 
 static int notified_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
 {
@@ -415,32 +420,45 @@ static int notified_scan(void *ud, const void *k, size_t kl, const void *v, size
 	(void)vl;
 	if (kl < s->plen || memcmp(k, s->prefix, s->plen) != 0)
 		return 1; /* past the version's duty records */
+	const char *name = (const char *)k + s->plen;
 	size_t sl = kl - s->plen;
-	if (sl == 0 || sl > DSP_ID_MAX || memchr((const char *)k + s->plen, '/', sl))
-		return 0; /* a 解除 notice ("<station>/cancel"): no duty record */
-	memcpy(st, (const char *)k + s->plen, sl);
+	bool cancel = sl > CANCEL_SUFFIX_LEN &&
+		      memcmp(name + sl - CANCEL_SUFFIX_LEN, CANCEL_SUFFIX, CANCEL_SUFFIX_LEN) == 0;
+	if (cancel != s->cancels)
+		return 0;
+	if (cancel)
+		sl -= CANCEL_SUFFIX_LEN;
+	if (sl == 0 || sl > DSP_ID_MAX || memchr(name, '/', sl) || s->n >= s->cap)
+		return 0;
+	memcpy(st, name, sl);
 	st[sl] = '\0';
-	if (get_duty(s->e, s->t, st, s->id, s->version, &rec) == 0 &&
-	    rec.kind == WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE && s->n < s->cap)
+	if (cancel || (get_duty(s->e, s->t, st, s->id, s->version, &rec) == 0 &&
+		       rec.kind == WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE))
 		memcpy(s->stations[s->n++], st, sl + 1);
 	return 0;
 }
 
-static int notified(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
-		    struct notified *s)
+static int notified_of(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
+		       bool cancels, struct notified *s)
 {
 	char prefix[DSP_KEY_MAX];
 	s->stations = NULL;
 	int r = dsp_key_delivery(prefix, sizeof prefix, w->id, w->version, "duty", "");
 	if (r < 0)
 		return r;
-	*s = (struct notified){ e, t, prefix, (size_t)r, w->id, w->version, NULL, 0, 256 };
+	*s = (struct notified){ e, t, prefix, (size_t)r, w->id, w->version, cancels, NULL, 0, 256 };
 	s->stations = calloc(s->cap, sizeof *s->stations);
 	if (!s->stations)
 		return -ENOMEM;
 	r = wf_store_foreach(t, e->db.delivery, prefix, s->plen, notified_scan, s);
 	s->prefix = NULL;
 	return r < 0 ? r : 0;
+}
+
+static int notified(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
+		    struct notified *s)
+{
+	return notified_of(e, t, w, false, s);
 }
 
 int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
@@ -558,27 +576,9 @@ static int cancel_list_cb(void *ud, const void *k, size_t kl, const void *v, siz
 	return ++c->n >= CANCEL_RESYNC_MAX ? 1 : 0;
 }
 
-/* the stations of the 解除 notices of a version (targets "<station>/cancel") */
-static int cancel_targets_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
-{
-	struct notified *s = ud;
-	(void)v;
-	(void)vl;
-	if (kl < s->plen || memcmp(k, s->prefix, s->plen) != 0)
-		return 1;
-	size_t sl = kl - s->plen;
-	if (sl <= 7 || sl - 7 > DSP_ID_MAX || memcmp((const char *)k + kl - 7, "/cancel", 7) != 0 ||
-	    s->n >= s->cap)
-		return 0;
-	memcpy(s->stations[s->n], (const char *)k + s->plen, sl - 7);
-	s->stations[s->n++][sl - 7] = '\0';
-	return 0;
-}
-
 int dsp_duty_cancel_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 {
 	struct cancel_list c = { now - CANCEL_RESYNC_MS, NULL, NULL, 0 };
-	char prefix[DSP_KEY_MAX];
 	c.ids = calloc(CANCEL_RESYNC_MAX, sizeof *c.ids);
 	c.v = calloc(CANCEL_RESYNC_MAX, sizeof *c.v);
 	int r = c.ids && c.v ? wf_store_foreach(t, e->db.cancel, NULL, 0, cancel_list_cb, &c) : -ENOMEM;
@@ -586,18 +586,10 @@ int dsp_duty_cancel_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 		Wf__V1__Warning *w = NULL;
 		if (dsp_get_warning(t, &e->db, c.ids[i], c.v[i].version, &w) < 0)
 			continue; /* purged */
-		/* the notice on_cancel sent: the released version as a CANCEL */
-		Wf__V1__Warning cw = *w;
-		cw.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
-		cw.sent_ms = c.v[i].at_ms;
-		cw.n_references = 0;
-		int pl = dsp_key_delivery(prefix, sizeof prefix, cw.id, cw.version, "duty", "");
-		struct notified s = { e, t, prefix, pl < 0 ? 0 : (size_t)pl, cw.id, cw.version, NULL, 0,
-				      256 };
-		s.stations = calloc(s.cap, sizeof *s.stations);
-		r = pl < 0 ? pl : s.stations ? 0 : -ENOMEM;
-		if (r == 0)
-			r = wf_store_foreach(t, e->db.delivery, prefix, s.plen, cancel_targets_scan, &s);
+		/* the notice on_cancel sent */
+		Wf__V1__Warning cw = dsp_withdrawal_of(w, c.v[i].at_ms);
+		struct notified s;
+		r = notified_of(e, t, &cw, true, &s);
 		for (size_t k = 0; r >= 0 && k < s.n; k++)
 			r = push_notice(e, &cw, s.stations[k], WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE,
 					false, 0, NULL, c.v[i].at_ms);

@@ -230,6 +230,15 @@ int dsp_engine_delivery(struct dsp_engine *e, struct wf_txn *t, const char *id, 
 	return dsp_get_rec(t, e->db.delivery, key, ret, sizeof *ret);
 }
 
+Wf__V1__Warning dsp_withdrawal_of(const Wf__V1__Warning *w, int64_t at_ms)
+{
+	Wf__V1__Warning cw = *w;
+	cw.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+	cw.sent_ms = at_ms;
+	cw.n_references = 0;
+	return cw;
+}
+
 /* --- stored silences (from Silence messages) --- */
 
 /* Only those in force at NOW (on_silence keeps them at most
@@ -690,12 +699,9 @@ static int on_cancel(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Appro
 	r = dsp_get_warning(t, &e->db, a->warning_id, a->version, &w);
 	if (r < 0)
 		return r;
-	/* the cancellation of the released version: same id and version (the
-	 * channels name it: "<id>.v<N>.cancel"), msg_type CANCEL, sent now */
-	Wf__V1__Warning cw = *w;
-	cw.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
-	cw.sent_ms = now;
-	cw.n_references = 0;
+	/* the cancellation of the released version (the channels name it
+	 * "<id>.v<N>.cancel") */
+	Wf__V1__Warning cw = dsp_withdrawal_of(w, now);
 	struct dsp_route_result route;
 	dsp_routing_match(&e->routing, w, &route);
 	/* not silenced: whoever got the warning gets its withdrawal */

@@ -110,6 +110,16 @@ static void released_iii(const char *id)
 	ck_assert_int_eq(delivery(id, 1, "cap", "spool", NULL), DSP_DLV_SENT);
 }
 
+/* ID released at level III (released_iii), then withdrawn by op-li at
+ * T0 + 2 min (message seq SEQ) */
+static void withdrawn_iii(const char *id, uint64_t seq)
+{
+	released_iii(id);
+	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, id, 1, "误报", seq,
+				T0 + 2 * MIN, NULL),
+			 0);
+}
+
 START_TEST(test_cancel_withdraws_the_public_version)
 {
 	fx_open(NULL);
@@ -204,11 +214,7 @@ static size_t cancel_notices_after_resync(const char *station, int64_t now)
 START_TEST(test_cancel_notice_resent_after_reconnect)
 {
 	fx_open(NULL);
-	released_iii("w-c5");
-	struct wf_codec_error why;
-	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-c5", 1, "误报", 9,
-				T0 + 2 * MIN, &why),
-			 0);
+	withdrawn_iii("w-c5", 9);
 	ck_assert_uint_eq(cancel_notices_after_resync("duty-twn-a", T0 + 3 * MIN), 1);
 	ck_assert_uint_eq(cancel_notices_after_resync("duty-twn-b", T0 + 3 * MIN), 1);
 	/* the version's own notice, still unacknowledged, goes too */
@@ -223,11 +229,7 @@ END_TEST
 START_TEST(test_cancel_stops_the_escalation)
 {
 	fx_open(NULL);
-	released_iii("w-c6");
-	struct wf_codec_error why;
-	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-c6", 1, "误报", 11,
-				T0 + 2 * MIN, &why),
-			 0);
+	withdrawn_iii("w-c6", 11);
 	ck_assert_int_eq(delivery("w-c6", 1, "duty", "duty-twn-a", NULL), DSP_DLV_SENT);
 	ck_assert_int_eq(tick(T0 + 31 * MIN), 0); /* level III: 30 min */
 	ck_assert(!has_notice("duty-410185"));
