@@ -15,12 +15,23 @@
 
 #define COUNTIES_MAX 1024u
 
-static int load(struct dsp_engine *e, struct wf_txn *t, const char *county,
+/* The left-out items of a county live next to its state, under the key
+ * <ppccdd>+ (7 bytes), packed without the codec's size limit but at most
+ * OVER_MAX of them. */
+#define OVER_MAX 4096u
+#define KEY_STATE 6u
+#define KEY_OVER 7u
+
+static int load(struct dsp_engine *e, struct wf_txn *t, const char *county, bool over,
 		Wf__V1__BroadcastState **ret)
 {
+	char key[KEY_OVER];
 	void *buf = NULL;
 	size_t len = 0;
-	int r = wf_store_get(t, e->db.bcast, county, 6, &buf, &len);
+	memcpy(key, county, KEY_STATE);
+	key[KEY_STATE] = '+';
+	*ret = NULL;
+	int r = wf_store_get(t, e->db.bcast, key, over ? KEY_OVER : KEY_STATE, &buf, &len);
 	if (r < 0)
 		return r;
 	*ret = wf__v1__broadcast_state__unpack(NULL, len, buf);
@@ -28,12 +39,66 @@ static int load(struct dsp_engine *e, struct wf_txn *t, const char *county,
 	return *ret ? 0 : -EBADMSG;
 }
 
+/* One item of a county, and where it was before this change. */
+enum { FROM_STATE, FROM_OVER, FROM_NEW };
+struct slot {
+	Wf__V1__BroadcastItem *it;
+	int from;
+};
+
+/* A county's items as loaded: its state and its left-out ones. */
+struct county_items {
+	Wf__V1__BroadcastState *st, *over;
+	struct slot *s;
+	size_t n;
+};
+
+static void county_free(struct county_items *c)
+{
+	if (c->st)
+		wf__v1__broadcast_state__free_unpacked(c->st, NULL);
+	if (c->over)
+		wf__v1__broadcast_state__free_unpacked(c->over, NULL);
+	free(c->s);
+	memset(c, 0, sizeof *c);
+}
+
+/* Loads both, leaving out warning SKIP (NULL: none) and the items expired
+ * at NOW (NOW < 0: none), with room for one more slot. */
+static int county_load(struct dsp_engine *e, struct wf_txn *t, const char *county,
+		       const char *skip, int64_t now, struct county_items *c)
+{
+	memset(c, 0, sizeof *c);
+	int r = load(e, t, county, false, &c->st);
+	if (r == 0 || r == -ENOENT)
+		r = load(e, t, county, true, &c->over);
+	if (r < 0 && r != -ENOENT) {
+		county_free(c);
+		return r;
+	}
+	size_t n_st = c->st ? c->st->n_active : 0, n_over = c->over ? c->over->n_active : 0;
+	c->s = calloc(n_st + n_over + 1, sizeof *c->s);
+	if (!c->s) {
+		county_free(c);
+		return -ENOMEM;
+	}
+	for (size_t k = 0; k < n_st + n_over; k++) {
+		Wf__V1__BroadcastItem *it = k < n_st ? c->st->active[k] : c->over->active[k - n_st];
+		if ((skip && strcmp(it->warning_id, skip) == 0) || (now >= 0 && it->expires_ms <= now))
+			continue;
+		c->s[c->n].it = it;
+		c->s[c->n].from = k < n_st ? FROM_STATE : FROM_OVER;
+		c->n++;
+	}
+	return 0;
+}
+
 /* Most severe first (I before IV, an unspecified level last), then the
  * latest to expire, then by id: the order a full state keeps them in. */
 static int by_priority(const void *a, const void *b)
 {
-	const Wf__V1__BroadcastItem *x = *(Wf__V1__BroadcastItem *const *)a;
-	const Wf__V1__BroadcastItem *y = *(Wf__V1__BroadcastItem *const *)b;
+	const Wf__V1__BroadcastItem *x = ((const struct slot *)a)->it;
+	const Wf__V1__BroadcastItem *y = ((const struct slot *)b)->it;
 	unsigned lx = x->level ? (unsigned)x->level : 99u, ly = y->level ? (unsigned)y->level : 99u;
 	if (lx != ly)
 		return lx < ly ? -1 : 1;
@@ -42,69 +107,134 @@ static int by_priority(const void *a, const void *b)
 	return strcmp(x->warning_id, y->warning_id);
 }
 
-static bool fits(Wf__V1__BroadcastState *st, const struct wf_codec_limits *lim, int64_t now)
+static void pack_items(Wf__V1__BroadcastState *st, const struct slot *s, size_t n,
+		       Wf__V1__BroadcastItem **buf)
+{
+	for (size_t i = 0; i < n; i++)
+		buf[i] = s[i].it;
+	st->active = buf;
+	st->n_active = n;
+}
+
+static bool fits(Wf__V1__BroadcastState *st, const struct slot *s, size_t n,
+		 Wf__V1__BroadcastItem **tmp, const struct wf_codec_limits *lim, int64_t now)
 {
 	uint8_t *buf = NULL;
 	size_t len = 0;
 	struct wf_codec_error why;
+	pack_items(st, s, n, tmp);
 	int r = wf_codec_broadcast_state_pack(st, lim, now, &buf, &len, &why);
 	free(buf);
 	return r == 0;
 }
 
-/* Stores and queues the state of COUNTY with ITEMS. A county's state is one
- * message: when the items do not fit the codec's limit (about 675 active
- * warnings), they are sorted by_priority and the first that fit are kept;
- * each one left out gets a left_out delivery record TARGET and a log line
- * says how many. *KEPT (if not NULL): items[0..*kept) are in the state. */
+/* Stores the left-out items S[0..N) of COUNTY under <county>+ (deletes it
+ * when there are none), the least severe beyond OVER_MAX dropped. */
+static int save_over(struct dsp_engine *e, struct wf_txn *t, const char *county,
+		     const struct slot *s, size_t n, Wf__V1__BroadcastItem **tmp)
+{
+	char key[KEY_OVER];
+	memcpy(key, county, KEY_STATE);
+	key[KEY_STATE] = '+';
+	if (n == 0) {
+		int r = wf_store_del(t, e->db.bcast, key, KEY_OVER);
+		return r == -ENOENT ? 0 : r;
+	}
+	if (n > OVER_MAX) {
+		wf_log(LOG_WARNING, "broadcast",
+		       "county %.6s: %zu warnings left out of its broadcast state; the %zu least "
+		       "severe are no longer kept for when room frees",
+		       county, n, n - OVER_MAX);
+		n = OVER_MAX;
+	}
+	Wf__V1__BroadcastState over = WF__V1__BROADCAST_STATE__INIT;
+	over.region = (char *)"";
+	over.producer = e->service;
+	pack_items(&over, s, n, tmp);
+	size_t len = wf__v1__broadcast_state__get_packed_size(&over);
+	uint8_t *buf = malloc(len ? len : 1);
+	if (!buf)
+		return -ENOMEM;
+	wf__v1__broadcast_state__pack(&over, buf);
+	int r = wf_store_put(t, e->db.bcast, key, KEY_OVER, buf, len, 0);
+	free(buf);
+	return r;
+}
+
+/* Stores and queues the state of COUNTY with the slots of C. A county's
+ * state is one message: when the items do not fit the codec's limit (about
+ * 675 active warnings), they are sorted by_priority and the first that fit
+ * are kept; the rest are kept aside (<county>+) and come back, in the same
+ * order, as room frees. Delivery records follow the moves: `left_out` for
+ * an item that leaves the state (or a new one that does not get in), sent
+ * for one that comes back; TARGET is their target. *NEW_KEPT (if not NULL):
+ * whether the FROM_NEW slot is in the state. */
 static int save(struct dsp_engine *e, struct wf_txn *t, const char *county,
-		Wf__V1__BroadcastItem **items, size_t n, int64_t now, const char *target,
-		size_t *kept)
+		struct county_items *c, int64_t now, const char *target, bool *new_kept)
 {
 	char region[13], topic[WF_TOPIC_MAX], key[32];
 	uint8_t *buf = NULL;
-	size_t len = 0;
+	size_t len = 0, n = c->n;
 	struct wf_codec_error why;
 	Wf__V1__BroadcastState st = WF__V1__BROADCAST_STATE__INIT;
+	Wf__V1__BroadcastItem **tmp = calloc(n + 1, sizeof *tmp);
+	if (!tmp)
+		return -ENOMEM;
 
 	snprintf(region, sizeof region, "%.6s000000", county);
 	st.region = region;
-	st.active = items;
-	st.n_active = n;
 	st.updated_ms = now;
 	st.producer = e->service;
-	int r = wf_codec_broadcast_state_pack(&st, &e->limits, now, &buf, &len, &why);
-	if (r == -EBADMSG && why.reason == WF_REASON_TOO_LARGE && n > 0) {
-		qsort(items, n, sizeof *items, by_priority);
+	size_t kept = n;
+	if (!fits(&st, c->s, n, tmp, &e->limits, now)) {
+		qsort(c->s, n, sizeof *c->s, by_priority);
 		size_t lo = 0, hi = n - 1; /* the most that fit: 0 always does */
 		while (lo < hi) {
 			size_t mid = lo + (hi - lo + 1) / 2;
-			st.n_active = mid;
-			if (fits(&st, &e->limits, now))
+			if (fits(&st, c->s, mid, tmp, &e->limits, now))
 				lo = mid;
 			else
 				hi = mid - 1;
 		}
-		st.n_active = lo;
-		wf_log(LOG_WARNING, "broadcast",
-		       "county %.6s: %zu active warnings do not fit one broadcast state; the %zu "
-		       "least severe are left out (delivery state left_out)",
-		       county, n, n - lo);
-		for (size_t i = lo; i < n; i++) {
-			r = dsp_record(t, &e->db, items[i]->warning_id, items[i]->version, "broadcast",
-				       target, DSP_DLV_LEFT_OUT, now,
-				       "the county's broadcast state is full (%zu active, %zu kept)", n,
-				       lo);
-			if (r < 0)
-				return r;
-		}
-		r = wf_codec_broadcast_state_pack(&st, &e->limits, now, &buf, &len, &why);
+		kept = lo;
 	}
+	int r = 0;
+	size_t out = 0, back = 0;
+	for (size_t i = 0; r == 0 && i < n; i++) {
+		const Wf__V1__BroadcastItem *it = c->s[i].it;
+		if (i < kept && c->s[i].from == FROM_OVER) {
+			back++;
+			r = dsp_record(t, &e->db, it->warning_id, it->version, "broadcast", target,
+				       DSP_DLV_SENT, now,
+				       "active (room freed in the county's broadcast state)");
+		} else if (i >= kept && c->s[i].from != FROM_OVER) {
+			out++;
+			r = dsp_record(t, &e->db, it->warning_id, it->version, "broadcast", target,
+				       DSP_DLV_LEFT_OUT, now,
+				       "the county's broadcast state is full (%zu active, %zu kept)", n,
+				       kept);
+		}
+		if (new_kept && c->s[i].from == FROM_NEW)
+			*new_kept = i < kept;
+	}
+	if (out)
+		wf_log(LOG_WARNING, "broadcast",
+		       "county %.6s: %zu active warnings do not fit one broadcast state; %zu more "
+		       "left out (delivery state left_out), %zu kept",
+		       county, n, out, kept);
+	if (back)
+		wf_log(LOG_NOTICE, "broadcast",
+		       "county %.6s: %zu warnings left out before are in the broadcast state again",
+		       county, back);
+	if (r == 0)
+		r = save_over(e, t, county, c->s + kept, n - kept, tmp);
+	pack_items(&st, c->s, kept, tmp);
+	if (r == 0)
+		r = wf_codec_broadcast_state_pack(&st, &e->limits, now, &buf, &len, &why);
+	free(tmp);
 	if (r < 0)
 		return r == -EBADMSG ? -EINVAL : r;
-	if (kept)
-		*kept = st.n_active;
-	r = wf_store_put(t, e->db.bcast, county, 6, buf, len, 0);
+	r = wf_store_put(t, e->db.bcast, county, KEY_STATE, buf, len, 0);
 	if (r == 0)
 		r = wf_topic_broadcast(topic, sizeof topic, region);
 	snprintf(key, sizeof key, "bcast|%.6s", county);
@@ -131,31 +261,25 @@ static void add_counties(const Wf__V1__Warning *w, char (*c)[7], size_t *n)
 static int apply_county(struct dsp_engine *e, struct wf_txn *t, const char *county,
 			const Wf__V1__Warning *w, int64_t now)
 {
-	Wf__V1__BroadcastState *old = NULL;
-	int r = load(e, t, county, &old);
-	if (r < 0 && r != -ENOENT)
+	struct county_items c;
+	int r = county_load(e, t, county, w->id, -1, &c);
+	if (r < 0)
 		return r;
-	size_t n_old = old ? old->n_active : 0;
-	Wf__V1__BroadcastItem **items = calloc(n_old + 1, sizeof *items);
 	char **regs = calloc(w->n_regions + 1, sizeof *regs);
 	Wf__V1__BroadcastItem it = WF__V1__BROADCAST_ITEM__INIT;
-	size_t n = 0, kept = 0;
-	bool left_out = false;
+	bool kept = true;
 	char target[32];
 	snprintf(target, sizeof target, "%s%s", county, e->manual_cancel ? "/cancel" : "");
-	if (!items || !regs) {
+	if (!regs) {
 		r = -ENOMEM;
 		goto out;
 	}
-	for (size_t i = 0; i < n_old; i++)
-		if (strcmp(old->active[i]->warning_id, w->id) != 0)
-			items[n++] = old->active[i];
 	size_t nr = 0;
 	for (size_t i = 0; i < w->n_regions; i++)
 		if (strncmp(w->regions[i], county, 6) == 0)
 			regs[nr++] = w->regions[i];
+	char head[512];
 	if (w->msg_type != WF__V1__MSG_TYPE__MSG_TYPE_CANCEL && nr > 0 && w->expires_ms > now) {
-		char head[512];
 		const char *hz = wf_hazard_name_zh(w->hazard);
 		const char *col = wf_level_colour_zh(w->level);
 		snprintf(head, sizeof head, "%s%s预警", hz ? hz : "", col ? col : "");
@@ -169,21 +293,16 @@ static int apply_county(struct dsp_engine *e, struct wf_txn *t, const char *coun
 		it.expires_ms = w->expires_ms;
 		it.regions = regs;
 		it.n_regions = nr;
-		/* headline is copied by pack below before HEAD goes out of scope */
-		items[n++] = &it;
-		r = save(e, t, county, items, n, now, target, &kept);
-		left_out = true;
-		for (size_t i = 0; i < kept; i++)
-			left_out = left_out && items[i] != &it;
-		goto out;
+		c.s[c.n].it = &it;
+		c.s[c.n].from = FROM_NEW;
+		c.n++;
 	}
-	r = save(e, t, county, items, n, now, target, NULL);
+	/* HEAD and REGS are copied by the pack in save() */
+	r = save(e, t, county, &c, now, target, &kept);
 out:
-	free(items);
 	free(regs);
-	if (old)
-		wf__v1__broadcast_state__free_unpacked(old, NULL);
-	if (r == 0 && !left_out)
+	county_free(&c);
+	if (r == 0 && kept)
 		r = dsp_record(t, &e->db, w->id, w->version, "broadcast", target, DSP_DLV_SENT, now,
 			       "%s", w->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "removed"
 											: "active");
@@ -213,24 +332,26 @@ struct scan {
 	bool all;
 };
 
+/* Both a county's state (key <ppccdd>) and its left-out items (<ppccdd>+,
+ * right after it in key order) count for its next expiry. */
 static int bcast_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
 {
 	struct scan *s = ud;
-	Wf__V1__BroadcastState *st = wf__v1__broadcast_state__unpack(NULL, vl, v);
-	if (!st || kl != 6) {
-		if (st)
-			wf__v1__broadcast_state__free_unpacked(st, NULL);
+	if (kl != KEY_STATE && kl != KEY_OVER)
 		return 0;
-	}
+	Wf__V1__BroadcastState *st = wf__v1__broadcast_state__unpack(NULL, vl, v);
+	if (!st)
+		return 0;
 	bool due = s->all;
 	for (size_t i = 0; i < st->n_active; i++) {
 		if (st->active[i]->expires_ms < s->min)
 			s->min = st->active[i]->expires_ms;
 		due = due || st->active[i]->expires_ms <= s->now;
 	}
-	if (due && s->counties && s->n < s->cap) {
-		memcpy(s->counties[s->n], k, 6);
-		s->counties[s->n][6] = '\0';
+	bool listed = s->n > 0 && memcmp(s->counties[s->n - 1], k, KEY_STATE) == 0;
+	if (due && !listed && s->counties && s->n < s->cap) {
+		memcpy(s->counties[s->n], k, KEY_STATE);
+		s->counties[s->n][KEY_STATE] = '\0';
 		s->n++;
 	}
 	wf__v1__broadcast_state__free_unpacked(st, NULL);
@@ -245,21 +366,11 @@ int dsp_broadcast_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 		return -ENOMEM;
 	int r = wf_store_foreach(t, e->db.bcast, NULL, 0, bcast_scan, &s);
 	for (size_t i = 0; r >= 0 && i < s.n; i++) {
-		Wf__V1__BroadcastState *st = NULL;
-		if (load(e, t, s.counties[i], &st) < 0)
+		struct county_items c;
+		if (county_load(e, t, s.counties[i], NULL, now, &c) < 0)
 			continue;
-		Wf__V1__BroadcastItem **keep = calloc(st->n_active + 1, sizeof *keep);
-		size_t n = 0;
-		if (!keep) {
-			r = -ENOMEM;
-		} else {
-			for (size_t k = 0; k < st->n_active; k++)
-				if (st->active[k]->expires_ms > now)
-					keep[n++] = st->active[k];
-			r = save(e, t, s.counties[i], keep, n, now, s.counties[i], NULL);
-		}
-		free(keep);
-		wf__v1__broadcast_state__free_unpacked(st, NULL);
+		r = save(e, t, s.counties[i], &c, now, s.counties[i], NULL);
+		county_free(&c);
 	}
 	free(s.counties);
 	return r < 0 ? r : 0;
@@ -278,7 +389,7 @@ static int resync_cb(void *ud, const void *k, size_t kl, const void *v, size_t v
 {
 	struct dsp_engine *e = ud;
 	char region[13], topic[WF_TOPIC_MAX], key[32];
-	if (kl != 6)
+	if (kl != KEY_STATE) /* not the left-out items (<ppccdd>+) */
 		return 0;
 	snprintf(region, sizeof region, "%.6s000000", (const char *)k);
 	snprintf(key, sizeof key, "bcast|%.6s", (const char *)k);

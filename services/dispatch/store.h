@@ -9,6 +9,8 @@
  *   d-duty      <station>|<id>@<ver>    struct dsp_duty (ack deadlines)
  *   d-followup  <station>|<id>          struct dsp_followup (续报 reminders)
  *   d-bcast     <ppccdd>                packed BroadcastState (retained state)
+ *               <ppccdd>+               packed BroadcastState: the items left out
+ *                                       of a full state (broadcast.c)
  *   d-silence   <id>                    struct dsp_silence (routing.h)
  *   d-silmeta   <id>                    struct dsp_silmeta (who sent a silence, when)
  *   d-audit     <id>|<at>|<producer>|<seq>  packed AuditEntry (the audit trail;

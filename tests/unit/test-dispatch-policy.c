@@ -51,7 +51,9 @@ END_TEST
 
 /* A county's broadcast state is one message: when its active warnings do
  * not fit, the most severe, then the latest to expire, are kept, the others
- * get a left_out record, and nothing stalls (it used to fail the transaction). */
+ * get a left_out record, and nothing stalls (it used to fail the transaction).
+ * When room frees, the left-out ones still active come back (they used to
+ * stay out until a new version of them came). */
 START_TEST(test_broadcast_state_full)
 {
 	enum { N_IV = 800 };
@@ -94,6 +96,31 @@ START_TEST(test_broadcast_state_full)
 	ck_assert_uint_eq(sent, kept - 1);
 	ck_assert_int_eq(delivery("w-full-0000", 1, "broadcast", "410185", NULL), DSP_DLV_LEFT_OUT);
 	ck_assert_int_eq(delivery("w-full-0799", 1, "broadcast", "410185", NULL), DSP_DLV_SENT);
+
+	/* Room frees: the left-out ones come back (those not expired meanwhile).
+	 * The first 11 left-out ones expire at this tick... */
+	const int64_t h6 = 6 * 60 * MIN;
+	ck_assert_int_eq(tick(T0 + h6 + 10000), 0);
+	/* ...then the 200 latest to expire are cancelled. */
+	for (int i = N_IV - 200; i < N_IV; i++) {
+		snprintf(id, sizeof id, "w-full-%04d", i);
+		Wf__V1__Warning c = mkw(id, 2, L4, C, ACTUAL, T0 + h6 + 10500);
+		ck_assert_int_eq(apply_warning(&c, T0 + h6 + 10500), 0);
+	}
+	ck_assert_uint_eq(outputs_to("wf/v1/broadcast/41/4101/410185", &o), 1);
+	st = wf__v1__broadcast_state__unpack(NULL, o->len, o->payload);
+	ck_assert_ptr_nonnull(st);
+	ck_assert_uint_eq(st->n_active, 1 + (N_IV - 200 - 11)); /* w-full-three, 0011..0599 */
+	bool has_0000 = false, has_0011 = false;
+	for (size_t i = 0; i < st->n_active; i++) {
+		has_0000 = has_0000 || strcmp(st->active[i]->warning_id, "w-full-0000") == 0;
+		has_0011 = has_0011 || strcmp(st->active[i]->warning_id, "w-full-0011") == 0;
+	}
+	wf__v1__broadcast_state__free_unpacked(st, NULL);
+	ck_assert(!has_0000); /* expired while left out: never back */
+	ck_assert(has_0011);
+	ck_assert_int_eq(delivery("w-full-0011", 1, "broadcast", "410185", NULL), DSP_DLV_SENT);
+	ck_assert_int_eq(delivery("w-full-0000", 1, "broadcast", "410185", NULL), DSP_DLV_LEFT_OUT);
 	fx_close();
 }
 END_TEST
