@@ -87,7 +87,8 @@ int wf_test_rmtree(const char *dir);
 /* Runs LOOP until PRED(UD) is true (checked before and after every loop
  * iteration) or TIMEOUT_MS passes. Returns true if PRED became true (PRED
  * must not be NULL). The timeout is multiplied by 10 under
- * valgrind (WF_UNDER_VALGRIND) and by 3 under sanitizers (WF_UNDER_SANITIZER). */
+ * valgrind (WF_UNDER_VALGRIND) and by 3 under sanitizers (WF_UNDER_SANITIZER,
+ * or an ASan build detected at compile time; WF_UNDER_SANITIZER=0 turns it off). */
 bool wf_test_run_until(struct ev_loop *loop, bool (*pred)(void *ud), void *ud, int timeout_ms);
 
 /* Runs LOOP for MS milliseconds of real time (not scaled), e.g. to observe
