@@ -110,8 +110,44 @@ struct dlv_scan {
 	Wf__V1__DeliveryRecord *v;
 	char (*ch)[24], (*tg)[80];
 	char (*detail)[97];
-	size_t n, cap;
+	size_t n, cap;        /* the arrays grow as they fill, to SCAN_DELIVERIES_MAX */
+	int err;
 };
+
+/* The arrays move as they grow: the records point into them only once the
+ * scan is over (dlv_link). */
+static bool dlv_grow(struct dlv_scan *s)
+{
+	size_t nc = s->cap ? s->cap * 2 : 32;
+	if (nc > SCAN_DELIVERIES_MAX)
+		return false;
+	void *v = realloc(s->v, nc * sizeof *s->v);
+	if (v)
+		s->v = v;
+	void *ch = v ? realloc(s->ch, nc * sizeof *s->ch) : NULL;
+	if (ch)
+		s->ch = ch;
+	void *tg = ch ? realloc(s->tg, nc * sizeof *s->tg) : NULL;
+	if (tg)
+		s->tg = tg;
+	void *de = tg ? realloc(s->detail, nc * sizeof *s->detail) : NULL;
+	if (!de) {
+		s->err = -ENOMEM;
+		return false;
+	}
+	s->detail = de;
+	s->cap = nc;
+	return true;
+}
+
+static void dlv_link(struct dlv_scan *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		s->v[i].channel = s->ch[i];
+		s->v[i].target = s->tg[i];
+		s->v[i].detail = s->detail[i];
+	}
+}
 
 static int dlv_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl)
 {
@@ -119,8 +155,10 @@ static int dlv_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl
 	struct dsp_delivery rec;
 	if (kl < s->plen || memcmp(k, s->prefix, s->plen) != 0)
 		return 1; /* past the prefix */
-	if (vl != sizeof rec || s->n >= s->cap)
+	if (vl != sizeof rec)
 		return 0;
+	if (s->n == s->cap && !dlv_grow(s))
+		return s->err ? 1 : 0; /* out of memory: stop; full: skip the rest */
 	memcpy(&rec, val, sizeof rec);
 	char key[DSP_KEY_MAX];
 	size_t n = kl - s->plen < sizeof key - 1 ? kl - s->plen : sizeof key - 1;
@@ -139,12 +177,9 @@ static int dlv_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl
 	snprintf(s->tg[s->n], sizeof s->tg[0], "%s", bar2 + 1);
 	memcpy(s->detail[s->n], rec.detail, sizeof rec.detail);
 	s->detail[s->n][sizeof s->detail[0] - 1] = '\0';
-	d->channel = s->ch[s->n];
-	d->target = s->tg[s->n];
 	const char *st = dsp_delivery_state_to_string((enum dsp_delivery_state)rec.state);
 	d->state = (char *)(st ? st : "?");
 	d->at_ms = rec.at_ms;
-	d->detail = s->detail[s->n];
 	s->n++;
 	return 0;
 }
@@ -195,7 +230,7 @@ int dsp_engine_record(struct dsp_engine *e, struct wf_txn *t, const char *id, in
 	char rejected[REC_VERSIONS_MAX][WF_TOPIC_ID_MAX + 1];
 	Wf__V1__DeliveryRecord *dlp[REC_DELIVERIES_MAX];
 	char prefix[DSP_KEY_MAX];
-	struct dlv_scan ds = { prefix, 0, NULL, NULL, NULL, NULL, 0, SCAN_DELIVERIES_MAX };
+	struct dlv_scan ds = { prefix, 0, NULL, NULL, NULL, NULL, 0, 0, 0 };
 	struct audit_scan as = { NULL, 0, { NULL }, 0 };
 	Wf__V1__AuditEntry *aud[DSP_RECORD_AUDIT_MAX];
 	const Wf__V1__Warning *latest = NULL;
@@ -261,13 +296,10 @@ int dsp_engine_record(struct dsp_engine *e, struct wf_txn *t, const char *id, in
 	/* deliveries of the latest and the released (or cancelled) version */
 	snprintf(prefix, sizeof prefix, "%s@", id);
 	ds.plen = strlen(prefix);
-	ds.v = calloc(ds.cap, sizeof *ds.v);
-	ds.ch = calloc(ds.cap, sizeof *ds.ch);
-	ds.tg = calloc(ds.cap, sizeof *ds.tg);
-	ds.detail = calloc(ds.cap, sizeof *ds.detail);
-	r = ds.v && ds.ch && ds.tg && ds.detail ? 0 : -ENOMEM;
-	if (r == 0)
-		r = wf_store_foreach(t, e->db.delivery, prefix, ds.plen, dlv_cb, &ds);
+	r = wf_store_foreach(t, e->db.delivery, prefix, ds.plen, dlv_cb, &ds);
+	if (r >= 0 && ds.err)
+		r = ds.err;
+	dlv_link(&ds);
 	uint32_t other = cur.released ? cur.released : cancelled ? cancel.version : 0;
 	for (size_t i = 0; r >= 0 && i < ds.n; i++) {
 		const Wf__V1__DeliveryRecord *d = &ds.v[i];

@@ -573,6 +573,66 @@ START_TEST(test_views_of_a_burst)
 }
 END_TEST
 
+static int many_records_fn(struct wf_txn *t, void *ud)
+{
+	const int *n = ud;
+	char target[32];
+	for (int i = 0; i < *n; i++) {
+		snprintf(target, sizeof target, "duty-extra-%03d", i);
+		int r = dsp_record(t, dsp_engine_dbs(fx.e), "w-many", 1, "duty", target, DSP_DLV_SENT,
+				   T0 + i, "notice %d", i);
+		if (r < 0)
+			return r;
+	}
+	dsp_mark_warning(fx.e, "w-many");
+	return 0;
+}
+
+/* A version with more delivery records than the record lists: the scan's
+ * arrays grow as they fill (they were 2,048 entries, zeroed, per record),
+ * every record listed keeps its own channel, target and detail, and the
+ * list stops at 128. */
+START_TEST(test_record_of_many_deliveries)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w = mkw("w-many", 1, WF__V1__LEVEL__LEVEL_IV,
+				WF__V1__MSG_TYPE__MSG_TYPE_ALERT, WF__V1__STATUS__STATUS_ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	views(T0);
+	Wf__V1__WarningRecord *r = record_out("w-many");
+	ck_assert_ptr_nonnull(r);
+	size_t before = r->n_deliveries;
+	wf__v1__warning_record__free_unpacked(r, NULL);
+	ck_assert_uint_lt(before, 20);
+	for (int n = 20; n <= 300; n += 280) {
+		ck_assert_int_eq(wf_store_update(fx.store, many_records_fn, &n), 0);
+		views(T0 + 1000);
+		r = record_out("w-many");
+		ck_assert_ptr_nonnull(r);
+		size_t want = before + (size_t)n < 128 ? before + (size_t)n : 128;
+		ck_assert_uint_eq(r->n_deliveries, want);
+		size_t extra = 0;
+		for (size_t i = 0; i < r->n_deliveries; i++) {
+			const Wf__V1__DeliveryRecord *d = r->deliveries[i];
+			int k;
+			if (sscanf(d->target, "duty-extra-%d", &k) != 1)
+				continue;
+			char detail[32];
+			snprintf(detail, sizeof detail, "notice %d", k);
+			ck_assert_str_eq(d->channel, "duty");
+			ck_assert_str_eq(d->detail, detail);
+			ck_assert_str_eq(d->state, "sent");
+			extra++;
+		}
+		/* the first 128 by key: the others of the version may sort after */
+		ck_assert_uint_ge(extra, want - before);
+		ck_assert_uint_le(extra, (size_t)n < want ? (size_t)n : want);
+		wf__v1__warning_record__free_unpacked(r, NULL);
+	}
+	fx_close();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dispatch-views");
@@ -587,6 +647,7 @@ int main(void)
 	tcase_add_test(tc, test_silence_message_audited_and_listed);
 	tcase_add_test(tc, test_silences_bounded_and_purged);
 	tcase_add_test(tc, test_views_of_a_burst);
+	tcase_add_test(tc, test_record_of_many_deliveries);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
