@@ -24,6 +24,11 @@
  *   chain.received 100000
  *   chain.duplicates 0
  *   chain.missing 0
+ * --bundle B (1..256, with --relays) puts B consecutive sequence numbers,
+ * each SIZE bytes, in one MQTT message (the last one may hold fewer): the
+ * floor of a pipeline that carries several events per message (a protocol
+ * warnfuse does not have; docs/proof.md). The rate is then entries/s and
+ * the output adds chain.bundle B.
  * Starts a private broker (tests/harness) unless --port is given. */
 #include <errno.h>
 #include <ev.h>
@@ -50,13 +55,14 @@ struct cfg {
 	int window;
 	double time_limit_s;
 	int relays; /* 0: raw and bus phases; K >= 1: the relay chain only */
+	int bundle; /* chain: entries (sequence numbers) per message, 1..256 */
 };
 
 static void usage(FILE *f)
 {
 	fprintf(f,
 		"Usage: bench-broker [--count N] [--size BYTES] [--window W] [--port PORT]\n"
-		"                    [--time-limit SECONDS] [--relays K] [--help]\n"
+		"                    [--time-limit SECONDS] [--relays K [--bundle B]] [--help]\n"
 		"Measures Mosquitto QoS 1 throughput (1 publisher, 1 subscriber) with raw\n"
 		"libmosquitto and through wf_bus, and prints:\n"
 		"  broker.raw_qos1_msgs_per_s N\n  bus.qos1_msgs_per_s N\n  ratio.bus_vs_raw R\n"
@@ -68,6 +74,9 @@ static void usage(FILE *f)
 		"the subscriber has every number), and each must arrive exactly once:\n"
 		"  chain.relays K\n  chain.hops K+1\n  chain.raw_qos1_msgs_per_s N\n"
 		"  chain.received N\n  chain.duplicates D\n  chain.missing M\n"
+		"--bundle B (1..256, default 1) puts B sequence numbers of --size bytes\n"
+		"each in one message (N/B messages; the rate is then entries/s):\n"
+		"  chain.bundle B\n"
 		"Defaults: --count 100000 --size 200 --window 1000 --time-limit 60 per phase,\n"
 		"--relays 0 (the single-hop raw and wf_bus phases); W bounds the publisher's\n"
 		"unacknowledged messages; without --port a private broker is started on a\n"
@@ -516,6 +525,7 @@ out:
 
 struct chain {
 	long count, sent, acked, unique, dups, bad;
+	size_t size;       /* bytes per entry */
 	unsigned char *seen;
 	bool pub_connected, sub_connected, sub_ready;
 	double t_first, t_last;
@@ -564,23 +574,26 @@ static void chain_on_message(struct mosquitto *m, void *ud, const struct mosquit
 	(void)m;
 	(void)p;
 	struct chain *ch = ud;
-	uint64_t seq;
-	if (msg->payloadlen < CHAIN_SEQ_BYTES) {
+	size_t len = (size_t)msg->payloadlen;
+	if (len < CHAIN_SEQ_BYTES || len % ch->size != 0) {
 		ch->bad++;
 		return;
 	}
-	memcpy(&seq, msg->payload, sizeof seq);
-	if (seq >= (uint64_t)ch->count) {
-		ch->bad++;
-		return;
+	for (size_t off = 0; off < len; off += ch->size) { /* one entry per SIZE bytes */
+		uint64_t seq;
+		memcpy(&seq, (const char *)msg->payload + off, sizeof seq);
+		if (seq >= (uint64_t)ch->count) {
+			ch->bad++;
+			continue;
+		}
+		if (ch->seen[seq]) {
+			ch->dups++;
+			continue;
+		}
+		ch->seen[seq] = 1;
+		if (++ch->unique == ch->count)
+			ch->t_last = now_s();
 	}
-	if (ch->seen[seq]) {
-		ch->dups++;
-		return;
-	}
-	ch->seen[seq] = 1;
-	if (++ch->unique == ch->count)
-		ch->t_last = now_s();
 }
 
 static struct mosquitto *chain_client(const char *id, int port, struct chain *ch, bool pub)
@@ -653,13 +666,14 @@ static int run_chain(const struct cfg *c, double *ret_rate, struct chain *ch)
 
 	*ret_rate = 0;
 	ch->count = c->count;
+	ch->size = c->size;
 	ch->seen = calloc((size_t)c->count, 1);
-	payload = calloc(1, c->size);
+	payload = calloc((size_t)c->bundle, c->size);
 	if (!ch->seen || !payload) {
 		status = -ENOMEM;
 		goto out;
 	}
-	memset(payload, 'c', c->size);
+	memset(payload, 'c', (size_t)c->bundle * c->size);
 	for (int i = 0; i <= k; i++)
 		snprintf(topics[i], sizeof topics[i], "bench/chain/%d/%d", (int)getpid(), i);
 	if (pipe(ready) < 0 || pipe(ctl) < 0) {
@@ -733,15 +747,21 @@ static int run_chain(const struct cfg *c, double *ret_rate, struct chain *ch)
 	ch->t_first = now_s();
 	end = ch->t_first + c->time_limit_s;
 	double last_misc = ch->t_first, t;
+	long n_msgs = 0;
 	bool died = false;
 	while (ch->unique < ch->count && (t = now_s()) < end && !died) {
-		while (ch->sent < ch->count && ch->sent - ch->acked < c->window) {
-			uint64_t seq = (uint64_t)ch->sent;
-			memcpy(payload, &seq, sizeof seq);
-			if (mosquitto_publish_v5(pub, NULL, topics[0], (int)c->size, payload, 1, false,
-						 NULL) != MOSQ_ERR_SUCCESS)
+		/* SENT counts entries, ACKED messages (the window is in messages) */
+		while (ch->sent < ch->count && n_msgs - ch->acked < c->window) {
+			long n = ch->count - ch->sent < c->bundle ? ch->count - ch->sent : c->bundle;
+			for (long i = 0; i < n; i++) {
+				uint64_t seq = (uint64_t)(ch->sent + i);
+				memcpy(payload + (size_t)i * c->size, &seq, sizeof seq);
+			}
+			if (mosquitto_publish_v5(pub, NULL, topics[0], (int)((size_t)n * c->size),
+						 payload, 1, false, NULL) != MOSQ_ERR_SUCCESS)
 				break;
-			ch->sent++;
+			ch->sent += n;
+			n_msgs++;
 		}
 		chain_step(ms, 2, -1, 100);
 		if (t - last_misc >= 1.0) {
@@ -792,7 +812,7 @@ out:
 int main(int argc, char **argv)
 {
 	struct cfg c = { .count = 100000, .size = 200, .port = 0, .window = 1000,
-			 .time_limit_s = 60 };
+			 .time_limit_s = 60, .bundle = 1 };
 	static const struct option opts[] = {
 		{ "count", required_argument, NULL, 'n' },
 		{ "size", required_argument, NULL, 's' },
@@ -800,11 +820,12 @@ int main(int argc, char **argv)
 		{ "port", required_argument, NULL, 'p' },
 		{ "time-limit", required_argument, NULL, 't' },
 		{ "relays", required_argument, NULL, 'r' },
+		{ "bundle", required_argument, NULL, 'b' },
 		{ "help", no_argument, NULL, 'h' },
 		{ 0 },
 	};
 	int ch;
-	while ((ch = getopt_long(argc, argv, "n:s:w:p:t:r:h", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "n:s:w:p:t:r:b:h", opts, NULL)) != -1) {
 		char *e = NULL;
 		switch (ch) {
 		case 'n':
@@ -839,6 +860,11 @@ int main(int argc, char **argv)
 			if (*e || c.relays < 0 || c.relays > CHAIN_MAX_RELAYS)
 				goto bad;
 			break;
+		case 'b':
+			c.bundle = (int)strtol(optarg, &e, 10);
+			if (*e || c.bundle < 1 || c.bundle > 256)
+				goto bad;
+			break;
 		case 'h':
 			usage(stdout);
 			return 0;
@@ -850,11 +876,15 @@ int main(int argc, char **argv)
 bad:
 		fprintf(stderr, "bench-broker: bad value '%s' for --%s\n", optarg,
 			ch == 'n' ? "count" : ch == 's' ? "size" : ch == 'w' ? "window" :
-			ch == 'p' ? "port" : ch == 'r' ? "relays" : "time-limit");
+			ch == 'p' ? "port" : ch == 'r' ? "relays" : ch == 'b' ? "bundle" : "time-limit");
 		return 2;
 	}
 	if (optind < argc) {
 		usage(stderr);
+		return 2;
+	}
+	if (c.bundle > 1 && c.relays == 0) {
+		fprintf(stderr, "bench-broker: --bundle needs --relays\n");
 		return 2;
 	}
 	if (c.relays > 0 && c.size < CHAIN_SEQ_BYTES) {
@@ -884,6 +914,7 @@ bad:
 		int st = run_chain(&c, &rate, &cs);
 		printf("chain.relays %d\n", c.relays);
 		printf("chain.hops %d\n", c.relays + 1);
+		printf("chain.bundle %d\n", c.bundle);
 		printf("chain.raw_qos1_msgs_per_s %.0f\n", rate);
 		printf("chain.received %ld\n", cs.unique);
 		printf("chain.duplicates %ld\n", cs.dups);

@@ -7,6 +7,9 @@ machine, on one event set (issue 7).
                hops (publisher -> relay -> relay -> subscriber, the hops of
                producer -> wf-fusion -> wf-dispatch -> observer), no work, nothing
                durable: the floor of a three-service pipeline; checked exactly once
+  raw-chain-bundle  the same chain with 16 events per MQTT message (bench-broker
+               --bundle 16): the floor of that pipeline if it carried several
+               events per message, which warnfuse does not (a diagnosis, entries/s)
   warnfuse     bench-peers-warnfuse: producer outbox -> broker -> wf-fusion ->
                wf-dispatch (committed, acked) -> duty notices, durable
                (throughput; paced latency)
@@ -34,8 +37,8 @@ Each wait has a deadline; a failed or incomplete measurement prints 0 and the
 exit status is 1.
 
 Usage: bench/peers/peers.py [--build DIR] [--count N] [--counties C] [--runs R]
-                            [--only raw,raw-chain,warnfuse,warnfuse-nostation,
-                                    alertmanager,sec]
+                            [--only raw,raw-chain,raw-chain-bundle,warnfuse,
+                                    warnfuse-nostation,alertmanager,sec]
                             [--keep]
 """
 import argparse
@@ -204,14 +207,19 @@ def run_raw(build, count, workdir):
 CHAIN_RELAYS = 2
 
 
-def run_raw_chain(build, count, workdir):
-    """bench-broker --relays CHAIN_RELAYS: COUNT messages through the chain,
-    every one received exactly once (by its sequence number), or None."""
+CHAIN_BUNDLE = 16  # raw-chain-bundle: entries per MQTT message
+
+
+def run_raw_chain(build, count, workdir, bundle=1):
+    """bench-broker --relays CHAIN_RELAYS [--bundle BUNDLE]: COUNT messages (or
+    entries of BUNDLE per message) through the chain, every one received
+    exactly once (by its sequence number), or None."""
     exe = os.path.join(build, "bench", "bench-broker")
     if not os.access(exe, os.X_OK):
         log("%s is not built" % exe)
         return None
-    r = subprocess.run([exe, "--count", str(count), "--relays", str(CHAIN_RELAYS)],
+    r = subprocess.run([exe, "--count", str(count), "--relays", str(CHAIN_RELAYS),
+                        "--bundle", str(bundle)],
                        capture_output=True, text=True, timeout=300)
     v = {}
     for line in r.stdout.splitlines():
@@ -222,7 +230,8 @@ def run_raw_chain(build, count, workdir):
             except ValueError:
                 pass
     if (r.returncode != 0 or v.get("raw_qos1_msgs_per_s", 0) <= 0 or v.get("missing", 1) != 0
-            or v.get("duplicates", 1) != 0 or v.get("hops") != CHAIN_RELAYS + 1):
+            or v.get("duplicates", 1) != 0 or v.get("hops") != CHAIN_RELAYS + 1
+            or v.get("bundle") != bundle):
         log("bench-broker --relays %d failed (%d): %s %s" % (CHAIN_RELAYS, r.returncode,
                                                             r.stdout.strip().replace("\n", ", "),
                                                             r.stderr.strip()[-500:]))
@@ -678,8 +687,8 @@ def main():
                     "(15,000 with 100 counties); default 60000")
     ap.add_argument("--counties", type=int, default=100, help="Henan counties (1..150)")
     ap.add_argument("--runs", type=int, default=3, help="runs of each measurement (1..10)")
-    ap.add_argument("--only", default="raw,raw-chain,warnfuse,warnfuse-nostation,alertmanager,"
-                    "sec",
+    ap.add_argument("--only", default="raw,raw-chain,raw-chain-bundle,warnfuse,"
+                    "warnfuse-nostation,alertmanager,sec",
                     help="comma-separated measurements (default: all)")
     ap.add_argument("--keep", action="store_true", help="keep the event files")
     a = ap.parse_args()
@@ -687,8 +696,8 @@ def main():
         ap.error("--counties 1..150, --runs 1..10, --count 1..200000")
     which = [w for w in a.only.split(",") if w]
     for w in which:
-        if w not in ("raw", "raw-chain", "warnfuse", "warnfuse-nostation", "alertmanager",
-                     "sec"):
+        if w not in ("raw", "raw-chain", "raw-chain-bundle", "warnfuse", "warnfuse-nostation",
+                     "alertmanager", "sec"):
             ap.error("--only: unknown '%s'" % w)
 
     workdir = tempfile.mkdtemp(prefix="bench-peers-")
@@ -728,6 +737,8 @@ def measure(a, which, workdir):
                 v = run_raw(a.build, len(events), workdir)
             elif w == "raw-chain":
                 v = run_raw_chain(a.build, len(events), workdir)
+            elif w == "raw-chain-bundle":
+                v = run_raw_chain(a.build, len(events), workdir, bundle=CHAIN_BUNDLE)
             elif w == "warnfuse":
                 v = run_warnfuse(a.build, jsonl, workdir)
             elif w == "warnfuse-nostation":
@@ -753,6 +764,9 @@ def measure(a, which, workdir):
                 ("raw-chain", "msgs_per_s",
                  "raw Mosquitto QoS 1 through %d hops (%d relays), msg/s"
                  % (CHAIN_RELAYS + 1, CHAIN_RELAYS)),
+                ("raw-chain-bundle", "msgs_per_s",
+                 "the same chain, %d entries per message (not warnfuse's protocol), entries/s"
+                 % CHAIN_BUNDLE),
                 ("warnfuse", "committed_events_per_s",
                  "warnfuse producer->fusion->dispatch, every version committed by dispatch, events/s"),
                 ("warnfuse", "acked_events_per_s",
@@ -791,7 +805,8 @@ def measure(a, which, workdir):
     for name, w, k in (("alertmanager_accepted", "alertmanager", "accepted_events_per_s"),
                        ("alertmanager_resolved", "alertmanager", "resolved_events_per_s"),
                        ("sec", "sec", "lines_per_s"), ("raw_qos1", "raw", "msgs_per_s"),
-                       ("raw_chain", "raw-chain", "msgs_per_s")):
+                       ("raw_chain", "raw-chain", "msgs_per_s"),
+                       ("raw_chain_bundle", "raw-chain-bundle", "msgs_per_s")):
         other = med(w, k)[0]
         if wf > 0 and other > 0:
             print("ratio.peers.warnfuse_vs_%s %.2f" % (name, wf / other))
