@@ -22,7 +22,7 @@ import sys
 import time
 
 KIND = {"NOTICE_KIND_NOTICE": "notice", "NOTICE_KIND_ESCALATION": "escalation",
-        "NOTICE_KIND_REMINDER": "reminder"}
+        "NOTICE_KIND_REMINDER": "reminder", "NOTICE_KIND_RELEASED": "released"}
 
 
 def main():
@@ -74,6 +74,8 @@ def main():
             log.write(json.dumps({"t": now, "msg": msg}, ensure_ascii=False) + "\n")
             if not (a.ack and n):
                 continue
+            if n.get("kind") == "NOTICE_KIND_RELEASED":
+                continue  # released after review: nothing to acknowledge (the view shows it)
             ref = "%s@%s" % (n.get("warning_id"), n.get("version"))
             t0 = time.time()
             rc = subprocess.call([a.wfctl, "ack", a.station, ref, "--operator", a.ack,

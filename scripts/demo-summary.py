@@ -116,11 +116,18 @@ def main():
         problems.append("no escalation from duty-410185105 (the station that does not answer)")
     ok_acks = [x for _, x in acks if x["rc"] == 0]
     secs = [x["secs"] for x in ok_acks]
-    cn = sum(1 for r in county if "duty_notice" in r.get("msg", {}))
+    def to_ack(r):  # a RELEASED notice (released after review) asks for no acknowledgement
+        n = r.get("msg", {}).get("duty_notice")
+        return n is not None and n.get("kind") != "NOTICE_KIND_RELEASED"
+    cn = sum(1 for r in county if to_ack(r))
+    n_released = sum(1 for _, n in notices if n.get("kind") == "NOTICE_KIND_RELEASED")
+    print("     released after review, told to the stations: %d notice(s)" % n_released)
+    if approvals and not n_released:
+        problems.append("no RELEASED notice after the approvals")
     print("     acknowledgements: duty-410185 (王五) %d of %d notices%s; duty-410185105 0 of %d (nobody there)"
           % (len(ok_acks), cn, ", median %.2f s each (wfctl ack until wf-dispatch acknowledged)"
              % statistics.median(secs) if secs else "",
-             sum(1 for r in town if "duty_notice" in r.get("msg", {}))))
+             sum(1 for r in town if to_ack(r))))
     if not ok_acks:
         problems.append("the county console acknowledged nothing")
     if len(ok_acks) != cn:

@@ -23,7 +23,7 @@ import time
 
 COLOUR = {"LEVEL_I": "红", "LEVEL_II": "橙", "LEVEL_III": "黄", "LEVEL_IV": "蓝"}
 KIND = {"NOTICE_KIND_NOTICE": "notice", "NOTICE_KIND_ESCALATION": "ESCALATION",
-        "NOTICE_KIND_REMINDER": "reminder"}
+        "NOTICE_KIND_REMINDER": "reminder", "NOTICE_KIND_RELEASED": "released"}
 GOT = re.compile(r"^(\S+ \S+) .*Got message \d+: <(\S+) (\S+) (\S+) (.*)>\s*$")
 
 

@@ -138,6 +138,11 @@ int dsp_audit_add(struct dsp_engine *e, struct wf_txn *t, const struct dsp_audit
  * CW's version: no acknowledgement needed. */
 int dsp_duty_cancel_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *cw,
 			   int64_t now);
+/* W was released after review: each station whose duty record of W still
+ * says pending review gets a RELEASED notice (no acknowledgement, recorded
+ * "duty|<station>/released"), and its record is marked released. */
+int dsp_duty_released(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
+		      int64_t now);
 /* Notifies the duty stations routed for W (a new version): NOTICE with
  * PENDING_REVIEW, deadlines by level. */
 int dsp_duty_notify(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,

@@ -29,6 +29,9 @@ static void notice_text(struct dsp_engine *e, const Wf__V1__Warning *w, Wf__V1__
 	case WF__V1__NOTICE_KIND__NOTICE_KIND_ESCALATION:
 		prefix = from && *from ? "【逾期未确认，上报】" : "【审核超时，上报】";
 		break;
+	case WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED:
+		prefix = "【已审核发布】";
+		break;
 	default:
 		break;
 	}
@@ -394,8 +397,12 @@ int dsp_duty_remind(struct dsp_engine *e, struct wf_txn *t, const char *full, in
 
 /* Stations notified for ID@VER, found from its delivery records
  * "<id>@<ver>|duty|<station>" (a prefix of d-delivery, not a scan of every
- * notice): those with a kind NOTICE duty record, or (CANCELS) those sent
- * an operator's 解除 notice ("<station>/cancel", no duty record). */
+ * notice): those with a kind NOTICE duty record (NOTIFIED_NOTICE), those
+ * sent an operator's 解除 notice ("<station>/cancel", no duty record:
+ * NOTIFIED_CANCEL), or those whose duty record of any kind still says
+ * pending review (NOTIFIED_PENDING). */
+enum notified_what { NOTIFIED_NOTICE, NOTIFIED_CANCEL, NOTIFIED_PENDING };
+
 struct notified {
 	struct dsp_engine *e;
 	struct wf_txn *t;
@@ -403,7 +410,7 @@ struct notified {
 	size_t plen;
 	const char *id;
 	uint32_t version;
-	bool cancels;
+	enum notified_what what;
 	char (*stations)[DSP_ID_MAX + 1];
 	size_t n, cap;
 };
@@ -424,7 +431,7 @@ static int notified_scan(void *ud, const void *k, size_t kl, const void *v, size
 	size_t sl = kl - s->plen;
 	bool cancel = sl > CANCEL_SUFFIX_LEN &&
 		      memcmp(name + sl - CANCEL_SUFFIX_LEN, CANCEL_SUFFIX, CANCEL_SUFFIX_LEN) == 0;
-	if (cancel != s->cancels)
+	if (cancel != (s->what == NOTIFIED_CANCEL))
 		return 0;
 	if (cancel)
 		sl -= CANCEL_SUFFIX_LEN;
@@ -432,21 +439,24 @@ static int notified_scan(void *ud, const void *k, size_t kl, const void *v, size
 		return 0;
 	memcpy(st, name, sl);
 	st[sl] = '\0';
-	if (cancel || (get_duty(s->e, s->t, st, s->id, s->version, &rec) == 0 &&
-		       rec.kind == WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE))
+	bool take = cancel;
+	if (!cancel && get_duty(s->e, s->t, st, s->id, s->version, &rec) == 0)
+		take = s->what == NOTIFIED_PENDING ? rec.pending_review != 0
+						   : rec.kind == WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE;
+	if (take)
 		memcpy(s->stations[s->n++], st, sl + 1);
 	return 0;
 }
 
 static int notified_of(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
-		       bool cancels, struct notified *s)
+		       enum notified_what what, struct notified *s)
 {
 	char prefix[DSP_KEY_MAX];
 	s->stations = NULL;
 	int r = dsp_key_delivery(prefix, sizeof prefix, w->id, w->version, "duty", "");
 	if (r < 0)
 		return r;
-	*s = (struct notified){ e, t, prefix, (size_t)r, w->id, w->version, cancels, NULL, 0, 256 };
+	*s = (struct notified){ e, t, prefix, (size_t)r, w->id, w->version, what, NULL, 0, 256 };
 	s->stations = calloc(s->cap, sizeof *s->stations);
 	if (!s->stations)
 		return -ENOMEM;
@@ -458,7 +468,7 @@ static int notified_of(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 static int notified(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
 		    struct notified *s)
 {
-	return notified_of(e, t, w, false, s);
+	return notified_of(e, t, w, NOTIFIED_NOTICE, s);
 }
 
 int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
@@ -589,7 +599,7 @@ int dsp_duty_cancel_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 		/* the notice on_cancel sent */
 		Wf__V1__Warning cw = dsp_withdrawal_of(w, c.v[i].at_ms);
 		struct notified s;
-		r = notified_of(e, t, &cw, true, &s);
+		r = notified_of(e, t, &cw, NOTIFIED_CANCEL, &s);
 		for (size_t k = 0; r >= 0 && k < s.n; k++)
 			r = push_notice(e, &cw, s.stations[k], WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE,
 					false, 0, NULL, c.v[i].at_ms);
@@ -615,6 +625,35 @@ int dsp_duty_cancel_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1_
 		if (r == 0)
 			r = dsp_record(t, &e->db, cw->id, cw->version, "duty", target, DSP_DLV_SENT, now,
 				       "解除 notice");
+	}
+	free(s.stations);
+	return r < 0 ? r : 0;
+}
+
+/* --- a version released after review: the stations told of it hear so --- */
+
+int dsp_duty_released(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
+		      int64_t now)
+{
+	char target[DSP_ID_MAX + 16];
+	struct notified s;
+	int r = notified_of(e, t, w, NOTIFIED_PENDING, &s);
+	for (size_t i = 0; r >= 0 && i < s.n; i++) {
+		struct dsp_duty rec;
+		r = get_duty(e, t, s.stations[i], w->id, w->version, &rec);
+		if (r < 0)
+			break;
+		/* the record's own notice is resent as it is now: released */
+		rec.pending_review = 0;
+		r = put_duty(e, t, s.stations[i], w->id, w->version, &rec);
+		/* informational: no acknowledgement, no duty record of its own */
+		if (r == 0)
+			r = push_notice(e, w, s.stations[i], WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED,
+					false, 0, NULL, now);
+		snprintf(target, sizeof target, "%s/released", s.stations[i]);
+		if (r == 0)
+			r = dsp_record(t, &e->db, w->id, w->version, "duty", target, DSP_DLV_SENT, now,
+				       "released after review");
 	}
 	free(s.stations);
 	return r < 0 ? r : 0;

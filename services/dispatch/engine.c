@@ -835,6 +835,8 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 			return r;
 		rv.state = WF__V1__REVIEW_STATE__REVIEW_RELEASED;
 		r = release(e, t, w, &cur, now);
+		if (r == 0 && dsp_policy_public_allowed(w->status))
+			r = dsp_duty_released(e, t, w, now);
 		wf_codec_warning_free(w);
 		if (r == 0)
 			r = dsp_put_current(e, t, a->warning_id, &cur, now);

@@ -46,6 +46,7 @@ struct watch {
 	struct wf_bus *bus;
 	int online;
 	int notices_b, notices_a;      /* township inboxes */
+	int released_b, released_county; /* RELEASED notices (after the approvals) */
 	/* distinct escalations (station, id@version, deadline: the notice's
 	 * identity), as a console counts them: the pending resend after a
 	 * (re)connect may send one again */
@@ -75,6 +76,15 @@ static void w_msg(void *ud, const char *topic, const void *p, size_t len, bool r
 		ck_assert_int_eq(wf_codec_duty_notice_unpack(p, len, NULL, wf_clock_now_ms(NULL), &n, NULL),
 				 0);
 		ck_assert_int_eq(wf_codec_duty_notice_check_topic(n, &t, NULL), 0);
+		if (n->kind == WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED) {
+			/* informational: released, nothing to acknowledge */
+			ck_assert(!n->pending_review);
+			ck_assert_int_eq(n->deadline_ms, 0);
+			w->released_b += strcmp(t.id, "duty-twn-b") == 0;
+			w->released_county += strcmp(t.id, "duty-410185") == 0;
+			wf_codec_duty_notice_free(n);
+			return;
+		}
 		if (strcmp(t.id, "duty-twn-b") == 0)
 			w->notices_b++;
 		if (strcmp(t.id, "duty-twn-a") == 0)
@@ -140,7 +150,7 @@ static bool w_bcast(void *ud) { return ((struct watch *)ud)->bcast_active > 0; }
 
 struct console {
 	struct wf_node *node;
-	int notices;
+	int notices, released;
 	uint32_t version;
 };
 
@@ -152,6 +162,11 @@ static int console_on_control(void *ud, struct wf_txn *t, enum wf_topic_kind kin
 	ck_assert_int_eq(kind, WF_TOPIC_DUTY_INBOX);
 	const Wf__V1__DutyNotice *n = (const Wf__V1__DutyNotice *)msg;
 	ck_assert_str_eq(n->warning_id, WID);
+	if (n->kind == WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED) {
+		ck_assert(!n->pending_review); /* the two approvals came */
+		c->released++;
+		return 0;
+	}
 	ck_assert(n->pending_review); /* II: two approvals needed, none yet */
 	c->version = n->version;
 	c->notices++;
@@ -171,6 +186,12 @@ static int emit_ack(struct wf_txn *t, void *ud)
 }
 
 static bool c_notice(void *ud) { return ((struct console *)ud)->notices > 0; }
+static bool c_released(void *ud) { return ((struct console *)ud)->released > 0; }
+static bool w_released(void *ud)
+{
+	const struct watch *w = ud;
+	return w->released_b > 0 && w->released_county > 0;
+}
 static bool n_ready(void *ud) { return wf_node_ready(ud); }
 static bool n_drained(void *ud) { return wf_node_pending(ud) == 0; }
 
@@ -471,6 +492,11 @@ START_TEST(test_dispatch_live)
 	ck_assert(wf_test_run_until(loop, n_ready, ctl, 10000));
 	ck_assert_int_eq(wf_node_update(ctl, emit_approvals, ctl), 0);
 	ck_assert_msg(wf_test_run_until(loop, n_drained, ctl, 10000), "approvals not acked");
+	/* released after review: every station told of it while pending hears so
+	 * (A, which acknowledged; B, which did not; the county, by escalation) */
+	ck_assert_msg(wf_test_run_until(loop, c_released, &ca, 10000), "A: no RELEASED notice");
+	ck_assert_msg(wf_test_run_until(loop, w_released, &w, 10000),
+		      "no RELEASED notice: B %d, county %d", w.released_b, w.released_county);
 
 	/* a broadcast terminal that connects now gets the retained state */
 	snprintf(cap, sizeof cap, "%s/cap/" WID ".v1.xml", dir);

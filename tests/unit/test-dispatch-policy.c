@@ -146,6 +146,44 @@ START_TEST(test_one_approval)
 }
 END_TEST
 
+/* A station told of a version while it waited for review hears when it is
+ * released: a RELEASED notice (no acknowledgement needed), recorded
+ * duty|<station>/released; its duty record's resend says released too.
+ * Nothing of the kind for a version released at once, or approved again. */
+START_TEST(test_release_announced_to_stations)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w = mkw("w-ann", 1, L3, A, ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	Wf__V1__DutyNotice *n = notice_to("duty-twn-b");
+	ck_assert_ptr_nonnull(n);
+	ck_assert(n->pending_review);
+	ck_assert_int_eq(n->kind, WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE);
+	ck_assert_int_gt(n->deadline_ms, 0);
+	wf__v1__duty_notice__free_unpacked(n, NULL);
+	ck_assert_int_eq(approve("op-zhang", "w-ann", 1, T0 + MIN, NULL), 0);
+	n = notice_to("duty-twn-b");
+	ck_assert_ptr_nonnull(n);
+	ck_assert_int_eq(n->kind, WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED);
+	ck_assert(!n->pending_review);
+	ck_assert_int_eq(n->deadline_ms, 0);
+	ck_assert_uint_eq(n->version, 1);
+	ck_assert_ptr_nonnull(strstr(n->text, "已审核发布"));
+	wf__v1__duty_notice__free_unpacked(n, NULL);
+	ck_assert_int_eq(delivery("w-ann", 1, "duty", "duty-twn-b/released", NULL), DSP_DLV_SENT);
+	/* still owed an acknowledgement: the notice itself */
+	ck_assert_int_eq(delivery("w-ann", 1, "duty", "duty-twn-b", NULL), DSP_DLV_SENT);
+	/* approved again: counted once, nothing announced again */
+	ck_assert_int_eq(approve("op-li", "w-ann", 1, T0 + 2 * MIN, NULL), 0);
+	ck_assert(!has_notice("duty-twn-b"));
+	/* released at once (level IV): no announcement */
+	Wf__V1__Warning w4 = mkw("w-ann-4", 1, L4, A, ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w4, T0), 0);
+	ck_assert_int_eq(delivery("w-ann-4", 1, "duty", "duty-twn-b/released", NULL), -1);
+	fx_close();
+}
+END_TEST
+
 /* Levels I/II need two DIFFERENT operators: the same operator approving
  * twice counts once, and nothing is released until a second one does. */
 START_TEST(test_two_operators_same_counts_once)
@@ -417,6 +455,7 @@ int main(void)
 	tcase_add_test(tc, test_auto_release);
 	tcase_add_test(tc, test_broadcast_state_full);
 	tcase_add_test(tc, test_one_approval);
+	tcase_add_test(tc, test_release_announced_to_stations);
 	tcase_add_test(tc, test_two_operators_same_counts_once);
 	tcase_add_test(tc, test_superseded_refused);
 	tcase_add_test(tc, test_downgrade_and_cancel_follow);
