@@ -611,21 +611,28 @@ int dsp_duty_cancel_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 	return r < 0 ? r : 0;
 }
 
+/* An informational notice of W to STATION (no acknowledgement, no duty
+ * record), recorded as delivery "<station><SUFFIX>" sent. */
+static int info_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
+		       const char *station, Wf__V1__NoticeKind kind, const char *suffix,
+		       const char *detail, int64_t now)
+{
+	char target[DSP_ID_MAX + 16];
+	int r = push_notice(e, w, station, kind, false, 0, NULL, now);
+	snprintf(target, sizeof target, "%s%s", station, suffix);
+	return r < 0 ? r
+		     : dsp_record(t, &e->db, w->id, w->version, "duty", target, DSP_DLV_SENT, now,
+				  "%s", detail);
+}
+
 int dsp_duty_cancel_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *cw,
 			   int64_t now)
 {
-	char target[DSP_ID_MAX + 16];
 	struct notified s;
 	int r = notified(e, t, cw, &s);
-	for (size_t i = 0; r >= 0 && i < s.n; i++) {
-		/* informational: no acknowledgement, no duty record */
-		r = push_notice(e, cw, s.stations[i], WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE, false, 0,
-				NULL, now);
-		snprintf(target, sizeof target, "%s/cancel", s.stations[i]);
-		if (r == 0)
-			r = dsp_record(t, &e->db, cw->id, cw->version, "duty", target, DSP_DLV_SENT, now,
-				       "解除 notice");
-	}
+	for (size_t i = 0; r >= 0 && i < s.n; i++)
+		r = info_notice(e, t, cw, s.stations[i], WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE,
+				CANCEL_SUFFIX, "解除 notice", now);
 	free(s.stations);
 	return r < 0 ? r : 0;
 }
@@ -635,7 +642,6 @@ int dsp_duty_cancel_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1_
 int dsp_duty_released(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
 		      int64_t now)
 {
-	char target[DSP_ID_MAX + 16];
 	struct notified s;
 	int r = notified_of(e, t, w, NOTIFIED_PENDING, &s);
 	for (size_t i = 0; r >= 0 && i < s.n; i++) {
@@ -646,14 +652,9 @@ int dsp_duty_released(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 		/* the record's own notice is resent as it is now: released */
 		rec.pending_review = 0;
 		r = put_duty(e, t, s.stations[i], w->id, w->version, &rec);
-		/* informational: no acknowledgement, no duty record of its own */
 		if (r == 0)
-			r = push_notice(e, w, s.stations[i], WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED,
-					false, 0, NULL, now);
-		snprintf(target, sizeof target, "%s/released", s.stations[i]);
-		if (r == 0)
-			r = dsp_record(t, &e->db, w->id, w->version, "duty", target, DSP_DLV_SENT, now,
-				       "released after review");
+			r = info_notice(e, t, w, s.stations[i], WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED,
+					"/released", "released after review", now);
 	}
 	free(s.stations);
 	return r < 0 ? r : 0;
