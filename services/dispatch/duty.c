@@ -399,9 +399,10 @@ int dsp_duty_remind(struct dsp_engine *e, struct wf_txn *t, const char *full, in
  * "<id>@<ver>|duty|<station>" (a prefix of d-delivery, not a scan of every
  * notice): those with a kind NOTICE duty record (NOTIFIED_NOTICE), those
  * sent an operator's 解除 notice ("<station>/cancel", no duty record:
- * NOTIFIED_CANCEL), or those whose duty record of any kind still says
+ * NOTIFIED_CANCEL), those sent a RELEASED notice ("<station>/released":
+ * NOTIFIED_RELEASED), or those whose duty record of any kind still says
  * pending review (NOTIFIED_PENDING). */
-enum notified_what { NOTIFIED_NOTICE, NOTIFIED_CANCEL, NOTIFIED_PENDING };
+enum notified_what { NOTIFIED_NOTICE, NOTIFIED_CANCEL, NOTIFIED_RELEASED, NOTIFIED_PENDING };
 
 struct notified {
 	struct dsp_engine *e;
@@ -416,7 +417,7 @@ struct notified {
 };
 
 #define CANCEL_SUFFIX "/cancel"
-#define CANCEL_SUFFIX_LEN (sizeof CANCEL_SUFFIX - 1)
+#define RELEASED_SUFFIX "/released"
 
 static int notified_scan(void *ud, const void *k, size_t kl, const void *v, size_t vl)
 {
@@ -429,18 +430,22 @@ static int notified_scan(void *ud, const void *k, size_t kl, const void *v, size
 		return 1; /* past the version's duty records */
 	const char *name = (const char *)k + s->plen;
 	size_t sl = kl - s->plen;
-	bool cancel = sl > CANCEL_SUFFIX_LEN &&
-		      memcmp(name + sl - CANCEL_SUFFIX_LEN, CANCEL_SUFFIX, CANCEL_SUFFIX_LEN) == 0;
-	if (cancel != (s->what == NOTIFIED_CANCEL))
-		return 0;
-	if (cancel)
-		sl -= CANCEL_SUFFIX_LEN;
+	/* the informational notices' records end in their suffix */
+	const char *suffix = s->what == NOTIFIED_CANCEL	    ? CANCEL_SUFFIX
+			     : s->what == NOTIFIED_RELEASED ? RELEASED_SUFFIX
+							    : NULL;
+	if (suffix) {
+		size_t xl = strlen(suffix);
+		if (sl <= xl || memcmp(name + sl - xl, suffix, xl) != 0)
+			return 0;
+		sl -= xl;
+	}
 	if (sl == 0 || sl > DSP_ID_MAX || memchr(name, '/', sl) || s->n >= s->cap)
 		return 0;
 	memcpy(st, name, sl);
 	st[sl] = '\0';
-	bool take = cancel;
-	if (!cancel && get_duty(s->e, s->t, st, s->id, s->version, &rec) == 0)
+	bool take = suffix != NULL;
+	if (!suffix && get_duty(s->e, s->t, st, s->id, s->version, &rec) == 0)
 		take = s->what == NOTIFIED_PENDING ? rec.pending_review != 0
 						   : rec.kind == WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE;
 	if (take)
@@ -654,8 +659,57 @@ int dsp_duty_released(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 		r = put_duty(e, t, s.stations[i], w->id, w->version, &rec);
 		if (r == 0)
 			r = info_notice(e, t, w, s.stations[i], WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED,
-					"/released", "released after review", now);
+					RELEASED_SUFFIX, "released after review", now);
 	}
 	free(s.stations);
+	return r < 0 ? r : 0;
+}
+
+/* --- RELEASED notices again after a reconnect --- */
+
+#define RELEASED_RESYNC_MAX 1024u /* active warnings looked at */
+
+struct released_list {
+	char (*ids)[DSP_ID_MAX + 1];
+	uint32_t *version;
+	size_t n;
+};
+
+static int released_list_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct released_list *c = ud;
+	struct dsp_current cur;
+	if (vl != sizeof cur || kl > DSP_ID_MAX)
+		return 0;
+	memcpy(&cur, v, sizeof cur);
+	if (!cur.active || cur.released == 0)
+		return 0;
+	memcpy(c->ids[c->n], k, kl);
+	c->ids[c->n][kl] = '\0';
+	c->version[c->n] = cur.released;
+	return ++c->n >= RELEASED_RESYNC_MAX ? 1 : 0;
+}
+
+int dsp_duty_released_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
+{
+	struct released_list c = { NULL, NULL, 0 };
+	c.ids = calloc(RELEASED_RESYNC_MAX, sizeof *c.ids);
+	c.version = calloc(RELEASED_RESYNC_MAX, sizeof *c.version);
+	int r = c.ids && c.version ? wf_store_foreach(t, e->db.current, NULL, 0, released_list_cb, &c)
+				   : -ENOMEM;
+	for (size_t i = 0; r >= 0 && i < c.n; i++) {
+		Wf__V1__Warning *w = NULL;
+		if (dsp_get_warning(t, &e->db, c.ids[i], c.version[i], &w) < 0)
+			continue;
+		struct notified s;
+		r = notified_of(e, t, w, NOTIFIED_RELEASED, &s);
+		for (size_t k = 0; r >= 0 && k < s.n; k++)
+			r = push_notice(e, w, s.stations[k], WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED,
+					false, 0, NULL, now);
+		free(s.stations);
+		wf_codec_warning_free(w);
+	}
+	free(c.ids);
+	free(c.version);
 	return r < 0 ? r : 0;
 }

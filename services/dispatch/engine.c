@@ -1044,6 +1044,8 @@ int dsp_engine_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 	e->resync_cursor[0] = '\0'; /* every pending notice, from the start */
 	if (r >= 0)
 		r = dsp_duty_cancel_resync(e, t, now);
+	if (r >= 0)
+		r = dsp_duty_released_resync(e, t, now);
 	return r < 0 ? r : dsp_duty_resync(e, t, now);
 }
 

@@ -230,19 +230,25 @@ START_TEST(test_resync)
 		wf_store_txn_abort(t);
 		const struct dsp_out *outs;
 		size_t n = dsp_engine_outputs(fx.e, &outs);
-		int seen = 0;
+		int seen = 0, released = 0;
 		for (size_t i = 0; i < n; i++) {
 			if (strcmp(outs[i].topic, "wf/v1/duty/duty-twn-a/inbox") != 0)
 				continue;
 			Wf__V1__DutyNotice *dn = wf__v1__duty_notice__unpack(NULL, outs[i].len, outs[i].payload);
 			ck_assert_ptr_nonnull(dn);
-			if (strcmp(dn->warning_id, "w-y3") == 0) {
+			if (strcmp(dn->warning_id, "w-y3") == 0 &&
+			    dn->kind == WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED) {
+				ck_assert(!dn->pending_review);
+				released++;
+			} else if (strcmp(dn->warning_id, "w-y3") == 0) {
 				ck_assert_int_eq(dn->pending_review, round == 0);
 				seen++;
 			}
 			wf__v1__duty_notice__free_unpacked(dn, NULL);
 		}
 		ck_assert_int_eq(seen, 1);
+		/* released after review (round 1): the RELEASED notice goes again too */
+		ck_assert_int_eq(released, round);
 	}
 	fx_close();
 }

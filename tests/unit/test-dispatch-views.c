@@ -209,6 +209,31 @@ static size_t cancel_notices_after_resync(const char *station, int64_t now)
 	return k;
 }
 
+/* RELEASED notices of ID queued by a resync for STATION */
+static size_t released_notices_after_resync(const char *station, const char *id, int64_t now)
+{
+	char topic[WF_TOPIC_MAX];
+	const struct dsp_out *o;
+	size_t k = 0;
+	ck_assert_int_eq(wf_store_view(fx.store, resync_fn, &now), 0);
+	snprintf(topic, sizeof topic, "wf/v1/duty/%s/inbox", station);
+	size_t n = dsp_engine_outputs(fx.e, &o);
+	for (size_t i = 0; i < n; i++) {
+		if (strcmp(o[i].topic, topic) != 0)
+			continue;
+		Wf__V1__DutyNotice *d = wf__v1__duty_notice__unpack(NULL, o[i].len, o[i].payload);
+		ck_assert_ptr_nonnull(d);
+		if (d->kind == WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED &&
+		    strcmp(d->warning_id, id) == 0) {
+			ck_assert(!d->pending_review);
+			ck_assert_int_eq(d->deadline_ms, 0);
+			k++;
+		}
+		wf__v1__duty_notice__free_unpacked(d, NULL);
+	}
+	return k;
+}
+
 /* An operator's 解除 notice has no duty record: a reconnect (or a restart)
  * sends it again, beside the version's own pending notice, for a day. */
 START_TEST(test_cancel_notice_resent_after_reconnect)
@@ -220,6 +245,28 @@ START_TEST(test_cancel_notice_resent_after_reconnect)
 	/* the version's own notice, still unacknowledged, goes too */
 	ck_assert_uint_ge(outputs_to("wf/v1/duty/duty-twn-a/inbox", NULL), 2);
 	ck_assert_uint_eq(cancel_notices_after_resync("duty-twn-a", T0 + 2 * MIN + 25 * 60 * MIN), 0);
+	fx_close();
+}
+END_TEST
+
+/* A RELEASED notice has no duty record either: a reconnect sends it again
+ * while its warning is active; once withdrawn, only the 解除 goes. */
+START_TEST(test_released_notice_resent_after_reconnect)
+{
+	fx_open(NULL);
+	released_iii("w-r1");
+	ck_assert_int_eq(delivery("w-r1", 1, "duty", "duty-twn-a/released", NULL), DSP_DLV_SENT);
+	ck_assert_uint_eq(released_notices_after_resync("duty-twn-a", "w-r1", T0 + 3 * MIN), 1);
+	ck_assert_uint_eq(released_notices_after_resync("duty-twn-b", "w-r1", T0 + 3 * MIN), 1);
+	/* a level IV one released at once was never pending: nothing */
+	Wf__V1__Warning w4 = mkw("w-r4", 1, WF__V1__LEVEL__LEVEL_IV, WF__V1__MSG_TYPE__MSG_TYPE_ALERT,
+				 WF__V1__STATUS__STATUS_ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w4, T0), 0);
+	ck_assert_uint_eq(released_notices_after_resync("duty-twn-a", "w-r4", T0 + 3 * MIN), 0);
+	ck_assert_int_eq(decide("op-li", WF__V1__DECISION__DECISION_CANCEL, "w-r1", 1, "误报", 21,
+				T0 + 4 * MIN, NULL),
+			 0);
+	ck_assert_uint_eq(released_notices_after_resync("duty-twn-a", "w-r1", T0 + 5 * MIN), 0);
 	fx_close();
 }
 END_TEST
@@ -640,6 +687,7 @@ int main(void)
 	tcase_add_test(tc, test_cancel_withdraws_the_public_version);
 	tcase_add_test(tc, test_cancel_refusals);
 	tcase_add_test(tc, test_cancel_notice_resent_after_reconnect);
+	tcase_add_test(tc, test_released_notice_resent_after_reconnect);
 	tcase_add_test(tc, test_cancel_stops_the_escalation);
 	tcase_add_test(tc, test_cancel_idempotent_across_restart_and_holds_later_versions);
 	tcase_add_test(tc, test_stats_count_what_happened);
