@@ -116,16 +116,19 @@ static void pack_items(Wf__V1__BroadcastState *st, const struct slot *s, size_t 
 	st->n_active = n;
 }
 
-static bool fits(Wf__V1__BroadcastState *st, const struct slot *s, size_t n,
-		 Wf__V1__BroadcastItem **tmp, const struct wf_codec_limits *lim, int64_t now)
+/* Packs ST with the items S[0..N): 0 and *BUF (the caller frees it), 1 when
+ * they do not fit the codec's size limit, or -EINVAL (another reason). */
+static int try_pack(Wf__V1__BroadcastState *st, const struct slot *s, size_t n,
+		    Wf__V1__BroadcastItem **tmp, const struct wf_codec_limits *lim, int64_t now,
+		    uint8_t **buf, size_t *len)
 {
-	uint8_t *buf = NULL;
-	size_t len = 0;
 	struct wf_codec_error why;
 	pack_items(st, s, n, tmp);
-	int r = wf_codec_broadcast_state_pack(st, lim, now, &buf, &len, &why);
-	free(buf);
-	return r == 0;
+	*buf = NULL;
+	int r = wf_codec_broadcast_state_pack(st, lim, now, buf, len, &why);
+	if (r == -EBADMSG && why.reason == WF_REASON_TOO_LARGE)
+		return 1;
+	return r == -EBADMSG ? -EINVAL : r;
 }
 
 /* Stores the left-out items S[0..N) of COUNTY under <county>+ (deletes it
@@ -175,7 +178,6 @@ static int save(struct dsp_engine *e, struct wf_txn *t, const char *county,
 	char region[13], topic[WF_TOPIC_MAX], key[32];
 	uint8_t *buf = NULL;
 	size_t len = 0, n = c->n;
-	struct wf_codec_error why;
 	Wf__V1__BroadcastState st = WF__V1__BROADCAST_STATE__INIT;
 	Wf__V1__BroadcastItem **tmp = calloc(n + 1, sizeof *tmp);
 	if (!tmp)
@@ -186,19 +188,32 @@ static int save(struct dsp_engine *e, struct wf_txn *t, const char *county,
 	st.updated_ms = now;
 	st.producer = e->service;
 	size_t kept = n;
-	if (!fits(&st, c->s, n, tmp, &e->limits, now)) {
+	int r = try_pack(&st, c->s, n, tmp, &e->limits, now, &buf, &len);
+	if (r == 1) {
+		free(buf);
+		buf = NULL;
 		qsort(c->s, n, sizeof *c->s, by_priority);
 		size_t lo = 0, hi = n - 1; /* the most that fit: 0 always does */
-		while (lo < hi) {
+		while (r >= 0 && lo < hi) {
 			size_t mid = lo + (hi - lo + 1) / 2;
-			if (fits(&st, c->s, mid, tmp, &e->limits, now))
+			r = try_pack(&st, c->s, mid, tmp, &e->limits, now, &buf, &len);
+			free(buf);
+			buf = NULL;
+			if (r == 0)
 				lo = mid;
 			else
 				hi = mid - 1;
 		}
 		kept = lo;
+		if (r >= 0) /* the state as it will be */
+			r = try_pack(&st, c->s, kept, tmp, &e->limits, now, &buf, &len);
+		if (r == 1)
+			r = -EINVAL; /* cannot be: fewer items than fitted */
 	}
-	int r = 0;
+	if (r < 0) {
+		free(tmp);
+		return r;
+	}
 	size_t out = 0, back = 0;
 	for (size_t i = 0; r == 0 && i < n; i++) {
 		const Wf__V1__BroadcastItem *it = c->s[i].it;
@@ -228,13 +243,9 @@ static int save(struct dsp_engine *e, struct wf_txn *t, const char *county,
 		       county, back);
 	if (r == 0)
 		r = save_over(e, t, county, c->s + kept, n - kept, tmp);
-	pack_items(&st, c->s, kept, tmp);
-	if (r == 0)
-		r = wf_codec_broadcast_state_pack(&st, &e->limits, now, &buf, &len, &why);
 	free(tmp);
-	if (r < 0)
-		return r == -EBADMSG ? -EINVAL : r;
-	r = wf_store_put(t, e->db.bcast, county, KEY_STATE, buf, len, 0);
+	if (r == 0)
+		r = wf_store_put(t, e->db.bcast, county, KEY_STATE, buf, len, 0);
 	if (r == 0)
 		r = wf_topic_broadcast(topic, sizeof topic, region);
 	snprintf(key, sizeof key, "bcast|%.6s", county);
