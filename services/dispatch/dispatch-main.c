@@ -12,6 +12,7 @@
 #include <ev.h>
 
 #include "dispatch.h"
+#include "poster.h"
 #include "runtime.h"
 #include "sms.h"
 #include "spool.h"
@@ -128,6 +129,7 @@ struct dispatch {
 	struct wf_node *node;
 	struct dsp_engine *engine;
 	struct dsp_spool *spool;
+	struct dsp_poster *poster; /* the CAP POST worker ([cap] post_url set) */
 	struct wf_sms *sms;
 	ev_timer due_timer, watch_timer, post_timer;
 	bool was_connected;
@@ -486,11 +488,12 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		flush_outputs(d);
 }
 
-static void post_cb(struct ev_loop *loop, ev_timer *w, int revents)
+/* On the loop, after the worker's POST (poster.h). */
+static void post_done(void *ud, int r, const char *detail)
 {
-	struct dispatch *d = w->data;
-	char detail[256] = "";
-	int r = dsp_spool_post_next(d->spool, detail, sizeof detail);
+	struct dispatch *d = ud;
+	if (d->stopped)
+		return;
 	if (r == 1) {
 		wf_log(LOG_INFO, "cap", "posted %s", detail);
 		d->post_backoff_ms = 0;
@@ -504,6 +507,20 @@ static void post_cb(struct ev_loop *loop, ev_timer *w, int revents)
 				   r == -EAGAIN ? detail : strerror(-r), (long long)d->post_backoff_ms);
 		kick_post(d, (double)d->post_backoff_ms / 1000.0);
 	}
+}
+
+static void post_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	struct dispatch *d = w->data;
+	if (!d->poster || d->stopped)
+		return;
+	int r = dsp_poster_start(d->poster);
+	if (r < 0) {
+		wf_log_ratelimited(&d->rl_post, now_ms(), LOG_WARNING, "cap",
+				   "cannot start the POST worker: %s", strerror(-r));
+		kick_post(d, 1.0);
+	}
+	/* 0: one in flight; its post_done kicks the next */
 }
 
 /* --- SMS --- */
@@ -659,6 +676,13 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 		goto fail;
 	}
 	struct ev_loop *loop = wf_runtime_loop(rt);
+	if (c->cap_post_url && *c->cap_post_url) {
+		r = dsp_poster_new(loop, d->spool, post_done, d, &d->poster);
+		if (r < 0) {
+			wf_log(LOG_ERR, "cap", "POST worker: %s", strerror(-r));
+			goto fail;
+		}
+	}
 	ev_timer_init(&d->due_timer, due_cb, 1., 0.);
 	ev_timer_init(&d->watch_timer, watch_cb, 0.05, 0.2);
 	ev_timer_init(&d->post_timer, post_cb, 1., 0.);
@@ -677,6 +701,7 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 	return 0;
 fail:
 	d->engine = dsp_engine_free(d->engine);
+	d->spool = dsp_spool_free(d->spool);
 	d->sms = wf_sms_close(d->sms);
 	free(d);
 	return r < 0 ? r : -EINVAL;
@@ -704,6 +729,7 @@ static void stop(struct wf_runtime *rt, void *state)
 	ev_timer_stop(loop, &d->due_timer);
 	ev_timer_stop(loop, &d->watch_timer);
 	ev_timer_stop(loop, &d->post_timer);
+	d->poster = dsp_poster_free(d->poster); /* a POST in flight is given up, still queued */
 	d->sms = wf_sms_close(d->sms);
 }
 
@@ -711,6 +737,7 @@ static void destroy(void *state)
 {
 	struct dispatch *d = state;
 	dsp_engine_free(d->engine);
+	dsp_poster_free(d->poster);
 	dsp_spool_free(d->spool);
 	wf_sms_close(d->sms);
 	backlog_free(d);

@@ -169,7 +169,20 @@ static size_t discard(void *p, size_t size, size_t n, void *ud)
 	return size * n;
 }
 
+/* libcurl's progress callback: non-zero ends the transfer */
+static int progress(void *ud, curl_off_t dt, curl_off_t dn, curl_off_t ut, curl_off_t un)
+{
+	const atomic_bool *abort = ud;
+	return atomic_load(abort) ? 1 : 0;
+}
+
 int dsp_spool_post_next(struct dsp_spool *s, char *detail, size_t detail_size)
+{
+	return dsp_spool_post_next_abortable(s, detail, detail_size, NULL);
+}
+
+int dsp_spool_post_next_abortable(struct dsp_spool *s, char *detail, size_t detail_size,
+				  const atomic_bool *abort)
 {
 	char name[256] = "", path[4096];
 	size_t n = 0;
@@ -206,12 +219,21 @@ int dsp_spool_post_next(struct dsp_spool *s, char *detail, size_t detail_size)
 	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, discard);
 	curl_easy_setopt(c, CURLOPT_PROTOCOLS_STR, "http,https");
+	if (abort) {
+		curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, progress);
+		curl_easy_setopt(c, CURLOPT_XFERINFODATA, (void *)abort);
+		curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
+	}
 	CURLcode cr = curl_easy_perform(c);
 	long status = 0;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(h);
 	curl_easy_cleanup(c);
 	free(body);
+	if (cr == CURLE_ABORTED_BY_CALLBACK) {
+		snprintf(detail, detail_size, "%s: given up (stopping)", name);
+		return -ECANCELED;
+	}
 	if (cr != CURLE_OK) {
 		snprintf(detail, detail_size, "%s: %s", name, curl_easy_strerror(cr));
 		return -EAGAIN;

@@ -5,10 +5,16 @@
  * receives the escalation for the silent one only; (b) two operators
  * approve (one of them twice), after which a broadcast subscriber that
  * connects afterwards receives the retained county state, and the CAP file
- * in the spool validates with `xmllint --schema` against the OASIS XSD.
+ * in the spool validates with `xmllint --schema` against the OASIS XSD;
+ * (c) a broadcast platform that holds its answer to a CAP POST back: the
+ * next warning's duty notice goes out meanwhile (the POST runs off the
+ * loop), and both files are POSTed once it answers.
  * No sleeps for readiness: every wait polls with a deadline. */
+#include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
 #include <ev.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -16,6 +22,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -548,6 +555,186 @@ START_TEST(test_dispatch_live)
 }
 END_TEST
 
+/* ---- (c) a slow broadcast platform ---- */
+
+/* The platform (a child process): for each POST it writes one byte on GOT;
+ * it answers the first only after a byte on GO, the others at once (200). */
+static void platform(int lfd, int got, int go)
+{
+	for (int i = 0;; i++) {
+		char req[65536], b;
+		int c = accept(lfd, NULL, NULL);
+		if (c < 0)
+			_exit(2);
+		size_t n = 0;
+		for (;;) { /* headers and the body (Content-Length) */
+			ssize_t k = read(c, req + n, sizeof req - 1 - n);
+			if (k <= 0)
+				break;
+			n += (size_t)k;
+			req[n] = '\0';
+			char *end = strstr(req, "\r\n\r\n"), *cl = strcasestr(req, "Content-Length:");
+			if (end && cl && n >= (size_t)(end + 4 - req) + (size_t)atol(cl + 15))
+				break;
+		}
+		(void)!write(got, strstr(req, "<alert") ? "p" : "x", 1);
+		if (i == 0 && read(go, &b, 1) != 1)
+			_exit(3);
+		static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n"
+					 "Connection: close\r\n\r\n";
+		(void)!write(c, ok, sizeof ok - 1);
+		close(c);
+	}
+}
+
+struct posts {
+	int fd;   /* the platform's GOT pipe, non-blocking */
+	int n, bad;
+};
+static bool posts_at_least(struct posts *p, int n)
+{
+	char b[16];
+	ssize_t k;
+	while ((k = read(p->fd, b, sizeof b)) > 0)
+		for (ssize_t i = 0; i < k; i++) {
+			p->n++;
+			p->bad += b[i] != 'p';
+		}
+	return p->n >= n;
+}
+static bool one_post(void *ud) { return posts_at_least(ud, 1); }
+static bool two_posts(void *ud) { return posts_at_least(ud, 2); }
+
+struct queue_wait {
+	const char *dir;
+};
+static bool queue_empty(void *ud)
+{
+	char cmd[1200];
+	snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", ((struct queue_wait *)ud)->dir);
+	return system(cmd) == 0;
+}
+
+static int emit_fog(struct wf_txn *t, void *ud)
+{
+	static char *regions[] = { "410185001000" };
+	static uint32_t n;
+	char id[64];
+	int64_t now = wf_clock_now_ms(NULL);
+	Wf__V1__Warning w = WF__V1__WARNING__INIT;
+	snprintf(id, sizeof id, "410185-fog-post%u", ++n);
+	w.id = id;
+	w.version = 1;
+	w.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_ALERT;
+	w.hazard = WF__V1__HAZARD__HAZARD_FOG;
+	w.level = WF__V1__LEVEL__LEVEL_IV; /* released at once: CAP and POST */
+	w.regions = regions;
+	w.n_regions = 1;
+	w.expires_ms = now + 3600 * 1000LL;
+	w.status = WF__V1__STATUS__STATUS_ACTUAL;
+	w.review = WF__V1__REVIEW_STATE__REVIEW_PENDING;
+	w.sent_ms = now;
+	return wf_node_emit_warning(ud, t, &w, NULL);
+}
+
+START_TEST(test_cap_post_off_the_loop)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct wf_test_broker *br = NULL;
+	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
+	char *dir = wf_test_mkdtemp("dispatch-post");
+	char conf[512], routes[512], text[4096], log[512], sub[512], outgoing[600];
+	const char *regions = getenv("WF_REGIONS");
+
+	struct sockaddr_in a = { 0 };
+	socklen_t al = sizeof a;
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), got[2], go[2];
+	ck_assert_int_ge(lfd, 0);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+	ck_assert_int_eq(listen(lfd, 8), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+	ck_assert_int_eq(pipe(got), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t plat = fork();
+	ck_assert_int_ge(plat, 0);
+	if (plat == 0) {
+		close(got[0]);
+		close(go[1]);
+		platform(lfd, got[1], go[0]);
+	}
+	close(lfd);
+	close(got[1]);
+	close(go[0]);
+	ck_assert_int_eq(fcntl(got[0], F_SETFL, O_NONBLOCK), 0);
+
+	snprintf(routes, sizeof routes, "%s/routes.conf", dir);
+	write_file(routes, "[station duty-twn-a]\nregion = 410185001000\n"
+			   "[route all]\nchannels = duty, cap\n");
+	snprintf(conf, sizeof conf, "%s/dispatch.conf", dir);
+	snprintf(log, sizeof log, "%s/dispatch.log", dir);
+	/* a minute per POST: the held one must not hold the loop */
+	snprintf(text, sizeof text,
+		 "[dispatch]\nroutes = %s\n"
+		 "[cap]\nspool_dir = %s/cap\npost_url = http://127.0.0.1:%d/cap\npost_timeout = 60s\n"
+		 "[service]\nid = wf-dispatch-1\nstate_dir = %s/state\nregions = %s\nheartbeat = 1s\n"
+		 "[mqtt]\nport = %d\n",
+		 routes, dir, ntohs(a.sin_port), dir, regions ? regions : "", wf_test_broker_port(br));
+	write_file(conf, text);
+	snprintf(outgoing, sizeof outgoing, "%s/cap/outgoing", dir);
+
+	struct watch w;
+	const char *filters[] = { "wf/v1/state/wf-dispatch-1", "wf/v1/duty/+/inbox" };
+	watch_new(&w, loop, br, "dsp-watch-post", filters, 2);
+	ck_assert(wf_test_run_until(loop, w_ready, &w, 10000));
+	struct child ch;
+	spawn_dispatch(&ch, conf, log);
+	ck_assert(wf_test_run_until(loop, w_online, &w, 10000));
+	snprintf(sub, sizeof sub, "%s/fusion", dir);
+	struct wf_node *fusion = producer(loop, br, "wf-fusion-1", "fusion", sub, NULL, NULL, NULL, 0);
+	ck_assert(wf_test_run_until(loop, n_ready, fusion, 10000));
+
+	/* the first warning's CAP POST reaches the platform, which holds it */
+	struct posts ps = { got[0], 0, 0 };
+	ck_assert_int_eq(wf_node_update(fusion, emit_fog, fusion), 0);
+	ck_assert_msg(wf_test_run_until(loop, one_post, &ps, 10000), "no POST");
+	int before = w.notices_a;
+	/* the next warning is dispatched while that POST is still unanswered */
+	ck_assert_int_eq(wf_node_update(fusion, emit_fog, fusion), 0);
+	struct two t1 = { &w, before + 1, 0 };
+	ck_assert_msg(wf_test_run_until(loop, both_notices, &t1, 10000),
+		      "no duty notice while the CAP POST was held");
+	ck_assert_msg(wf_test_run_until(loop, n_drained, fusion, 10000), "warnings not acked");
+	ck_assert_int_eq(ps.n, 1); /* still the held one: one POST at a time */
+	/* the platform answers: the second file follows, the queue empties */
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	ck_assert_msg(wf_test_run_until(loop, two_posts, &ps, 10000), "second file not POSTed");
+	ck_assert_int_eq(ps.bad, 0);
+	struct queue_wait qw = { outgoing };
+	ck_assert_msg(wf_test_run_until(loop, queue_empty, &qw, 10000), "outgoing/ not empty");
+
+	ck_assert_int_eq(kill(ch.pid, SIGTERM), 0);
+	ck_assert(wf_test_run_until(loop, c_exited, &ch, 10000));
+	ck_assert(WIFEXITED(ch.status));
+	ck_assert_int_eq(WEXITSTATUS(ch.status), 0);
+	char *l = read_log(log);
+	ck_assert_msg(strstr(l, "posted 410185-fog-post") != NULL, "%s", l);
+	free(l);
+	kill(plat, SIGKILL);
+	int st = 0;
+	ck_assert_int_eq(waitpid(plat, &st, 0), plat);
+	close(got[0]);
+	close(go[1]);
+	wf_node_free(fusion);
+	wf_bus_free(w.bus);
+	wf_test_broker_free(br);
+	wf_test_rmtree(dir);
+	free(dir);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
 int main(void)
 {
 	const char *b = getenv("WF_BUILD_ROOT");
@@ -560,6 +747,7 @@ int main(void)
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_dispatch_live);
 	tcase_add_test(tc, test_dispatch_sigkill);
+	tcase_add_test(tc, test_cap_post_off_the_loop);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);

@@ -1,7 +1,8 @@
 /* Unit tests for the CAP spool (services/dispatch/spool.c): atomic writes,
  * the outgoing/ POST queue, a failed POST kept and retried, a 2xx removing
  * it, against a minimal HTTP server in a child process on a loopback port
- * the kernel picks. */
+ * the kernel picks; and the POST worker (poster.c): the loop runs on while
+ * a POST hangs, and stopping gives the hanging POST up. */
 #include <arpa/inet.h>
 #include <check.h>
 #include <errno.h>
@@ -15,6 +16,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ev.h>
+
+#include "poster.h"
 #include "spool.h"
 
 static char dir[64];
@@ -158,6 +162,116 @@ START_TEST(test_post_retry)
 }
 END_TEST
 
+/* Child of test_poster: reads one request, answers 200 only after a byte
+ * on GO; then takes a second request and never answers it. */
+static void serve_slow(int lfd, int go)
+{
+	char req[65536], b;
+	int c = accept(lfd, NULL, NULL);
+	if (c < 0)
+		_exit(2);
+	(void)!read(c, req, sizeof req);
+	if (read(go, &b, 1) != 1)
+		_exit(3);
+	static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+	(void)!write(c, ok, sizeof ok - 1);
+	close(c);
+	c = accept(lfd, NULL, NULL);
+	for (;;)
+		pause(); /* killed by the test */
+}
+
+struct poster_t {
+	int ticks, done, r;
+};
+
+static void tick_cb(struct ev_loop *loop, ev_timer *w, int revents)
+{
+	((struct poster_t *)w->data)->ticks++;
+}
+
+static void done_cb(void *ud, int r, const char *detail)
+{
+	struct poster_t *t = ud;
+	t->done++;
+	t->r = r;
+}
+
+/* Runs LOOP until *COUNTER reaches AT (bounded: 30 s of 10 ms ticks). */
+static void run_until(struct ev_loop *loop, const int *counter, int at)
+{
+	for (int i = 0; i < 3000 && *counter < at; i++)
+		ev_run(loop, EVRUN_ONCE);
+	ck_assert_int_ge(*counter, at);
+}
+
+START_TEST(test_poster)
+{
+	struct sockaddr_in a = { 0 };
+	socklen_t al = sizeof a;
+	int lfd = socket(AF_INET, SOCK_STREAM, 0), go[2];
+	ck_assert_int_ge(lfd, 0);
+	a.sin_family = AF_INET;
+	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+	ck_assert_int_eq(listen(lfd, 4), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+	ck_assert_int_eq(pipe(go), 0);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0) {
+		close(go[1]);
+		serve_slow(lfd, go[0]);
+	}
+	close(lfd);
+	close(go[0]);
+
+	struct dsp_spool *s = NULL;
+	struct dsp_poster *p = NULL;
+	char url[64];
+	mk();
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/cap", ntohs(a.sin_port));
+	/* a minute per POST: only the abort can end the second one in time */
+	ck_assert_int_eq(dsp_spool_open(dir, url, 60000, &s), 0);
+	ck_assert_int_eq(dsp_spool_write(s, "w1.v1.xml", "<alert>1</alert>", 16), 0);
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct poster_t t = { 0, 0, 0 };
+	ev_timer tick;
+	ev_timer_init(&tick, tick_cb, 0.01, 0.01);
+	tick.data = &t;
+	ev_timer_start(loop, &tick);
+	ck_assert_int_eq(dsp_poster_new(loop, s, done_cb, &t, &p), 0);
+	ck_assert(!dsp_poster_busy(p));
+	ck_assert_int_eq(dsp_poster_start(p), 1);
+	ck_assert_int_eq(dsp_poster_start(p), 0); /* one at a time */
+	/* the server holds the answer back: the loop runs on meanwhile */
+	run_until(loop, &t.ticks, 20);
+	ck_assert(dsp_poster_busy(p));
+	ck_assert_int_eq(t.done, 0);
+	ck_assert_int_eq(write(go[1], "g", 1), 1);
+	run_until(loop, &t.done, 1);
+	ck_assert_int_eq(t.r, 1);
+	ck_assert(!dsp_poster_busy(p));
+	ck_assert_uint_eq(dsp_spool_queued(s), 0);
+	/* the second POST is never answered; freeing the poster gives it up */
+	ck_assert_int_eq(dsp_spool_write(s, "w1.v2.xml", "<alert>2</alert>", 16), 0);
+	ck_assert_int_eq(dsp_poster_start(p), 1);
+	run_until(loop, &t.ticks, t.ticks + 20);
+	ck_assert(dsp_poster_busy(p));
+	p = dsp_poster_free(p);
+	ck_assert_int_eq(t.done, 1); /* no DONE for the given-up one */
+	ck_assert_uint_eq(dsp_spool_queued(s), 1); /* still queued for the next run */
+	ev_timer_stop(loop, &tick);
+	ev_loop_destroy(loop);
+	kill(pid, SIGKILL);
+	int st = 0;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	close(go[1]);
+	dsp_spool_free(s);
+	rm();
+}
+END_TEST
+
 int main(void)
 {
 	signal(SIGPIPE, SIG_IGN);
@@ -165,6 +279,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_write_atomic_no_post);
 	tcase_add_test(tc, test_post_retry);
+	tcase_add_test(tc, test_poster);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
