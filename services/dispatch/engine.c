@@ -835,7 +835,9 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 			return r;
 		rv.state = WF__V1__REVIEW_STATE__REVIEW_RELEASED;
 		r = release(e, t, w, &cur, now);
-		if (r == 0 && dsp_policy_public_allowed(w->status))
+		/* announced only if it did reach the public (not an exercise, not
+		 * the cancel of a version never released) */
+		if (r == 0 && cur.released == w->version)
 			r = dsp_duty_released(e, t, w, now);
 		wf_codec_warning_free(w);
 		if (r == 0)

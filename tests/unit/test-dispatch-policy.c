@@ -180,6 +180,12 @@ START_TEST(test_release_announced_to_stations)
 	Wf__V1__Warning w4 = mkw("w-ann-4", 1, L4, A, ACTUAL, T0);
 	ck_assert_int_eq(apply_warning(&w4, T0), 0);
 	ck_assert_int_eq(delivery("w-ann-4", 1, "duty", "duty-twn-b/released", NULL), -1);
+	/* an exercise approved: it never reaches the public, nothing announced */
+	Wf__V1__Warning wx = mkw("w-ann-x", 1, L3, A, WF__V1__STATUS__STATUS_EXERCISE, T0);
+	ck_assert_int_eq(apply_warning(&wx, T0), 0);
+	ck_assert_int_eq(approve("op-zhang", "w-ann-x", 1, T0 + MIN, NULL), 0);
+	ck_assert(!has_notice("duty-twn-b"));
+	ck_assert_int_eq(delivery("w-ann-x", 1, "duty", "duty-twn-b/released", NULL), -1);
 	fx_close();
 }
 END_TEST
