@@ -108,17 +108,25 @@ static void serve(int lfd, const int *status, int n)
 	_exit(bad ? 1 : 0);
 }
 
-START_TEST(test_post_retry)
+/* A listening socket on 127.0.0.1 and a port the kernel picks (in *A). */
+static int listen_loopback(struct sockaddr_in *a)
 {
-	struct sockaddr_in a = { 0 };
-	socklen_t al = sizeof a;
+	socklen_t al = sizeof *a;
 	int lfd = socket(AF_INET, SOCK_STREAM, 0);
 	ck_assert_int_ge(lfd, 0);
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
+	memset(a, 0, sizeof *a);
+	a->sin_family = AF_INET;
+	a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	ck_assert_int_eq(bind(lfd, (struct sockaddr *)a, sizeof *a), 0);
 	ck_assert_int_eq(listen(lfd, 4), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)a, &al), 0);
+	return lfd;
+}
+
+START_TEST(test_post_retry)
+{
+	struct sockaddr_in a;
+	int lfd = listen_loopback(&a);
 	static const int status[] = { 503, 200, 204 };
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);
@@ -207,15 +215,8 @@ static void run_until(struct ev_loop *loop, const int *counter, int at)
 
 START_TEST(test_poster)
 {
-	struct sockaddr_in a = { 0 };
-	socklen_t al = sizeof a;
-	int lfd = socket(AF_INET, SOCK_STREAM, 0), go[2];
-	ck_assert_int_ge(lfd, 0);
-	a.sin_family = AF_INET;
-	a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	ck_assert_int_eq(bind(lfd, (struct sockaddr *)&a, sizeof a), 0);
-	ck_assert_int_eq(listen(lfd, 4), 0);
-	ck_assert_int_eq(getsockname(lfd, (struct sockaddr *)&a, &al), 0);
+	struct sockaddr_in a;
+	int lfd = listen_loopback(&a), go[2];
 	ck_assert_int_eq(pipe(go), 0);
 	pid_t pid = fork();
 	ck_assert_int_ge(pid, 0);

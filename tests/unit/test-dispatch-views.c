@@ -185,8 +185,11 @@ static int resync_fn(struct wf_txn *t, void *ud)
 	return dsp_engine_resync(fx.e, t, *(int64_t *)ud);
 }
 
-/* 解除 notices queued by a resync for STATION */
-static size_t cancel_notices_after_resync(const char *station, int64_t now)
+/* Informational notices of warning ID (no acknowledgement: deadline 0, not
+ * pending) queued by a resync at NOW for STATION: 解除 ones (msg_type
+ * CANCEL) or RELEASED ones. */
+static size_t info_notices_after_resync(const char *station, const char *id, bool released,
+					int64_t now)
 {
 	char topic[WF_TOPIC_MAX];
 	const struct dsp_out *o;
@@ -199,32 +202,9 @@ static size_t cancel_notices_after_resync(const char *station, int64_t now)
 			continue;
 		Wf__V1__DutyNotice *d = wf__v1__duty_notice__unpack(NULL, o[i].len, o[i].payload);
 		ck_assert_ptr_nonnull(d);
-		if (d->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
-			ck_assert_int_eq(d->deadline_ms, 0);
-			ck_assert_str_eq(d->warning_id, "w-c5");
-			k++;
-		}
-		wf__v1__duty_notice__free_unpacked(d, NULL);
-	}
-	return k;
-}
-
-/* RELEASED notices of ID queued by a resync for STATION */
-static size_t released_notices_after_resync(const char *station, const char *id, int64_t now)
-{
-	char topic[WF_TOPIC_MAX];
-	const struct dsp_out *o;
-	size_t k = 0;
-	ck_assert_int_eq(wf_store_view(fx.store, resync_fn, &now), 0);
-	snprintf(topic, sizeof topic, "wf/v1/duty/%s/inbox", station);
-	size_t n = dsp_engine_outputs(fx.e, &o);
-	for (size_t i = 0; i < n; i++) {
-		if (strcmp(o[i].topic, topic) != 0)
-			continue;
-		Wf__V1__DutyNotice *d = wf__v1__duty_notice__unpack(NULL, o[i].len, o[i].payload);
-		ck_assert_ptr_nonnull(d);
-		if (d->kind == WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED &&
-		    strcmp(d->warning_id, id) == 0) {
+		bool match = released ? d->kind == WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED
+				      : d->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+		if (match && strcmp(d->warning_id, id) == 0) {
 			ck_assert(!d->pending_review);
 			ck_assert_int_eq(d->deadline_ms, 0);
 			k++;
@@ -232,6 +212,16 @@ static size_t released_notices_after_resync(const char *station, const char *id,
 		wf__v1__duty_notice__free_unpacked(d, NULL);
 	}
 	return k;
+}
+
+static size_t cancel_notices_after_resync(const char *station, int64_t now)
+{
+	return info_notices_after_resync(station, "w-c5", false, now);
+}
+
+static size_t released_notices_after_resync(const char *station, const char *id, int64_t now)
+{
+	return info_notices_after_resync(station, id, true, now);
 }
 
 /* An operator's 解除 notice has no duty record: a reconnect (or a restart)
