@@ -564,58 +564,6 @@ int dsp_duty_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 	return r < 0 ? r : p.more ? 1 : 0;
 }
 
-/* --- 解除 notices again after a reconnect --- */
-
-#define CANCEL_RESYNC_MS (24 * 3600000LL) /* manual cancels this recent */
-#define CANCEL_RESYNC_MAX 1024u
-
-struct cancel_list {
-	int64_t since;
-	char (*ids)[DSP_ID_MAX + 1];
-	struct dsp_cancel *v;
-	size_t n;
-};
-
-static int cancel_list_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
-{
-	struct cancel_list *c = ud;
-	struct dsp_cancel mc;
-	if (vl != sizeof mc || kl > DSP_ID_MAX)
-		return 0;
-	memcpy(&mc, v, sizeof mc);
-	if (mc.at_ms < c->since)
-		return 0;
-	memcpy(c->ids[c->n], k, kl);
-	c->ids[c->n][kl] = '\0';
-	c->v[c->n] = mc;
-	return ++c->n >= CANCEL_RESYNC_MAX ? 1 : 0;
-}
-
-int dsp_duty_cancel_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
-{
-	struct cancel_list c = { now - CANCEL_RESYNC_MS, NULL, NULL, 0 };
-	c.ids = calloc(CANCEL_RESYNC_MAX, sizeof *c.ids);
-	c.v = calloc(CANCEL_RESYNC_MAX, sizeof *c.v);
-	int r = c.ids && c.v ? wf_store_foreach(t, e->db.cancel, NULL, 0, cancel_list_cb, &c) : -ENOMEM;
-	for (size_t i = 0; r >= 0 && i < c.n; i++) {
-		Wf__V1__Warning *w = NULL;
-		if (dsp_get_warning(t, &e->db, c.ids[i], c.v[i].version, &w) < 0)
-			continue; /* purged */
-		/* the notice on_cancel sent */
-		Wf__V1__Warning cw = dsp_withdrawal_of(w, c.v[i].at_ms);
-		struct notified s;
-		r = notified_of(e, t, &cw, NOTIFIED_CANCEL, &s);
-		for (size_t k = 0; r >= 0 && k < s.n; k++)
-			r = push_notice(e, &cw, s.stations[k], WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE,
-					false, 0, NULL, c.v[i].at_ms);
-		free(s.stations);
-		wf_codec_warning_free(w);
-	}
-	free(c.ids);
-	free(c.v);
-	return r < 0 ? r : 0;
-}
-
 /* An informational notice of W to STATION (no acknowledgement, no duty
  * record), recorded as delivery "<station><SUFFIX>" sent. */
 static int info_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
@@ -665,51 +613,100 @@ int dsp_duty_released(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 	return r < 0 ? r : 0;
 }
 
-/* --- RELEASED notices again after a reconnect --- */
+/* --- the informational notices again after a reconnect --- */
 
-#define RELEASED_RESYNC_MAX 1024u /* active warnings looked at */
+#define CANCEL_RESYNC_MS (24 * 3600000LL) /* manual cancels this recent */
+#define INFO_RESYNC_MAX 1024u            /* warnings looked at per kind */
 
-struct released_list {
+/* Picks from one record of a scan the version whose notices go again, and
+ * when they were first sent; 0: none. */
+typedef bool (*info_pick)(const void *v, size_t vl, int64_t since, uint32_t *ver, int64_t *at);
+
+struct info_list {
+	info_pick pick;
+	int64_t since;
 	char (*ids)[DSP_ID_MAX + 1];
 	uint32_t *version;
+	int64_t *at;
 	size_t n;
 };
 
-static int released_list_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+static int info_list_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
 {
-	struct released_list *c = ud;
+	struct info_list *l = ud;
+	if (kl > DSP_ID_MAX || !l->pick(v, vl, l->since, &l->version[l->n], &l->at[l->n]))
+		return 0;
+	memcpy(l->ids[l->n], k, kl);
+	l->ids[l->n][kl] = '\0';
+	return ++l->n >= INFO_RESYNC_MAX ? 1 : 0;
+}
+
+/* d-cancel: an operator's cancel of the last CANCEL_RESYNC_MS */
+static bool pick_cancel(const void *v, size_t vl, int64_t since, uint32_t *ver, int64_t *at)
+{
+	struct dsp_cancel mc;
+	if (vl != sizeof mc)
+		return false;
+	memcpy(&mc, v, sizeof mc);
+	*ver = mc.version;
+	*at = mc.at_ms;
+	return mc.at_ms >= since;
+}
+
+/* d-current: an active warning's released version */
+static bool pick_released(const void *v, size_t vl, int64_t since, uint32_t *ver, int64_t *at)
+{
 	struct dsp_current cur;
-	if (vl != sizeof cur || kl > DSP_ID_MAX)
-		return 0;
+	if (vl != sizeof cur)
+		return false;
 	memcpy(&cur, v, sizeof cur);
-	if (!cur.active || cur.released == 0)
-		return 0;
-	memcpy(c->ids[c->n], k, kl);
-	c->ids[c->n][kl] = '\0';
-	c->version[c->n] = cur.released;
-	return ++c->n >= RELEASED_RESYNC_MAX ? 1 : 0;
+	*ver = cur.released;
+	*at = 0;
+	return cur.active && cur.released > 0;
+}
+
+/* Sends again the notices WHAT (NOTIFIED_CANCEL: the 解除 ones, from
+ * d-cancel; NOTIFIED_RELEASED: the RELEASED ones, from d-current) to the
+ * stations their delivery records name. */
+static int info_resync(struct dsp_engine *e, struct wf_txn *t, enum notified_what what, int64_t now)
+{
+	bool cancel = what == NOTIFIED_CANCEL;
+	struct info_list l = { cancel ? pick_cancel : pick_released, now - CANCEL_RESYNC_MS, NULL,
+			       NULL, NULL, 0 };
+	l.ids = calloc(INFO_RESYNC_MAX, sizeof *l.ids);
+	l.version = calloc(INFO_RESYNC_MAX, sizeof *l.version);
+	l.at = calloc(INFO_RESYNC_MAX, sizeof *l.at);
+	int r = l.ids && l.version && l.at ? wf_store_foreach(t, cancel ? e->db.cancel : e->db.current,
+							     NULL, 0, info_list_cb, &l)
+					   : -ENOMEM;
+	for (size_t i = 0; r >= 0 && i < l.n; i++) {
+		Wf__V1__Warning *w = NULL;
+		if (dsp_get_warning(t, &e->db, l.ids[i], l.version[i], &w) < 0)
+			continue; /* purged */
+		/* a 解除 notice is of the withdrawal on_cancel made, as first sent */
+		Wf__V1__Warning nw = cancel ? dsp_withdrawal_of(w, l.at[i]) : *w;
+		struct notified s;
+		r = notified_of(e, t, &nw, what, &s);
+		for (size_t k = 0; r >= 0 && k < s.n; k++)
+			r = push_notice(e, &nw, s.stations[k],
+					cancel ? WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE
+					       : WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED,
+					false, 0, NULL, cancel ? l.at[i] : now);
+		free(s.stations);
+		wf_codec_warning_free(w);
+	}
+	free(l.ids);
+	free(l.version);
+	free(l.at);
+	return r < 0 ? r : 0;
+}
+
+int dsp_duty_cancel_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
+{
+	return info_resync(e, t, NOTIFIED_CANCEL, now);
 }
 
 int dsp_duty_released_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 {
-	struct released_list c = { NULL, NULL, 0 };
-	c.ids = calloc(RELEASED_RESYNC_MAX, sizeof *c.ids);
-	c.version = calloc(RELEASED_RESYNC_MAX, sizeof *c.version);
-	int r = c.ids && c.version ? wf_store_foreach(t, e->db.current, NULL, 0, released_list_cb, &c)
-				   : -ENOMEM;
-	for (size_t i = 0; r >= 0 && i < c.n; i++) {
-		Wf__V1__Warning *w = NULL;
-		if (dsp_get_warning(t, &e->db, c.ids[i], c.version[i], &w) < 0)
-			continue;
-		struct notified s;
-		r = notified_of(e, t, w, NOTIFIED_RELEASED, &s);
-		for (size_t k = 0; r >= 0 && k < s.n; k++)
-			r = push_notice(e, w, s.stations[k], WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED,
-					false, 0, NULL, now);
-		free(s.stations);
-		wf_codec_warning_free(w);
-	}
-	free(c.ids);
-	free(c.version);
-	return r < 0 ? r : 0;
+	return info_resync(e, t, NOTIFIED_RELEASED, now);
 }
