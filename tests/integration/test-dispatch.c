@@ -12,6 +12,7 @@
  * No sleeps for readiness: every wait polls with a deadline. */
 #include <arpa/inet.h>
 #include <check.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -310,6 +311,25 @@ static char *read_log(const char *log)
 	return buf;
 }
 
+/* The watcher W (client WATCH_ID, on the dispatcher's state and every duty
+ * inbox), wf-dispatch with CONF (stderr to LOG) in *CH, and a fusion-like
+ * producer in DIR/fusion, each ready; returns the producer. */
+static struct wf_node *start_dispatch(struct ev_loop *loop, struct wf_test_broker *br,
+				      const char *dir, const char *conf, const char *log,
+				      const char *watch_id, struct watch *w, struct child *ch)
+{
+	char sub[512];
+	const char *filters[] = { "wf/v1/state/wf-dispatch-1", "wf/v1/duty/+/inbox" };
+	watch_new(w, loop, br, watch_id, filters, 2);
+	ck_assert(wf_test_run_until(loop, w_ready, w, 10000));
+	spawn_dispatch(ch, conf, log);
+	ck_assert(wf_test_run_until(loop, w_online, w, 10000));
+	snprintf(sub, sizeof sub, "%s/fusion", dir);
+	struct wf_node *fusion = producer(loop, br, "wf-fusion-1", "fusion", sub, NULL, NULL, NULL, 0);
+	ck_assert(wf_test_run_until(loop, n_ready, fusion, 10000));
+	return fusion;
+}
+
 static int emit_warning_iv(struct wf_txn *t, void *ud)
 {
 	static char *regions[] = { "410185001000", "410185002000" };
@@ -349,7 +369,7 @@ START_TEST(test_dispatch_sigkill)
 	struct wf_test_broker *br = NULL;
 	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
 	char *dir = wf_test_mkdtemp("dispatch-kill");
-	char conf[512], routes[512], text[4096], log1[512], log2[512], sub[512];
+	char conf[512], routes[512], text[4096], log1[512], log2[512];
 	const char *regions = getenv("WF_REGIONS");
 	int deadline_s = 4 * wf_test_time_factor();
 
@@ -370,16 +390,8 @@ START_TEST(test_dispatch_sigkill)
 	write_file(conf, text);
 
 	struct watch w;
-	const char *filters[] = { "wf/v1/state/wf-dispatch-1", "wf/v1/duty/+/inbox" };
-	watch_new(&w, loop, br, "dsp-watch", filters, 2);
-	ck_assert(wf_test_run_until(loop, w_ready, &w, 10000));
 	struct child ch;
-	spawn_dispatch(&ch, conf, log1);
-	ck_assert(wf_test_run_until(loop, w_online, &w, 10000));
-
-	snprintf(sub, sizeof sub, "%s/fusion", dir);
-	struct wf_node *fusion = producer(loop, br, "wf-fusion-1", "fusion", sub, NULL, NULL, NULL, 0);
-	ck_assert(wf_test_run_until(loop, n_ready, fusion, 10000));
+	struct wf_node *fusion = start_dispatch(loop, br, dir, conf, log1, "dsp-watch", &w, &ch);
 	ck_assert_int_eq(wf_node_update(fusion, emit_warning_iv, fusion), 0);
 	ck_assert(wf_test_run_until(loop, n_drained, fusion, 10000));
 	struct two t1 = { &w, 1, 1 };
@@ -610,9 +622,13 @@ struct queue_wait {
 };
 static bool queue_empty(void *ud)
 {
-	char cmd[1200];
-	snprintf(cmd, sizeof cmd, "test -z \"$(ls -A '%s')\"", ((struct queue_wait *)ud)->dir);
-	return system(cmd) == 0;
+	DIR *d = opendir(((struct queue_wait *)ud)->dir);
+	bool empty = d != NULL;
+	for (struct dirent *e; d && empty && (e = readdir(d)) != NULL;)
+		empty = e->d_name[0] == '.';
+	if (d)
+		closedir(d);
+	return empty;
 }
 
 static int emit_fog(struct wf_txn *t, void *ud)
@@ -643,7 +659,7 @@ START_TEST(test_cap_post_off_the_loop)
 	struct wf_test_broker *br = NULL;
 	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
 	char *dir = wf_test_mkdtemp("dispatch-post");
-	char conf[512], routes[512], text[4096], log[512], sub[512], outgoing[600];
+	char conf[512], routes[512], text[4096], log[512], outgoing[600];
 	const char *regions = getenv("WF_REGIONS");
 
 	struct sockaddr_in a = { 0 };
@@ -685,15 +701,8 @@ START_TEST(test_cap_post_off_the_loop)
 	snprintf(outgoing, sizeof outgoing, "%s/cap/outgoing", dir);
 
 	struct watch w;
-	const char *filters[] = { "wf/v1/state/wf-dispatch-1", "wf/v1/duty/+/inbox" };
-	watch_new(&w, loop, br, "dsp-watch-post", filters, 2);
-	ck_assert(wf_test_run_until(loop, w_ready, &w, 10000));
 	struct child ch;
-	spawn_dispatch(&ch, conf, log);
-	ck_assert(wf_test_run_until(loop, w_online, &w, 10000));
-	snprintf(sub, sizeof sub, "%s/fusion", dir);
-	struct wf_node *fusion = producer(loop, br, "wf-fusion-1", "fusion", sub, NULL, NULL, NULL, 0);
-	ck_assert(wf_test_run_until(loop, n_ready, fusion, 10000));
+	struct wf_node *fusion = start_dispatch(loop, br, dir, conf, log, "dsp-watch-post", &w, &ch);
 
 	/* the first warning's CAP POST reaches the platform, which holds it */
 	struct posts ps = { got[0], 0, 0 };
