@@ -95,8 +95,9 @@ static const struct wf_config_key keys[] = {
 	  "Notices not yet acknowledged are published again this often, and once more a few "
 	  "seconds after every reconnect (consoles drop repeats): one lost while a console was "
 	  "resubscribing, or in a broker restart, still arrives (0: only at reconnect).", NULL },
-	{ "cap", "spool_dir", WF_CONFIG_STRING, OFF(cap_spool), 1, 0,
-	  "/var/lib/warnfuse/dispatch/cap", "Where CAP 1.2 files of released versions go.", NULL },
+	{ "cap", "spool_dir", WF_CONFIG_STRING, OFF(cap_spool), 1, 0, NULL,
+	  "Where CAP 1.2 files of released versions go (unset: cap/ in [service] state_dir).",
+	  NULL },
 	{ "cap", "sender", WF_CONFIG_STRING, OFF(cap_sender), 1, 0, "warnfuse@localhost",
 	  "CAP <sender> (no spaces or commas).", NULL },
 	{ "cap", "sender_name", WF_CONFIG_STRING, OFF(cap_sender_name), 1, 0, NULL,
@@ -129,6 +130,7 @@ struct dispatch {
 	struct wf_node *node;
 	struct dsp_engine *engine;
 	struct dsp_spool *spool;
+	char *cap_spool;      /* [cap] spool_dir, or <state_dir>/cap */
 	struct dsp_poster *poster; /* the CAP POST worker ([cap] post_url set) */
 	struct wf_sms *sms;
 	ev_timer due_timer, watch_timer, post_timer;
@@ -670,9 +672,16 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 		wf_log(LOG_ERR, "dispatch", "cannot start: %s", strerror(-r));
 		goto fail;
 	}
-	r = dsp_spool_open(c->cap_spool, c->cap_post_url, c->cap_post_timeout, &d->spool);
+	if (c->cap_spool)
+		d->cap_spool = strdup(c->cap_spool);
+	else if (asprintf(&d->cap_spool, "%s/cap", c->node.state_dir) < 0)
+		d->cap_spool = NULL;
+	r = d->cap_spool ? dsp_spool_open(d->cap_spool, c->cap_post_url, c->cap_post_timeout,
+					  &d->spool)
+			 : -ENOMEM;
 	if (r < 0) {
-		wf_log(LOG_ERR, "cap", "spool %s: %s", c->cap_spool, strerror(-r));
+		wf_log(LOG_ERR, "cap", "spool %s: %s", d->cap_spool ? d->cap_spool : "?",
+		       strerror(-r));
 		goto fail;
 	}
 	struct ev_loop *loop = wf_runtime_loop(rt);
@@ -693,7 +702,7 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 	const struct dsp_routing *rg = dsp_engine_routing(d->engine);
 	wf_log(LOG_NOTICE, "dispatch", "%zu stations, %zu routes, %zu silences; SMS %s; CAP to %s%s%s",
 	       rg->n_stations, rg->n_routes, rg->n_silences, d->sms ? "on" : "not configured",
-	       c->cap_spool, c->cap_post_url ? " and " : "", c->cap_post_url ? c->cap_post_url : "");
+	       d->cap_spool, c->cap_post_url ? " and " : "", c->cap_post_url ? c->cap_post_url : "");
 	if (rg->n_operators == 0)
 		wf_log(LOG_WARNING, "config", "%s lists no [operator]: versions that need review "
 					      "will never be released", c->routes);
@@ -703,6 +712,7 @@ fail:
 	d->engine = dsp_engine_free(d->engine);
 	d->spool = dsp_spool_free(d->spool);
 	d->sms = wf_sms_close(d->sms);
+	free(d->cap_spool);
 	free(d);
 	return r < 0 ? r : -EINVAL;
 }
@@ -741,6 +751,7 @@ static void destroy(void *state)
 	dsp_spool_free(d->spool);
 	wf_sms_close(d->sms);
 	backlog_free(d);
+	free(d->cap_spool);
 	free(d);
 }
 

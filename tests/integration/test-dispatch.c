@@ -383,10 +383,9 @@ START_TEST(test_dispatch_sigkill)
 	snprintf(log2, sizeof log2, "%s/dispatch-2.log", dir);
 	snprintf(text, sizeof text,
 		 "[dispatch]\nroutes = %s\n[duty]\nack_deadline_IV = %ds\n"
-		 "[cap]\nspool_dir = %s/cap\n"
 		 "[service]\nid = wf-dispatch-1\nstate_dir = %s/state\nregions = %s\nheartbeat = 1s\n"
 		 "[mqtt]\nport = %d\n",
-		 routes, deadline_s, dir, dir, regions ? regions : "", wf_test_broker_port(br));
+		 routes, deadline_s, dir, regions ? regions : "", wf_test_broker_port(br));
 	write_file(conf, text);
 
 	struct watch w;
@@ -425,6 +424,16 @@ START_TEST(test_dispatch_sigkill)
 	ck_assert_msg(strstr(l2, "missed the deadline") != NULL, "%s", l2);
 	free(l1);
 	free(l2);
+	/* no [cap] spool_dir: the CAP file went to cap/ in the state directory */
+	char capdir[600];
+	snprintf(capdir, sizeof capdir, "%s/state/cap", dir);
+	DIR *cd = opendir(capdir);
+	ck_assert_msg(cd != NULL, "%s: %s", capdir, strerror(errno));
+	int n_xml = 0;
+	for (struct dirent *de; (de = readdir(cd));)
+		n_xml += strstr(de->d_name, ".xml") != NULL;
+	closedir(cd);
+	ck_assert_int_eq(n_xml, 1);
 
 	wf_bus_free(term.bus);
 	wf_node_free(fusion);
