@@ -143,8 +143,11 @@ int dsp_duty_cancel_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1_
  * "duty|<station>/released"), and its record is marked released. */
 int dsp_duty_released(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
 		      int64_t now);
-/* After a reconnect: the RELEASED notices of the active warnings' released
- * versions again (at most 1,024 warnings; consoles drop repeats). */
+/* After a reconnect: the RELEASED notices of every version released after
+ * review in the last 24 h again (d-relq, at most 4,096 versions, whether
+ * or not a newer version came or the warning ended since; not one an
+ * operator withdrew: its 解除 goes). Consoles drop repeats. A read-only T
+ * will do. */
 int dsp_duty_released_resync(struct dsp_engine *e, struct wf_txn *t, int64_t now);
 /* Notifies the duty stations routed for W (a new version): NOTICE with
  * PENDING_REVIEW, deadlines by level. */

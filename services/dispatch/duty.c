@@ -592,6 +592,19 @@ int dsp_duty_cancel_notice(struct dsp_engine *e, struct wf_txn *t, const Wf__V1_
 
 /* --- a version released after review: the stations told of it hear so --- */
 
+#define CANCEL_RESYNC_MS (24 * 3600000LL) /* 解除 and RELEASED notices this recent */
+#define INFO_RESYNC_MAX 1024u            /* 解除: warnings looked at */
+#define RELEASED_RESYNC_MAX 4096u        /* RELEASED: versions (d-relq) per resync */
+
+/* d-relq entries released before SINCE go (one range delete). */
+static int relq_trim(struct dsp_engine *e, struct wf_txn *t, int64_t since)
+{
+	unsigned char lo[8] = { 0 }, hi[8];
+	/* every key of an earlier time sorts below HI; those of SINCE above it */
+	wf_store_u64_to_key(since < 0 ? 0 : (uint64_t)since, hi);
+	return wf_store_del_range(t, e->db.relq, lo, sizeof lo, hi, sizeof hi, NULL, NULL);
+}
+
 int dsp_duty_released(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
 		      int64_t now)
 {
@@ -609,14 +622,23 @@ int dsp_duty_released(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 			r = info_notice(e, t, w, s.stations[i], WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED,
 					RELEASED_SUFFIX, "released after review", now);
 	}
+	if (r >= 0 && s.n > 0) {
+		/* listed for the resync after a reconnect */
+		unsigned char key[DSP_KEY_MAX];
+		int n = snprintf((char *)key + 8, sizeof key - 8, "%s@%u", w->id, w->version);
+		wf_store_u64_to_key(now < 0 ? 0 : (uint64_t)now, key);
+		r = n > 0 && (size_t)n < sizeof key - 8
+			    ? wf_store_put(t, e->db.relq, key, 8 + (size_t)n, "", 0, 0)
+			    : -ENAMETOOLONG;
+		if (r >= 0)
+			r = relq_trim(e, t, now - CANCEL_RESYNC_MS);
+	}
 	free(s.stations);
 	return r < 0 ? r : 0;
 }
 
 /* --- the informational notices again after a reconnect --- */
 
-#define CANCEL_RESYNC_MS (24 * 3600000LL) /* manual cancels this recent */
-#define INFO_RESYNC_MAX 1024u            /* warnings looked at per kind */
 
 /* Picks from one record of a scan the version whose notices go again, and
  * when they were first sent; 0: none. */
@@ -653,34 +675,65 @@ static bool pick_cancel(const void *v, size_t vl, int64_t since, uint32_t *ver, 
 	return mc.at_ms >= since;
 }
 
-/* d-current: an active warning's released version */
-static bool pick_released(const void *v, size_t vl, int64_t since, uint32_t *ver, int64_t *at)
+/* d-relq (by key: <at u64 BE><id>@<ver>): a version released after review */
+static int relq_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
 {
-	struct dsp_current cur;
-	if (vl != sizeof cur)
-		return false;
-	memcpy(&cur, v, sizeof cur);
-	*ver = cur.released;
-	*at = 0;
-	return cur.active && cur.released > 0;
+	struct info_list *l = ud;
+	(void)v;
+	(void)vl;
+	const char *name = (const char *)k + 8;
+	const char *atv = kl > 8 ? memrchr(name, '@', kl - 8) : NULL;
+	size_t idl = atv ? (size_t)(atv - name) : 0, vlen = atv ? kl - 8 - idl - 1 : 0;
+	char ver[16];
+	if (idl == 0 || idl > DSP_ID_MAX || vlen == 0 || vlen >= sizeof ver)
+		return 0;
+	memcpy(ver, atv + 1, vlen);
+	ver[vlen] = '\0';
+	memcpy(l->ids[l->n], name, idl);
+	l->ids[l->n][idl] = '\0';
+	l->version[l->n] = (uint32_t)strtoul(ver, NULL, 10);
+	l->at[l->n] = (int64_t)wf_store_key_to_u64(k);
+	return ++l->n >= RELEASED_RESYNC_MAX ? 1 : 0;
+}
+
+/* ID@VERSION was withdrawn by an operator (d-cancel). */
+static bool withdrawn(struct dsp_engine *e, struct wf_txn *t, const char *id, uint32_t version)
+{
+	void *v = NULL;
+	size_t vl = 0;
+	uint32_t ver;
+	int64_t at;
+	bool yes = wf_store_get(t, e->db.cancel, id, strlen(id), &v, &vl) == 0 &&
+		   pick_cancel(v, vl, INT64_MIN, &ver, &at) && ver == version;
+	free(v);
+	return yes;
 }
 
 /* Sends again the notices WHAT (NOTIFIED_CANCEL: the 解除 ones, from
- * d-cancel; NOTIFIED_RELEASED: the RELEASED ones, from d-current) to the
+ * d-cancel; NOTIFIED_RELEASED: the RELEASED ones, from d-relq) to the
  * stations their delivery records name. */
 static int info_resync(struct dsp_engine *e, struct wf_txn *t, enum notified_what what, int64_t now)
 {
 	bool cancel = what == NOTIFIED_CANCEL;
-	struct info_list l = { cancel ? pick_cancel : pick_released, now - CANCEL_RESYNC_MS, NULL,
-			       NULL, NULL, 0 };
-	l.ids = calloc(INFO_RESYNC_MAX, sizeof *l.ids);
-	l.version = calloc(INFO_RESYNC_MAX, sizeof *l.version);
-	l.at = calloc(INFO_RESYNC_MAX, sizeof *l.at);
-	int r = l.ids && l.version && l.at ? wf_store_foreach(t, cancel ? e->db.cancel : e->db.current,
-							     NULL, 0, info_list_cb, &l)
-					   : -ENOMEM;
+	size_t max = cancel ? INFO_RESYNC_MAX : RELEASED_RESYNC_MAX;
+	struct info_list l = { pick_cancel, now - CANCEL_RESYNC_MS, NULL, NULL, NULL, 0 };
+	l.ids = calloc(max, sizeof *l.ids);
+	l.version = calloc(max, sizeof *l.version);
+	l.at = calloc(max, sizeof *l.at);
+	int r = l.ids && l.version && l.at ? 0 : -ENOMEM;
+	if (r == 0 && cancel)
+		r = wf_store_foreach(t, e->db.cancel, NULL, 0, info_list_cb, &l);
+	else if (r == 0) {
+		/* d-relq from the first one since l.since (older ones go as new
+		 * ones come: dsp_duty_released) */
+		unsigned char from[8];
+		wf_store_u64_to_key(l.since < 0 ? 0 : (uint64_t)l.since, from);
+		r = wf_store_foreach(t, e->db.relq, from, sizeof from, relq_cb, &l);
+	}
 	for (size_t i = 0; r >= 0 && i < l.n; i++) {
 		Wf__V1__Warning *w = NULL;
+		if (!cancel && withdrawn(e, t, l.ids[i], l.version[i]))
+			continue; /* its 解除 notice goes instead */
 		if (dsp_get_warning(t, &e->db, l.ids[i], l.version[i], &w) < 0)
 			continue; /* purged */
 		/* a 解除 notice is of the withdrawal on_cancel made, as first sent */
@@ -691,7 +744,7 @@ static int info_resync(struct dsp_engine *e, struct wf_txn *t, enum notified_wha
 			r = push_notice(e, &nw, s.stations[k],
 					cancel ? WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE
 					       : WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED,
-					false, 0, NULL, cancel ? l.at[i] : now);
+					false, 0, NULL, l.at[i]); /* as first sent */
 		free(s.stations);
 		wf_codec_warning_free(w);
 	}

@@ -15,11 +15,13 @@ int dsp_store_open(struct wf_store *s, struct dsp_dbs *d)
 	static const char *const names[] = { "d-warning", "d-current", "d-review", "d-delivery",
 					      "d-duty", "d-followup", "d-bcast", "d-silence",
 					      "d-silmeta", "d-audit", "d-verdict", "d-cancel", "d-stats",
-					      "d-due", "d-dpend", "d-purge", "d-purgeq", "d-meta" };
+					      "d-due", "d-dpend", "d-purge", "d-purgeq", "d-meta",
+					      "d-relq" };
 	unsigned *slots[] = { &d->warning, &d->current, &d->review, &d->delivery,
 			      &d->duty, &d->followup, &d->bcast, &d->silence,
 			      &d->silmeta, &d->audit, &d->verdict, &d->cancel, &d->stats,
-			      &d->due, &d->dpend, &d->purge, &d->purgeq, &d->meta };
+			      &d->due, &d->dpend, &d->purge, &d->purgeq, &d->meta,
+			      &d->relq };
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		int r = wf_store_dbi(s, names[i], 0, slots[i]);
 		if (r < 0)

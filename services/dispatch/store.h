@@ -26,6 +26,9 @@
  *                                       (the [duty] resend's list)
  *   d-purge     <id>                    int64 purge time of an ended warning (retain.c)
  *   d-purgeq    <at u64 BE><id>         empty: d-purge by time
+ *   d-relq      <at u64 BE><id>@<ver>   empty: versions released after review
+ *                                       whose stations got a RELEASED notice, by
+ *                                       release time (the resync's list, 24 h)
  *   d-meta      "index"                 uint8 version of the indexes above (1)
  *
  * Fixed records are stored in host layout behind a version byte: a state
@@ -47,7 +50,7 @@
 struct dsp_dbs {
 	unsigned warning, current, review, delivery, duty, followup, bcast, silence;
 	unsigned silmeta, audit, verdict, cancel, stats;
-	unsigned due, dpend, purge, purgeq, meta;
+	unsigned due, dpend, purge, purgeq, meta, relq;
 };
 
 /* Opens (creating) the databases. Runs its own write transactions. */
