@@ -40,14 +40,20 @@
 #include <ev.h>
 #include <getopt.h>
 #include <math.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <dirent.h>
 
 #include <cjson/cJSON.h>
 
@@ -67,6 +73,8 @@
 #define N_GROUPS 5
 #define STEP_MS 3600000LL
 #define READY_TARGET_MS 5000.0
+#define CHAOS_OPERATOR "chaos-op" /* approves every version pending review */
+#define POST_FAIL_EVERY 200       /* the broadcast platform answers 503 to every 200th POST */
 
 static const char *const kinds[N_AGENCIES] = { "met", "water", "geo", "fire", "police" };
 static const char *const headers[N_AGENCIES] = {
@@ -587,10 +595,68 @@ static void on_warning_msg(const uint8_t *p, size_t len)
 	wf__v1__warning__free_unpacked(w, NULL);
 }
 
+/* The latest retained release record (wf/v1/review/<id>) of each warning,
+ * packed; read at the end for the review checks. */
+struct rec {
+	char *id;
+	uint8_t *p;
+	size_t len;
+};
+static struct {
+	struct rec *r;
+	size_t n, cap;
+	size_t *idx;
+	size_t idx_cap;
+} recs;
+
+static void rec_index(void)
+{
+	free(recs.idx);
+	recs.idx_cap = recs.idx_cap ? recs.idx_cap * 2 : 16384;
+	recs.idx = malloc(recs.idx_cap * sizeof *recs.idx);
+	for (size_t i = 0; i < recs.idx_cap; i++)
+		recs.idx[i] = SIZE_MAX;
+	for (size_t i = 0; i < recs.n; i++) {
+		size_t h = strhash(recs.r[i].id) & (recs.idx_cap - 1);
+		while (recs.idx[h] != SIZE_MAX)
+			h = (h + 1) & (recs.idx_cap - 1);
+		recs.idx[h] = i;
+	}
+}
+
+static void on_record(const char *id, const uint8_t *p, size_t len)
+{
+	if (recs.idx_cap == 0 || recs.n * 2 >= recs.idx_cap)
+		rec_index();
+	size_t h = strhash(id) & (recs.idx_cap - 1);
+	while (recs.idx[h] != SIZE_MAX && strcmp(recs.r[recs.idx[h]].id, id) != 0)
+		h = (h + 1) & (recs.idx_cap - 1);
+	struct rec *r;
+	if (recs.idx[h] == SIZE_MAX) {
+		if (recs.n == recs.cap) {
+			recs.cap = recs.cap ? recs.cap * 2 : 16384;
+			recs.r = realloc(recs.r, recs.cap * sizeof *recs.r);
+		}
+		r = &recs.r[recs.n];
+		r->id = strdup(id);
+		r->p = NULL;
+		recs.idx[h] = recs.n++;
+	} else
+		r = &recs.r[recs.idx[h]];
+	free(r->p);
+	r->p = malloc(len ? len : 1);
+	memcpy(r->p, p, len);
+	r->len = len; /* empty: purged */
+}
+
 static void obs_msg(void *ud, const char *topic, const void *p, size_t len, bool retained)
 {
 	(void)ud;
 	(void)retained;
+	if (strncmp(topic, "wf/v1/review/", 13) == 0) {
+		on_record(topic + 13, p, len);
+		return;
+	}
 	if (strncmp(topic, "wf/v1/state/", 12) == 0)
 		on_state(topic + 12, p, len);
 	else if (strncmp(topic, "wf/v1/ack/", 10) == 0)
@@ -612,8 +678,9 @@ static void obs_start(void)
 	bo.max_inflight = 65535;
 	if (wf_bus_new(loop, &bo, &cb, NULL, &obs.bus) < 0)
 		die("observer bus");
-	const char *f[] = { "wf/v1/state/+", "wf/v1/ack/+", "wf/v1/warning/#", "wf/v1/broadcast/#" };
-	for (size_t i = 0; i < 4; i++)
+	const char *f[] = { "wf/v1/state/+", "wf/v1/ack/+", "wf/v1/warning/#", "wf/v1/broadcast/#",
+			    "wf/v1/review/+" };
+	for (size_t i = 0; i < sizeof f / sizeof *f; i++)
 		if (wf_bus_subscribe(obs.bus, f[i], 1) < 0)
 			die("subscribe %s", f[i]);
 	wf_bus_start(obs.bus);
@@ -627,6 +694,7 @@ struct notice {
 	int64_t deadline; /* the first copy's */
 	int copies, redone; /* copies received; copies with another deadline */
 	bool gap;
+	bool pending;     /* the first copy said pending review */
 };
 
 static struct {
@@ -640,6 +708,12 @@ static struct {
 		uint32_t version;
 	} *acks;
 	size_t n_acks, cap_acks;
+	struct {
+		char id[129];
+		uint32_t version;
+	} *apprs; /* approvals to send: every version a station was told is pending review */
+	size_t n_apprs, cap_apprs;
+	uint64_t approvals; /* sent (one per station told: dispatch counts an operator once) */
 	uint64_t received;
 	ev_timer ack_timer;
 } con;
@@ -676,6 +750,18 @@ static struct notice *notice_get(const char *key)
 	return n;
 }
 
+/* The console's record of KEY, or NULL (notice_get creates). */
+static struct notice *notice_find(const char *key)
+{
+	if (con.idx_cap == 0)
+		return NULL;
+	for (size_t h = strhash(key) & (con.idx_cap - 1); con.idx[h] != SIZE_MAX;
+	     h = (h + 1) & (con.idx_cap - 1))
+		if (strcmp(con.n[con.idx[h]].key, key) == 0)
+			return &con.n[con.idx[h]];
+	return NULL;
+}
+
 static int console_control(void *ud, struct wf_txn *t, enum wf_topic_kind kind,
 			   const ProtobufCMessage *msg, const struct wf_node_msg *m,
 			   struct wf_codec_error *why)
@@ -694,6 +780,16 @@ static int console_control(void *ud, struct wf_txn *t, enum wf_topic_kind kind,
 	if (n->copies == 0) {
 		n->deadline = d->deadline_ms;
 		n->gap = d->hazard == WF__V1__HAZARD__HAZARD_MONITORING_GAP;
+		n->pending = d->pending_review;
+		if (d->pending_review && d->kind != WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED) {
+			if (con.n_apprs == con.cap_apprs) {
+				con.cap_apprs = con.cap_apprs ? con.cap_apprs * 2 : 4096;
+				con.apprs = realloc(con.apprs, con.cap_apprs * sizeof *con.apprs);
+			}
+			snprintf(con.apprs[con.n_apprs].id, 129, "%s", d->warning_id);
+			con.apprs[con.n_apprs].version = d->version;
+			con.n_apprs++;
+		}
 		if (d->deadline_ms > 0) {
 			if (con.n_acks == con.cap_acks) {
 				con.cap_acks = con.cap_acks ? con.cap_acks * 2 : 4096;
@@ -724,6 +820,18 @@ static int emit_acks(struct wf_txn *t, void *ud)
 		if (r < 0)
 			return r;
 	}
+	/* the operator on duty approves what is pending (through the same outbox) */
+	for (size_t i = 0; i < con.n_apprs; i++) {
+		Wf__V1__Approval a = WF__V1__APPROVAL__INIT;
+		a.operator_ = (char *)CHAOS_OPERATOR;
+		a.warning_id = con.apprs[i].id;
+		a.version = con.apprs[i].version;
+		a.decision = WF__V1__DECISION__DECISION_APPROVE;
+		a.sent_ms = wf_clock_now_ms(NULL);
+		int r = wf_node_emit_control(con.node, t, WF_TOPIC_APPROVAL, &a.base, NULL);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 
@@ -732,10 +840,12 @@ static void ack_tick(struct ev_loop *l, ev_timer *w, int revents)
 	(void)l;
 	(void)w;
 	(void)revents;
-	if (con.n_acks == 0)
+	if (con.n_acks == 0 && con.n_apprs == 0)
 		return;
-	if (wf_node_update(con.node, emit_acks, NULL) == 0)
-		con.n_acks = 0;
+	if (wf_node_update(con.node, emit_acks, NULL) == 0) {
+		con.approvals += con.n_apprs;
+		con.n_acks = con.n_apprs = 0;
+	}
 }
 
 static void console_start(void)
@@ -760,6 +870,95 @@ static void console_start(void)
 	free(sd);
 	ev_timer_init(&con.ack_timer, ack_tick, 0.2, 0.2);
 	ev_timer_start(loop, &con.ack_timer);
+}
+
+/* ---- the broadcast platform: wf-dispatch POSTs each CAP file here
+ * ([cap] post_url). A thread on a loopback socket that answers 200 (503 to
+ * every POST_FAIL_EVERY-th, so that retries happen) and records the CAP
+ * <identifier> of every POST it answered 200 ---- */
+
+static struct {
+	int lfd, port;
+	pthread_t thread;
+	pthread_mutex_t mu;
+	char **ids;  /* identifiers answered 200, in order (repeats included) */
+	size_t n, cap;
+	uint64_t requests, refused, bad;
+} plat = { .lfd = -1, .mu = PTHREAD_MUTEX_INITIALIZER };
+
+static void *plat_main(void *ud)
+{
+	(void)ud;
+	static char req[1 << 20];
+	for (;;) {
+		int c = accept(plat.lfd, NULL, NULL);
+		if (c < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			return NULL; /* closed at the end */
+		}
+		size_t n = 0;
+		bool whole = false;
+		for (;;) { /* headers and the body (Content-Length) */
+			ssize_t k = read(c, req + n, sizeof req - 1 - n);
+			if (k <= 0)
+				break;
+			n += (size_t)k;
+			req[n] = '\0';
+			char *end = strstr(req, "\r\n\r\n"), *cl = strcasestr(req, "Content-Length:");
+			if (end && cl && n >= (size_t)(end + 4 - req) + (size_t)atol(cl + 15)) {
+				whole = true;
+				break;
+			}
+			if (n == sizeof req - 1)
+				break;
+		}
+		pthread_mutex_lock(&plat.mu);
+		plat.requests++;
+		const char *b = whole ? strstr(req, "<identifier>") : NULL, *e = b ? strstr(b, "</identifier>") : NULL;
+		bool refuse = whole && plat.requests % POST_FAIL_EVERY == 0;
+		if (!e)
+			plat.bad++;
+		else if (refuse)
+			plat.refused++;
+		else {
+			if (plat.n == plat.cap) {
+				plat.cap = plat.cap ? plat.cap * 2 : 4096;
+				plat.ids = realloc(plat.ids, plat.cap * sizeof *plat.ids);
+			}
+			plat.ids[plat.n++] = strndup(b + 12, (size_t)(e - b - 12));
+		}
+		pthread_mutex_unlock(&plat.mu);
+		static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
+		static const char no[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
+					 "Connection: close\r\n\r\n";
+		static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
+					  "Connection: close\r\n\r\n";
+		const char *ans = !e ? bad : refuse ? no : ok;
+		(void)!write(c, ans, strlen(ans));
+		close(c);
+	}
+}
+
+static void plat_start(void)
+{
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t al = sizeof a;
+	plat.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (plat.lfd < 0 || bind(plat.lfd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    listen(plat.lfd, 16) < 0 || getsockname(plat.lfd, (struct sockaddr *)&a, &al) < 0)
+		die("broadcast platform socket: %s", strerror(errno));
+	plat.port = ntohs(a.sin_port);
+	if (pthread_create(&plat.thread, NULL, plat_main, NULL) != 0)
+		die("broadcast platform thread");
+}
+
+static void plat_stop(void)
+{
+	shutdown(plat.lfd, SHUT_RDWR); /* accept() returns: the thread ends */
+	pthread_join(plat.thread, NULL);
+	close(plat.lfd);
+	plat.lfd = -1;
 }
 
 /* ---- processes ---- */
@@ -853,7 +1052,9 @@ static void setup_procs(const struct scenario *sc)
 	struct buf r = { 0 };
 	for (size_t i = 0; i < n_prefs; i++)
 		bprintf(&r, "[station duty-%s]\nregion = %s00\n", prefs[i], prefs[i]);
-	bprintf(&r, "[route all]\nchannels = duty, broadcast\n");
+	bprintf(&r, "[operator " CHAOS_OPERATOR "]\n"
+		    "[route severe]\nlevels = I, II\nchannels = duty, broadcast, cap\n"
+		    "[route all]\nchannels = duty, broadcast\n");
 	char *routes = wf_test_xasprintf("%s/routes.conf", dir);
 	spit(routes, r.p, r.len);
 	free(r.p);
@@ -865,11 +1066,12 @@ static void setup_procs(const struct scenario *sc)
 	text = wf_test_xasprintf("[service]\nid = wf-dispatch-1\nstate_dir = %s/state-dispatch\n"
 			 "heartbeat = 1s\nresend = 1s\n[mqtt]\nhost = 127.0.0.1\nport = %s\n"
 			 "[dispatch]\nroutes = %s\n"
-			 "[policy]\nrelease_I = auto\nrelease_II = auto\nrelease_III = auto\n"
-			 "release_IV = auto\n"
+			 "[policy]\nrelease_I = one\nrelease_II = auto\nrelease_III = auto\n"
+			 "release_IV = auto\nreview_timeout_I = 0\n"
 			 "[duty]\nack_deadline_I = 1h\nack_deadline_II = 1h\nack_deadline_III = 1h\n"
-			 "ack_deadline_IV = 1h\nfollowup_interval = 24h\n",
-			 dir, port_s, routes);
+			 "ack_deadline_IV = 1h\nfollowup_interval = 24h\n"
+			 "[cap]\npost_url = http://127.0.0.1:%d/cap\npost_timeout = 2s\n",
+			 dir, port_s, routes, plat.port);
 	spit(d->conf, text, strlen(text));
 	free(text);
 	free(routes);
@@ -1200,13 +1402,33 @@ static void publish_slice(char **hidden[N_AGENCIES], char **names[N_AGENCIES], i
 			die("rename %s: %s", names[a][k], strerror(errno));
 }
 
+/* Entries of PATH not starting with '.' whose name ends with SUFFIX ("" any);
+ * -1 when it cannot be read. */
+static long dir_count(const char *path, const char *suffix)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	long n = 0;
+	size_t sl = strlen(suffix);
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		size_t l = strlen(e->d_name);
+		n += e->d_name[0] != '.' && l >= sl && strcmp(e->d_name + l - sl, suffix) == 0;
+	}
+	closedir(d);
+	return n;
+}
+
+static char *outgoing_dir(void) { return wf_test_xasprintf("%s/state-dispatch/cap/outgoing", dir); }
+
 struct drain_wait {
 	double stable_since;
 	uint64_t last_fusion_seq, last_notices;
 };
 
 /* Everything fusion published is acked by dispatch, every notice the
- * console took is acked, and nothing changed for 3 s. */
+ * console took is acked, every approval taken, every CAP file POSTed, and
+ * nothing changed for 3 s. */
 static bool drained(void *ud)
 {
 	struct drain_wait *d = ud;
@@ -1214,8 +1436,11 @@ static bool drained(void *ud)
 		ch.timed_out = true;
 		return true;
 	}
+	char *og = outgoing_dir();
 	bool quiet = obs.fusion_max_seq > 0 && obs.acked[P_FUSION] >= obs.fusion_max_seq &&
-		     con.n_acks == 0 && wf_node_pending(con.node) == 0;
+		     con.n_acks == 0 && con.n_apprs == 0 && wf_node_pending(con.node) == 0 &&
+		     dir_count(og, "") == 0;
+	free(og);
 	if (!quiet || obs.fusion_max_seq != d->last_fusion_seq || con.count != d->last_notices) {
 		d->stable_since = wf_test_mono_s();
 		d->last_fusion_seq = obs.fusion_max_seq;
@@ -1363,6 +1588,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		die("mosquitto: %s", strerror(-r));
 	snprintf(port_s, sizeof port_s, "%d", wf_test_broker_port(broker));
+	plat_start();
 	setup_procs(&sc);
 
 	/* files: hidden in the spool until their slice */
@@ -1548,17 +1774,7 @@ int main(int argc, char **argv)
 	size_t n_lost_newer = 0, n_lost_stored = 0, n_lost_final = 0;
 	size_t n_lost = 0, n_dup = 0, n_extra = 0, n_gap = 0, n_other = 0;
 	for (size_t k = 0; k < x.n_notices; k++) {
-		/* notice_get creates; look it up without creating by probing */
-		size_t h = strhash(x.notices[k]) & (con.idx_cap - 1);
-		bool found = false;
-		while (con.idx_cap && con.idx[h] != SIZE_MAX) {
-			if (strcmp(con.n[con.idx[h]].key, x.notices[k]) == 0) {
-				found = true;
-				break;
-			}
-			h = (h + 1) & (con.idx_cap - 1);
-		}
-		if (!found) {
+		if (!notice_find(x.notices[k])) {
 			if (n_lost < 3)
 				printf("  notice lost: %s\n", x.notices[k]);
 			n_lost++;
@@ -1611,6 +1827,119 @@ int main(int argc, char **argv)
 			n_extra++;
 		}
 	}
+	/* review: from each warning's last release record, the versions
+	 * released after an approval, and the latest versions still pending */
+	char **rel = NULL;
+	size_t n_rel = 0, rel_cap = 0, left_pending = 0, recs_purged = 0;
+	for (size_t k = 0; k < recs.n; k++) {
+		Wf__V1__WarningRecord *wr =
+			recs.r[k].len ? wf__v1__warning_record__unpack(NULL, recs.r[k].len, recs.r[k].p) : NULL;
+		if (!wr) {
+			recs_purged++;
+			continue;
+		}
+		for (size_t v = 0; v < wr->n_versions; v++) {
+			const Wf__V1__VersionRecord *vr = wr->versions[v];
+			if (vr->required > 0 && vr->review == WF__V1__REVIEW_STATE__REVIEW_RELEASED) {
+				if (n_rel == rel_cap) {
+					rel_cap = rel_cap ? rel_cap * 2 : 4096;
+					rel = realloc(rel, rel_cap * sizeof *rel);
+				}
+				rel[n_rel++] = wf_test_xasprintf("%s@%u", wr->warning_id, vr->version);
+			}
+			if (vr->version == wr->latest && vr->review == WF__V1__REVIEW_STATE__REVIEW_PENDING) {
+				if (left_pending < 3)
+					printf("  still pending review at the end: %s@%u\n", wr->warning_id,
+					       vr->version);
+				left_pending++;
+			}
+		}
+		wf__v1__warning_record__free_unpacked(wr, NULL);
+	}
+	qsort(rel, n_rel, sizeof *rel, cmp_strp);
+	/* RELEASED notices: every station told of a version while it was
+	 * pending review hears of its release, and no other station */
+	size_t r_expected = 0, r_lost = 0, r_extra = 0;
+	for (size_t k = 0; k < con.count; k++) {
+		struct notice *n = &con.n[k];
+		char *bar1 = strchr(n->key, '|'), *bar2 = strrchr(n->key, '|');
+		int kind = atoi(bar2 + 1);
+		char wkey[300], *wk = wkey;
+		snprintf(wkey, sizeof wkey, "%.*s", (int)(bar2 - bar1 - 1), bar1 + 1);
+		bool released = bsearch(&wk, rel, n_rel, sizeof *rel, cmp_strp) != NULL;
+		if (kind == WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED) {
+			char told[400];
+			bool pending_told = false;
+			for (int kk = WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE;
+			     kk <= WF__V1__NOTICE_KIND__NOTICE_KIND_ESCALATION; kk++) {
+				snprintf(told, sizeof told, "%.*s|%d", (int)(bar2 - n->key), n->key, kk);
+				struct notice *t = notice_find(told);
+				pending_told |= t && t->pending;
+			}
+			if (!released || !pending_told) {
+				if (r_extra < 3)
+					printf("  RELEASED notice unexpected: %s\n", n->key);
+				r_extra++;
+			}
+		} else if (n->pending && released &&
+			   (kind == WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE ||
+			    kind == WF__V1__NOTICE_KIND__NOTICE_KIND_ESCALATION)) {
+			char want[400];
+			snprintf(want, sizeof want, "%.*s|%d", (int)(bar2 - n->key), n->key,
+				 (int)WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED);
+			if (notice_find(want))
+				r_expected++;
+			else if (!notice_find(want) && kind == WF__V1__NOTICE_KIND__NOTICE_KIND_NOTICE) {
+				if (r_lost < 3)
+					printf("  RELEASED notice lost: %s\n", want);
+				r_lost++;
+			}
+		}
+	}
+	size_t r_received = 0;
+	for (size_t k = 0; k < con.count; k++) {
+		const char *bar2 = strrchr(con.n[k].key, '|');
+		r_received += atoi(bar2 + 1) == WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED;
+	}
+	r_expected += r_lost;
+
+	/* CAP: every file wf-dispatch wrote reached the platform */
+	plat_stop();
+	char *capdir = wf_test_xasprintf("%s/state-dispatch/cap", dir), *og = outgoing_dir();
+	long cap_files = dir_count(capdir, ".xml"), cap_queued = dir_count(og, "");
+	size_t cap_lost = 0, cap_extra = 0, cap_distinct = 0;
+	char **files_ids = NULL;
+	size_t n_fid = 0;
+	DIR *cd = opendir(capdir);
+	for (struct dirent *e; cd && (e = readdir(cd)) != NULL;) {
+		size_t l = strlen(e->d_name);
+		if (e->d_name[0] == '.' || l < 4 || strcmp(e->d_name + l - 4, ".xml") != 0)
+			continue;
+		char *path = wf_test_xasprintf("%s/%s", capdir, e->d_name), *text = slurp(path);
+		const char *b = text ? strstr(text, "<identifier>") : NULL;
+		const char *en = b ? strstr(b, "</identifier>") : NULL;
+		files_ids = realloc(files_ids, (n_fid + 1) * sizeof *files_ids);
+		files_ids[n_fid++] = en ? strndup(b + 12, (size_t)(en - b - 12)) : strdup(e->d_name);
+		free(text);
+		free(path);
+	}
+	if (cd)
+		closedir(cd);
+	qsort(files_ids, n_fid, sizeof *files_ids, cmp_strp);
+	qsort(plat.ids, plat.n, sizeof *plat.ids, cmp_strp);
+	for (size_t k = 0; k < plat.n; k++)
+		cap_distinct += k == 0 || strcmp(plat.ids[k], plat.ids[k - 1]) != 0;
+	for (size_t k = 0; k < n_fid; k++)
+		if (!bsearch(&files_ids[k], plat.ids, plat.n, sizeof *plat.ids, cmp_strp)) {
+			if (cap_lost < 3)
+				printf("  CAP file never POSTed: %s\n", files_ids[k]);
+			cap_lost++;
+		}
+	for (size_t k = 0; k < plat.n; k++)
+		if ((k == 0 || strcmp(plat.ids[k], plat.ids[k - 1]) != 0) &&
+		    !bsearch(&plat.ids[k], files_ids, n_fid, sizeof *files_ids, cmp_strp))
+			cap_extra++;
+
 	size_t left = 0, rejected = 0;
 	for (int a = 0; a < N_AGENCIES; a++) {
 		char *cmd = wf_test_xasprintf("ls -A %s/spool-%s | grep -v '^done$\\|^rejected$' | wc -l; "
@@ -1653,6 +1982,19 @@ int main(int argc, char **argv)
 	       x.n_notices, con.count, (unsigned long long)con.received, n_lost, n_lost_newer, n_lost_stored, n_lost_final, n_dup, n_extra, n_gap,
 	       n_other);
 	printf("broadcast states received: %llu\n", (unsigned long long)obs.bcast_seen);
+	printf("review (level I needs one approval; the console approves what it is told is "
+	       "pending): %llu approvals sent, %zu versions released after review, %zu latest "
+	       "versions still pending at the end; RELEASED notices: %zu expected, %zu received, "
+	       "lost %zu, unexpected %zu; release records %zu (%zu purged)\n",
+	       (unsigned long long)con.approvals, n_rel, left_pending, r_expected, r_received, r_lost,
+	       r_extra, recs.n, recs_purged);
+	printf("CAP (levels I and II to the broadcast platform, every %dth POST answered 503): "
+	       "%ld files written, %ld still queued, %llu POSTs (%llu answered 503, %llu "
+	       "unreadable), %zu distinct identifiers posted (%zu POSTs again after a restart); "
+	       "never posted %zu, posted without a file %zu\n",
+	       POST_FAIL_EVERY, cap_files, cap_queued, (unsigned long long)plat.requests,
+	       (unsigned long long)plat.refused, (unsigned long long)plat.bad, cap_distinct,
+	       plat.n - cap_distinct, cap_lost, cap_extra);
 	printf("ready: worst process restart-to-ready %.0f ms (%s), %d restarts never ready before "
 	       "the next kill; broker: worst restart-to-accept %.0f ms, worst restart-to-every-"
 	       "service-ONLINE %.0f ms (%d restarts killed again before that)\n",
@@ -1672,6 +2014,10 @@ int main(int argc, char **argv)
 	TARGET(w_lost == 0 && w_diff == 0 && w_extra == 0, "0 warning versions lost or different");
 	TARGET(w_dup == 0, "0 warning versions duplicated");
 	TARGET(n_lost == 0 && n_dup == 0 && n_extra == 0, "0 duty notices lost or duplicated");
+	TARGET(n_rel > 0 && left_pending == 0 && r_lost == 0 && r_extra == 0,
+	       "every approval applied, 0 RELEASED notices lost or unexpected");
+	TARGET(cap_files > 0 && cap_queued == 0 && cap_lost == 0 && cap_extra == 0 && plat.bad == 0,
+	       "every CAP file POSTed to the broadcast platform");
 	TARGET(st.ready_worst_ms <= READY_TARGET_MS && st.broker_worst_accept_ms <= READY_TARGET_MS &&
 		       st.broker_worst_services_ms <= READY_TARGET_MS,
 	       "every process ready within 5 s of its restart");
@@ -1732,6 +2078,24 @@ int main(int argc, char **argv)
 	free(con.n);
 	free(con.idx);
 	free(con.acks);
+	free(con.apprs);
+	for (size_t k = 0; k < recs.n; k++) {
+		free(recs.r[k].id);
+		free(recs.r[k].p);
+	}
+	free(recs.r);
+	free(recs.idx);
+	for (size_t k = 0; k < n_rel; k++)
+		free(rel[k]);
+	free(rel);
+	for (size_t k = 0; k < n_fid; k++)
+		free(files_ids[k]);
+	free(files_ids);
+	for (size_t k = 0; k < plat.n; k++)
+		free(plat.ids[k]);
+	free(plat.ids);
+	free(capdir);
+	free(og);
 	for (size_t p = 0; p < n_prefs; p++)
 		free(twn[p]);
 	free(gen);
