@@ -6,9 +6,12 @@
  *   wf-met, wf-water, wf-geo, wf-fire, wf-police (spool -> outbox)
  *     -> mosquitto (persistence, as deploy/mosquitto/warnfuse.conf)
  *     -> wf-fusion (clock = events, ordered)
- *     -> wf-dispatch (duty stations, broadcast)
+ *     -> wf-dispatch (duty stations, broadcast; level I needs one approval;
+ *        levels I and II also as CAP POSTs)
  *     -> duty consoles (a wf_node in this process that acknowledges every
- *        notice) and a broadcast terminal (a plain subscriber)
+ *        notice and approves every version it is told is pending review),
+ *        a broadcast platform (a thread answering the CAP POSTs) and a
+ *        broadcast terminal (a plain subscriber)
  *
  * while the harness SIGKILLs and restarts each adapter, wf-fusion,
  * wf-dispatch and the broker (restarted on the same port with its
@@ -32,6 +35,10 @@
  * broker: accepting connections, and every service's fresh ONLINE again).
  * Monitoring-gap notices (fusion's source-liveness rule firing while an
  * adapter is down) are expected under faults; they are counted apart.
+ * Review and CAP, against what dispatch recorded (which versions an
+ * approval releases depends on timing): RELEASED notices lost / unexpected
+ * for the versions the final release records show released after review,
+ * latest versions still pending; CAP files never POSTed or still queued.
  *
  * Usage: chaos [--events N] [--seed S] [--slices K] [--broker-kills M]
  *              [--time-limit SEC] [--no-faults] [--keep]
