@@ -47,24 +47,21 @@
 #include <ev.h>
 #include <getopt.h>
 #include <math.h>
-#include <netinet/in.h>
-#include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
-#include <arpa/inet.h>
 #include <dirent.h>
 
 #include <cjson/cJSON.h>
 
 #include "broker.h"
+#include "platform.h"
 #include "proc.h"
 #include "util.h"
 #include "wf/bus.h"
@@ -879,94 +876,10 @@ static void console_start(void)
 	ev_timer_start(loop, &con.ack_timer);
 }
 
-/* ---- the broadcast platform: wf-dispatch POSTs each CAP file here
- * ([cap] post_url). A thread on a loopback socket that answers 200 (503 to
- * every POST_FAIL_EVERY-th, so that retries happen) and records the CAP
- * <identifier> of every POST it answered 200 ---- */
+/* ---- the broadcast platform (tests/harness/platform.h): wf-dispatch
+ * POSTs each CAP file there ([cap] post_url) ---- */
 
-static struct {
-	int lfd, port;
-	pthread_t thread;
-	pthread_mutex_t mu;
-	char **ids;  /* identifiers answered 200, in order (repeats included) */
-	size_t n, cap;
-	uint64_t requests, refused, bad;
-} plat = { .lfd = -1, .mu = PTHREAD_MUTEX_INITIALIZER };
-
-static void *plat_main(void *ud)
-{
-	(void)ud;
-	static char req[1 << 20];
-	for (;;) {
-		int c = accept(plat.lfd, NULL, NULL);
-		if (c < 0) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			return NULL; /* closed at the end */
-		}
-		size_t n = 0;
-		bool whole = false;
-		for (;;) { /* headers and the body (Content-Length) */
-			ssize_t k = read(c, req + n, sizeof req - 1 - n);
-			if (k <= 0)
-				break;
-			n += (size_t)k;
-			req[n] = '\0';
-			char *end = strstr(req, "\r\n\r\n"), *cl = strcasestr(req, "Content-Length:");
-			if (end && cl && n >= (size_t)(end + 4 - req) + (size_t)atol(cl + 15)) {
-				whole = true;
-				break;
-			}
-			if (n == sizeof req - 1)
-				break;
-		}
-		pthread_mutex_lock(&plat.mu);
-		plat.requests++;
-		const char *b = whole ? strstr(req, "<identifier>") : NULL, *e = b ? strstr(b, "</identifier>") : NULL;
-		bool refuse = whole && plat.requests % POST_FAIL_EVERY == 0;
-		if (!e)
-			plat.bad++;
-		else if (refuse)
-			plat.refused++;
-		else {
-			if (plat.n == plat.cap) {
-				plat.cap = plat.cap ? plat.cap * 2 : 4096;
-				plat.ids = realloc(plat.ids, plat.cap * sizeof *plat.ids);
-			}
-			plat.ids[plat.n++] = strndup(b + 12, (size_t)(e - b - 12));
-		}
-		pthread_mutex_unlock(&plat.mu);
-		static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\nConnection: close\r\n\r\n";
-		static const char no[] = "HTTP/1.1 503 Service Unavailable\r\nContent-Length: 0\r\n"
-					 "Connection: close\r\n\r\n";
-		static const char bad[] = "HTTP/1.1 400 Bad Request\r\nContent-Length: 0\r\n"
-					  "Connection: close\r\n\r\n";
-		const char *ans = !e ? bad : refuse ? no : ok;
-		(void)!write(c, ans, strlen(ans));
-		close(c);
-	}
-}
-
-static void plat_start(void)
-{
-	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
-	socklen_t al = sizeof a;
-	plat.lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (plat.lfd < 0 || bind(plat.lfd, (struct sockaddr *)&a, sizeof a) < 0 ||
-	    listen(plat.lfd, 16) < 0 || getsockname(plat.lfd, (struct sockaddr *)&a, &al) < 0)
-		die("broadcast platform socket: %s", strerror(errno));
-	plat.port = ntohs(a.sin_port);
-	if (pthread_create(&plat.thread, NULL, plat_main, NULL) != 0)
-		die("broadcast platform thread");
-}
-
-static void plat_stop(void)
-{
-	shutdown(plat.lfd, SHUT_RDWR); /* accept() returns: the thread ends */
-	pthread_join(plat.thread, NULL);
-	close(plat.lfd);
-	plat.lfd = -1;
-}
+static struct wf_test_platform *plat;
 
 /* ---- processes ---- */
 
@@ -1078,7 +991,7 @@ static void setup_procs(const struct scenario *sc)
 			 "[duty]\nack_deadline_I = 1h\nack_deadline_II = 1h\nack_deadline_III = 1h\n"
 			 "ack_deadline_IV = 1h\nfollowup_interval = 24h\n"
 			 "[cap]\npost_url = http://127.0.0.1:%d/cap\npost_timeout = 2s\n",
-			 dir, port_s, routes, plat.port);
+			 dir, port_s, routes, wf_test_platform_port(plat));
 	spit(d->conf, text, strlen(text));
 	free(text);
 	free(routes);
@@ -1595,7 +1508,7 @@ int main(int argc, char **argv)
 	if (r < 0)
 		die("mosquitto: %s", strerror(-r));
 	snprintf(port_s, sizeof port_s, "%d", wf_test_broker_port(broker));
-	plat_start();
+	plat = wf_test_platform_start(POST_FAIL_EVERY);
 	setup_procs(&sc);
 
 	/* files: hidden in the spool until their slice */
@@ -1911,40 +1824,27 @@ int main(int argc, char **argv)
 	r_expected += r_lost;
 
 	/* CAP: every file wf-dispatch wrote reached the platform */
-	plat_stop();
+	struct wf_test_platform_counts pc;
+	char **posted = NULL, **files_ids = NULL;
+	size_t n_posted = 0;
+	wf_test_platform_counts(plat, &pc);
+	wf_test_platform_stop(plat, &posted, &n_posted);
+	plat = NULL;
 	char *capdir = wf_test_xasprintf("%s/state-dispatch/cap", dir), *og = outgoing_dir();
-	long cap_files = dir_count(capdir, ".xml"), cap_queued = dir_count(og, "");
+	long cap_files = wf_test_cap_identifiers(capdir, &files_ids), cap_queued = dir_count(og, "");
+	size_t n_fid = cap_files > 0 ? (size_t)cap_files : 0;
 	size_t cap_lost = 0, cap_extra = 0, cap_distinct = 0;
-	char **files_ids = NULL;
-	size_t n_fid = 0;
-	DIR *cd = opendir(capdir);
-	for (struct dirent *e; cd && (e = readdir(cd)) != NULL;) {
-		size_t l = strlen(e->d_name);
-		if (e->d_name[0] == '.' || l < 4 || strcmp(e->d_name + l - 4, ".xml") != 0)
-			continue;
-		char *path = wf_test_xasprintf("%s/%s", capdir, e->d_name), *text = slurp(path);
-		const char *b = text ? strstr(text, "<identifier>") : NULL;
-		const char *en = b ? strstr(b, "</identifier>") : NULL;
-		files_ids = realloc(files_ids, (n_fid + 1) * sizeof *files_ids);
-		files_ids[n_fid++] = en ? strndup(b + 12, (size_t)(en - b - 12)) : strdup(e->d_name);
-		free(text);
-		free(path);
-	}
-	if (cd)
-		closedir(cd);
-	qsort(files_ids, n_fid, sizeof *files_ids, cmp_strp);
-	qsort(plat.ids, plat.n, sizeof *plat.ids, cmp_strp);
-	for (size_t k = 0; k < plat.n; k++)
-		cap_distinct += k == 0 || strcmp(plat.ids[k], plat.ids[k - 1]) != 0;
+	for (size_t k = 0; k < n_posted; k++)
+		cap_distinct += k == 0 || strcmp(posted[k], posted[k - 1]) != 0;
 	for (size_t k = 0; k < n_fid; k++)
-		if (!bsearch(&files_ids[k], plat.ids, plat.n, sizeof *plat.ids, cmp_strp)) {
+		if (!bsearch(&files_ids[k], posted, n_posted, sizeof *posted, cmp_strp)) {
 			if (cap_lost < 3)
 				printf("  CAP file never POSTed: %s\n", files_ids[k]);
 			cap_lost++;
 		}
-	for (size_t k = 0; k < plat.n; k++)
-		if ((k == 0 || strcmp(plat.ids[k], plat.ids[k - 1]) != 0) &&
-		    !bsearch(&plat.ids[k], files_ids, n_fid, sizeof *files_ids, cmp_strp))
+	for (size_t k = 0; k < n_posted; k++)
+		if ((k == 0 || strcmp(posted[k], posted[k - 1]) != 0) &&
+		    !bsearch(&posted[k], files_ids, n_fid, sizeof *files_ids, cmp_strp))
 			cap_extra++;
 
 	size_t left = 0, rejected = 0;
@@ -1999,9 +1899,9 @@ int main(int argc, char **argv)
 	       "%ld files written, %ld still queued, %llu POSTs (%llu answered 503, %llu "
 	       "unreadable), %zu distinct identifiers posted (%zu POSTs again after a restart); "
 	       "never posted %zu, posted without a file %zu\n",
-	       POST_FAIL_EVERY, cap_files, cap_queued, (unsigned long long)plat.requests,
-	       (unsigned long long)plat.refused, (unsigned long long)plat.bad, cap_distinct,
-	       plat.n - cap_distinct, cap_lost, cap_extra);
+	       POST_FAIL_EVERY, cap_files, cap_queued, (unsigned long long)pc.requests,
+	       (unsigned long long)pc.refused, (unsigned long long)pc.bad, cap_distinct,
+	       n_posted - cap_distinct, cap_lost, cap_extra);
 	printf("ready: worst process restart-to-ready %.0f ms (%s), %d restarts never ready before "
 	       "the next kill; broker: worst restart-to-accept %.0f ms, worst restart-to-every-"
 	       "service-ONLINE %.0f ms (%d restarts killed again before that)\n",
@@ -2023,7 +1923,7 @@ int main(int argc, char **argv)
 	TARGET(n_lost == 0 && n_dup == 0 && n_extra == 0, "0 duty notices lost or duplicated");
 	TARGET(n_rel > 0 && left_pending == 0 && r_lost == 0 && r_extra == 0,
 	       "every approval applied, 0 RELEASED notices lost or unexpected");
-	TARGET(cap_files > 0 && cap_queued == 0 && cap_lost == 0 && cap_extra == 0 && plat.bad == 0,
+	TARGET(cap_files > 0 && cap_queued == 0 && cap_lost == 0 && cap_extra == 0 && pc.bad == 0,
 	       "every CAP file POSTed to the broadcast platform");
 	TARGET(st.ready_worst_ms <= READY_TARGET_MS && st.broker_worst_accept_ms <= READY_TARGET_MS &&
 		       st.broker_worst_services_ms <= READY_TARGET_MS,
@@ -2098,9 +1998,9 @@ int main(int argc, char **argv)
 	for (size_t k = 0; k < n_fid; k++)
 		free(files_ids[k]);
 	free(files_ids);
-	for (size_t k = 0; k < plat.n; k++)
-		free(plat.ids[k]);
-	free(plat.ids);
+	for (size_t k = 0; k < n_posted; k++)
+		free(posted[k]);
+	free(posted);
 	free(capdir);
 	free(og);
 	for (size_t p = 0; p < n_prefs; p++)
