@@ -143,7 +143,8 @@ static int scan(struct dsp_spool *s)
 	closedir(d);
 	if (r < 0)
 		return r;
-	qsort(s->q, s->n, sizeof *s->q, by_mtime_name);
+	if (s->n > 1) /* qsort's array may not be NULL, even for 0 elements */
+		qsort(s->q, s->n, sizeof *s->q, by_mtime_name);
 	for (size_t i = 0; i < s->n; i++)
 		s->q[i].seq = i;
 	return 0;
