@@ -150,6 +150,8 @@ struct dispatch {
 	int64_t stats_at;     /* last DispatchStats publish (at most one a second) */
 	int64_t views_mono;   /* last views build (wf_clock_mono_ms) */
 	uint64_t publish_failed, cap_failed; /* this process (DispatchStats.failures) */
+	bool cap_written;     /* a CAP file went into the spool since the last flush */
+	struct wf_ratelimit rl_cap;
 	struct wf_ratelimit rl_post;
 };
 
@@ -359,8 +361,9 @@ static void flush_outputs(struct dispatch *d)
 	dsp_engine_outputs_clear(d->engine);
 	if (d->sms && wf_sms_kick(d->sms) == 0 && !wf_sms_idle(d->sms))
 		d->sms_busy = true;
-	if (wrote)
+	if (wrote || d->cap_written)
 		kick_post(d, 0.001);
+	d->cap_written = false;
 }
 
 struct due_ctx {
@@ -525,6 +528,23 @@ static void post_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	/* 0: one in flight; its post_done kicks the next */
 }
 
+/* The engine's CAP writer (dsp_config.cap_write): in the releasing
+ * transaction, before its commit. */
+static int cap_write(void *ud, const char *name, const void *data, size_t len)
+{
+	struct dispatch *d = ud;
+	int r = d->spool ? dsp_spool_write(d->spool, name, data, len) : -ENOENT;
+	if (r < 0) {
+		d->cap_failed++;
+		wf_log_ratelimited(&d->rl_cap, now_ms(), LOG_ERR, "cap",
+				   "cannot write %s: %s (not committed: applied again later)", name,
+				   strerror(-r));
+		return r;
+	}
+	d->cap_written = true;
+	return 0;
+}
+
 /* --- SMS --- */
 
 static int sms_enqueue(void *ud, struct wf_txn *t, const char *key, const char *region,
@@ -651,6 +671,7 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 	d->resend_ms = c->duty_resend;
 	service_clock = wf_runtime_clock(rt);
 	d->rl_post = (struct wf_ratelimit)WF_RATELIMIT_INIT(60000, 5);
+	d->rl_cap = (struct wf_ratelimit)WF_RATELIMIT_INIT(60000, 5);
 	r = dsp_routing_load(c->routes, wf_runtime_regions(rt), &routing, err, sizeof err);
 	if (r < 0) {
 		wf_log(LOG_ERR, "config", "%s", err);
@@ -664,6 +685,8 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 		dc.sms_enqueue = sms_enqueue;
 		dc.sms_ud = d->sms;
 	}
+	dc.cap_write = cap_write;
+	dc.cap_ud = d;
 	if (r == 0)
 		r = dsp_engine_new(wf_node_store(d->node), &dc, &routing, wf_runtime_regions(rt),
 				   &d->engine);

@@ -48,6 +48,15 @@ struct dsp_config {
 	int (*sms_enqueue)(void *ud, struct wf_txn *t, const char *delivery_key, const char *region,
 			   const char *text, int64_t expires_ms, size_t *ret_planned);
 	void *sms_ud;
+	/* The CAP spool (dsp_spool_write): the file NAME is written in the
+	 * transaction that releases the version, before it commits, so that a
+	 * crash after the commit cannot lose it; a transaction aborted and run
+	 * again writes it again under the same name (at least once: the
+	 * platform dedupes by identifier). A negative errno aborts the
+	 * transaction (its inputs are applied again later). NULL: the file is
+	 * a DSP_OUT_FILE output, for the caller to write after the commit. */
+	int (*cap_write)(void *ud, const char *name, const void *data, size_t len);
+	void *cap_ud;
 };
 
 #define DSP_RETAIN_MIN_MS (10 * 60000LL)          /* 10 minutes */

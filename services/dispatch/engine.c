@@ -321,7 +321,8 @@ static int cap_output(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 		strcat(ident, ".cancel");
 	snprintf(name, sizeof name, "%.120s.xml", ident);
 	snprintf(key, sizeof key, "cap|%s", ident);
-	r = dsp_out_push(e, DSP_OUT_FILE, key, name, false, xml, len);
+	r = e->cfg.cap_write ? e->cfg.cap_write(e->cfg.cap_ud, name, xml, len)
+			     : dsp_out_push(e, DSP_OUT_FILE, key, name, false, xml, len);
 	free(xml);
 	if (r == 0)
 		r = dsp_record(t, &e->db, w->id, w->version, "cap", manual ? "spool/cancel" : "spool",

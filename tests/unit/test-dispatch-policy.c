@@ -49,6 +49,48 @@ START_TEST(test_auto_release)
 }
 END_TEST
 
+static int cap_calls, cap_fail;
+static char cap_name[200];
+
+static int cap_hook(void *ud, const char *name, const void *data, size_t len)
+{
+	(void)ud;
+	(void)data;
+	cap_calls++;
+	snprintf(cap_name, sizeof cap_name, "%s", name);
+	ck_assert_uint_gt(len, 0);
+	return cap_fail;
+}
+
+/* With a CAP writer (wf-dispatch's spool) the file is written inside the
+ * releasing transaction, not after its commit (a crash in between lost it:
+ * recorded sent, never written): a write that fails aborts the
+ * transaction, so nothing is recorded sent without a file. */
+START_TEST(test_cap_written_in_the_releasing_txn)
+{
+	struct dsp_config cfg;
+	dsp_config_defaults(&cfg);
+	cfg.cap_write = cap_hook;
+	fx_open_cfg(NULL, &cfg);
+	Wf__V1__Warning w = mkw("w-cw", 1, L4, A, ACTUAL, T0);
+	cap_calls = 0;
+	cap_fail = -EIO;
+	struct call c = { .w = &w, .now = T0 };
+	ck_assert_int_eq(wf_store_update(fx.store, call_fn, &c), -EIO);
+	ck_assert_int_eq(cap_calls, 1);
+	ck_assert_int_eq(delivery("w-cw", 1, "cap", "spool", NULL), -1);
+	cap_fail = 0;
+	dsp_engine_outputs_clear(fx.e);
+	ck_assert_int_eq(apply_warning(&w, T0), 0);
+	ck_assert_int_eq(cap_calls, 2);
+	ck_assert_str_eq(cap_name, "w-cw.v1.xml");
+	ck_assert_int_eq(delivery("w-cw", 1, "cap", "spool", NULL), DSP_DLV_SENT);
+	ck_assert_uint_eq(outputs_to("w-cw.v1.xml", NULL), 0); /* nothing left for after */
+	ck_assert_uint_eq(n_bcast(), 1);
+	fx_close();
+}
+END_TEST
+
 /* A county's broadcast state is one message: when its active warnings do
  * not fit, the most severe, then the latest to expire, are kept, the others
  * get a left_out record, and nothing stalls (it used to fail the transaction).
@@ -459,6 +501,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_required_by_level);
 	tcase_add_test(tc, test_auto_release);
+	tcase_add_test(tc, test_cap_written_in_the_releasing_txn);
 	tcase_add_test(tc, test_broadcast_state_full);
 	tcase_add_test(tc, test_one_approval);
 	tcase_add_test(tc, test_release_announced_to_stations);
