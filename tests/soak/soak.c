@@ -6,8 +6,11 @@
  *   the wf-dispatch daemon (release policy, duty stations, broadcast state)
  *   and a consumer node on its own thread (durable) that takes every warning
  *   and, as the duty stations' console, acknowledges every duty notice that
- *   needs it --ack-after seconds (30) after it arrived, for --duration
- *   seconds.
+ *   needs it --ack-after seconds (30) after it arrived and, as two operators
+ *   (op-soak-a, op-soak-b), approves every version it is told is pending
+ *   review at once, for --duration seconds; levels I and II also go as CAP
+ *   files to a broadcast platform in this process (tests/harness/platform.h,
+ *   every 100th POST answered 503).
  *
  * Load: every second one tick of --rate events spread over the five agencies
  * and Henan's counties (each (agency, county) a report stream: ALERT, then
@@ -49,10 +52,13 @@
  *     consumer's warning versions exactly replay mode's (none missing,
  *     duplicated, different or unexpected), fusion's outbox floor past the last
  *     version (every version acknowledged), no dead letter from fusion or
- *     dispatch, both daemons still running;
+ *     dispatch (but approvals of a version already superseded: refused by
+ *     design), every CAP file POSTed and none still queued, both daemons
+ *     still running;
  *   - p99 steady: the steady events' p99 of every window from 10% of the run <=
  *     max(--p99-factor (3) x the median window's p99, --p99-floor ms (50)).
  * Bounded: --duration <= 24 h; the end waits at most 120 s. */
+#include <dirent.h>
 #include <errno.h>
 #include <ev.h>
 #include <getopt.h>
@@ -70,6 +76,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "platform.h"
 #include "proc.h"
 #include "util.h"
 #include "wf/clock.h"
@@ -87,6 +94,9 @@
 #define MAX_COUNTIES 200
 #define PER_TXN 500
 #define MAX_WINDOWS 20000
+#define SOAK_OPERATOR_A "op-soak-a"
+#define SOAK_OPERATOR_B "op-soak-b"
+#define SOAK_POST_FAIL_EVERY 100  /* the broadcast platform answers 503 to every 100th POST */
 
 static void *xcalloc(size_t n, size_t sz)
 {
@@ -274,6 +284,15 @@ struct soak {
 	} *acks;
 	long n_acks, head_acks, cap_acks;
 	long notices, notices_to_ack, acks_sent;
+	/* the two operators: every version a station is told is pending review
+	 * is approved by both (levels I and II need two, III one) at once */
+	struct pending_appr {
+		char id[129];
+		uint32_t version;
+	} *apprs;
+	long n_apprs, cap_apprs;
+	long approvals_sent, released_notices;
+	struct wf_test_platform *platform; /* takes wf-dispatch's CAP POSTs */
 	ev_timer wack;
 	/* windows */
 	struct window win[MAX_WINDOWS];
@@ -426,10 +445,22 @@ static int on_control(void *ud, struct wf_txn *t, enum wf_topic_kind kind, const
 		return 0;
 	const Wf__V1__DutyNotice *d = (const Wf__V1__DutyNotice *)msg;
 	bool to_ack = d->deadline_ms > 0 && s->c->ack_after >= 0;
+	bool released = d->kind == WF__V1__NOTICE_KIND__NOTICE_KIND_RELEASED;
 	pthread_mutex_lock(&s->mu);
 	s->notices++;
 	s->notices_to_ack += to_ack;
+	s->released_notices += released;
 	pthread_mutex_unlock(&s->mu);
+	if (d->pending_review && !released) {
+		if (s->n_apprs == s->cap_apprs) {
+			s->cap_apprs = s->cap_apprs ? s->cap_apprs * 2 : 1024;
+			s->apprs = realloc(s->apprs, (size_t)s->cap_apprs * sizeof *s->apprs);
+			if (!s->apprs)
+				wf_test_die("realloc");
+		}
+		snprintf(s->apprs[s->n_apprs].id, sizeof s->apprs->id, "%s", d->warning_id);
+		s->apprs[s->n_apprs++].version = d->version;
+	}
 	if (!to_ack)
 		return 0;
 	if (s->head_acks > 0 && s->head_acks * 2 >= s->n_acks) { /* compact */
@@ -469,6 +500,18 @@ static int emit_acks(struct wf_txn *t, void *ud)
 			return r;
 	}
 	s->head_acks = i;
+	for (long k = 0; k < s->n_apprs; k++)
+		for (int o = 0; o < 2; o++) {
+			Wf__V1__Approval a = WF__V1__APPROVAL__INIT;
+			a.operator_ = (char *)(o ? SOAK_OPERATOR_B : SOAK_OPERATOR_A);
+			a.warning_id = s->apprs[k].id;
+			a.version = s->apprs[k].version;
+			a.decision = WF__V1__DECISION__DECISION_APPROVE;
+			a.sent_ms = wf_clock_now_ms(NULL);
+			int r = wf_node_emit_control(s->w, t, WF_TOPIC_APPROVAL, &a.base, NULL);
+			if (r < 0)
+				return r;
+		}
 	return 0;
 }
 
@@ -477,14 +520,17 @@ static void wack_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct soak *s = w->data;
 	(void)loop;
 	(void)revents;
-	if (s->head_acks < s->n_acks && s->acks[s->head_acks].due <= wf_test_mono_s()) {
+	if ((s->head_acks < s->n_acks && s->acks[s->head_acks].due <= wf_test_mono_s()) ||
+	    s->n_apprs > 0) {
 		long before = s->head_acks;
 		if (wf_node_update(s->w, emit_acks, s) < 0) {
 			s->head_acks = before; /* rolled back: again next time */
 		} else {
 			pthread_mutex_lock(&s->mu);
 			s->acks_sent += s->head_acks - before;
+			s->approvals_sent += 2 * s->n_apprs;
 			pthread_mutex_unlock(&s->mu);
+			s->n_apprs = 0;
 		}
 	}
 }
@@ -558,6 +604,33 @@ static long count_lines_with(const char *path, const char *needle, char *first, 
 				snprintf(first, firstlen, "%.500s", line);
 			n++;
 		}
+	fclose(f);
+	return n;
+}
+
+/* Dead-letter lines of wf-dispatch's log that are not an operator's
+ * approval of a version already superseded (the console approves every
+ * version it is told is pending; a newer one may have come meanwhile: a
+ * refusal by design, counted in *SUPERSEDED). */
+static long dispatch_deadletters(const char *path, long *superseded, char *first, size_t firstlen)
+{
+	FILE *f = fopen(path, "r");
+	char line[2048];
+	long n = 0;
+	*superseded = 0;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f)) {
+		if (!strstr(line, "dead-letter"))
+			continue;
+		if (strstr(line, "dead-lettered: wf/v1/approval/") && strstr(line, ": superseded: ")) {
+			(*superseded)++;
+			continue;
+		}
+		if (n == 0 && first)
+			snprintf(first, firstlen, "%.500s", line);
+		n++;
+	}
 	fclose(f);
 	return n;
 }
@@ -847,6 +920,11 @@ static char *lmdb_path(struct soak *s, int i)
 	}
 }
 
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
 static int cmp_double(const void *a, const void *b)
 {
 	double x = *(const double *)a, y = *(const double *)b;
@@ -1027,10 +1105,29 @@ out:
 	return n;
 }
 
+/* Files still queued for POST in wf-dispatch's CAP spool (-1: unreadable). */
+static long cap_queued(const struct soak *s)
+{
+	char *og = wf_test_xasprintf("%s/state-dispatch/cap/outgoing", s->dir);
+	DIR *d = opendir(og);
+	long n = d ? 0 : -1;
+	for (struct dirent *e; d && (e = readdir(d)) != NULL;)
+		n += e->d_name[0] != '.';
+	if (d)
+		closedir(d);
+	free(og);
+	return n;
+}
+
 static bool drained(void *ud)
 {
 	struct soak *s = ud;
 	return pending_total(s) == 0;
+}
+
+static bool cap_drained(void *ud)
+{
+	return cap_queued(ud) == 0;
 }
 
 struct vwait {
@@ -1106,7 +1203,9 @@ static char *dispatch_conf(struct soak *s)
 		fprintf(f, "[station duty-%s00]\nregion = %s00\n", seen[n_seen], seen[n_seen]);
 		n_seen++;
 	}
-	fprintf(f, "[route all]\nchannels = duty, broadcast\n");
+	fprintf(f, "[operator " SOAK_OPERATOR_A "]\n[operator " SOAK_OPERATOR_B "]\n"
+		   "[route severe]\nlevels = I, II\nchannels = duty, broadcast, cap\n"
+		   "[route all]\nchannels = duty, broadcast\n");
 	if (fclose(f) != 0)
 		wf_test_die(routes);
 	char *text = wf_test_xasprintf(
@@ -1116,8 +1215,10 @@ static char *dispatch_conf(struct soak *s)
 		"[policy]\nrelease_I = two\nrelease_II = two\nrelease_III = one\nrelease_IV = auto\n"
 		"review_timeout_I = 10m\nreview_timeout_II = 15m\nreview_timeout_III = 30m\n"
 		"[duty]\nack_deadline_I = 5m\nack_deadline_II = 10m\nack_deadline_III = 30m\n"
-		"ack_deadline_IV = 1h\nfollowup_interval = 30m\n",
-		s->dir, getenv("WF_REGIONS"), s->port, routes, DSP_RETAIN_S);
+		"ack_deadline_IV = 1h\nfollowup_interval = 30m\n"
+		"[cap]\npost_url = http://127.0.0.1:%d/cap\npost_timeout = 2s\n",
+		s->dir, getenv("WF_REGIONS"), s->port, routes, DSP_RETAIN_S,
+		wf_test_platform_port(s->platform));
 	char *p = wf_test_xasprintf("%s/dispatch.conf", s->dir);
 	wf_test_spit_text(p, text);
 	free(text);
@@ -1306,6 +1407,7 @@ bad:
 		snprintf(name, sizeof name, "wf-%s-soak", agencies[a].name);
 		s.prod[a] = new_node(&s, s.loop, name, agencies[a].name, agencies[a].agency, false);
 	}
+	s.platform = wf_test_platform_start(SOAK_POST_FAIL_EVERY);
 	char *fconf = fusion_conf(&s), *dconf = dispatch_conf(&s);
 	s.fusion = spawn_daemon("services/fusion/wf-fusion", fconf, s.fusion_log);
 	s.dispatch = spawn_daemon("services/dispatch/wf-dispatch", dconf, s.dispatch_log);
@@ -1341,6 +1443,7 @@ bad:
 	t_rep = wf_test_mono_s() - t_rep;
 	struct vwait vw = { &s, n_want };
 	bool all_versions = n_want >= 0 && wf_test_run_until(s.loop, versions_reached, &vw, 120000);
+	(void)wf_test_run_until(s.loop, cap_drained, &s, 120000); /* checked below */
 	wf_test_run_for(s.loop, 2000); /* anything beyond what replay made would show now */
 	sample(&s, wf_test_mono_s());
 	bool fusion_alive = s.fusion > 0 && wf_test_wait(s.fusion, 0) == -ETIMEDOUT;
@@ -1395,18 +1498,22 @@ bad:
 	/* dead letters, from the daemons' logs */
 	char first[512] = "";
 	long dl_f = count_lines_with(s.fusion_log, "dead-letter", first, sizeof first);
-	long dl_d = count_lines_with(s.dispatch_log, "dead-letter", first[0] ? NULL : first,
-				     sizeof first);
+	long dl_sup = 0;
+	long dl_d = dispatch_deadletters(s.dispatch_log, &dl_sup, first[0] ? NULL : first,
+					 sizeof first);
 
 	/* ---- the verdict ---- */
 	printf("== wf-soak results (%.0f s, %ld ticks, %ld events, %ld warning versions)\n",
 	       t_end - s.t_start, s.tick, s.n_events, n_got);
 	pthread_mutex_lock(&s.mu);
 	long notices = s.notices, to_ack = s.notices_to_ack, acks_sent = s.acks_sent;
+	long approvals = s.approvals_sent, rel_notices = s.released_notices;
 	pthread_mutex_unlock(&s.mu);
 	printf("duty.console %ld notices received, %ld needing an acknowledgement, %ld acknowledgements "
-	       "sent (%s)\n", notices, to_ack, acks_sent,
-	       c.ack_after < 0 ? "--ack-after -1: none" : "each --ack-after s after it arrived");
+	       "sent (%s); %ld approvals sent (two operators, each version told pending), %ld "
+	       "RELEASED notices received\n", notices, to_ack, acks_sent,
+	       c.ack_after < 0 ? "--ack-after -1: none" : "each --ack-after s after it arrived",
+	       approvals, rel_notices);
 	const struct window *w0 = window_at(&s, c.warmup), *wl = &s.win[s.n_win - 1];
 	const struct window *wf = window_at(&s, c.fill_from);
 	int fails = 0;
@@ -1497,13 +1604,42 @@ bad:
 	printf("lost.fusion_outbox_floor %llu last_version_seq %llu%s\n", (unsigned long long)floor,
 	       (unsigned long long)last_seq, floor > last_seq ? " ok" : " FAIL");
 	fails += !(floor > last_seq);
-	bool dl_ok = dl_f == 0 && dl_d == 0 && rej_f == 0 && rej_d == 0;
-	printf("lost.deadletters logged fusion %ld dispatch %ld; rejected at stop fusion %ld dispatch "
-	       "%ld (-1: no stop line)%s%s",
-	       dl_f, dl_d, rej_f, rej_d, dl_ok ? " ok\n" : " FAIL: ", dl_ok ? "" : first);
+	/* dispatch's rejections at stop: only approvals (of superseded versions;
+	 * their log lines are rate-limited, so not every one is counted above) */
+	bool dl_ok = dl_f == 0 && dl_d == 0 && rej_f == 0 && rej_d >= 0 &&
+		     rej_d <= approvals && (rej_d == 0 || dl_sup > 0);
+	printf("lost.deadletters logged fusion %ld dispatch %ld (besides %ld approvals of a version "
+	       "already superseded, refused by design); rejected at stop fusion %ld dispatch %ld (at "
+	       "most the %ld approvals sent; -1: no stop line)%s%s",
+	       dl_f, dl_d, dl_sup, rej_f, rej_d, approvals, dl_ok ? " ok\n" : " FAIL: ",
+	       dl_ok ? "" : first);
 	if (!dl_ok && !first[0])
 		printf("\n");
 	fails += !dl_ok;
+	/* CAP: every file wf-dispatch wrote was POSTed, none is still queued */
+	struct wf_test_platform_counts pc;
+	char **posted = NULL, **files = NULL;
+	size_t n_posted = 0, cap_lost = 0;
+	wf_test_platform_counts(s.platform, &pc);
+	wf_test_platform_stop(s.platform, &posted, &n_posted);
+	s.platform = NULL;
+	char *capdir = wf_test_xasprintf("%s/state-dispatch/cap", s.dir);
+	long n_files = wf_test_cap_identifiers(capdir, &files), queued = cap_queued(&s);
+	for (long k = 0; k < n_files; k++)
+		cap_lost += bsearch(&files[k], posted, n_posted, sizeof *posted, cmp_str) == NULL;
+	bool cap_ok = n_files > 0 && queued == 0 && cap_lost == 0 && pc.bad == 0;
+	printf("lost.cap files %ld, still queued %ld, POSTs %llu (%llu answered 503, %llu unreadable), "
+	       "files never POSTed %zu%s\n",
+	       n_files, queued, (unsigned long long)pc.requests, (unsigned long long)pc.refused,
+	       (unsigned long long)pc.bad, cap_lost, cap_ok ? " ok" : " FAIL");
+	fails += !cap_ok;
+	for (long k = 0; k < n_files; k++)
+		free(files[k]);
+	free(files);
+	for (size_t k = 0; k < n_posted; k++)
+		free(posted[k]);
+	free(posted);
+	free(capdir);
 	printf("alive fusion %s dispatch %s%s\n", fusion_alive ? "yes" : "no",
 	       dispatch_alive ? "yes" : "no", fusion_alive && dispatch_alive ? " ok" : " FAIL");
 	fails += !(fusion_alive && dispatch_alive);
@@ -1538,6 +1674,15 @@ out:
 	atomic_store(&s.wstop, true);
 	if (s.wthread_started)
 		pthread_join(s.wthread, NULL);
+	free(s.apprs);
+	if (s.platform) { /* an early end */
+		char **ids = NULL;
+		size_t n_ids = 0;
+		wf_test_platform_stop(s.platform, &ids, &n_ids);
+		for (size_t k = 0; k < n_ids; k++)
+			free(ids[k]);
+		free(ids);
+	}
 	if (s.dispatch > 0)
 		wf_test_stop(s.dispatch, SIGTERM, 10000);
 	if (s.fusion > 0)
