@@ -224,6 +224,17 @@ static int64_t stamp(struct dsp_spool *s, int fd)
  * link it into outgoing/ (replacing a link of the same name, whose entry
  * leaves the queue: a rewrite is posted again, as the newest) and append
  * it. Called with the lock held when queued; takes QNAME. */
+/* fsync of the directory DIR: its entries (a rename, a link) are on disk. */
+static int fsync_dir(const char *dir)
+{
+	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int r = fsync(fd) < 0 ? -errno : 0;
+	close(fd);
+	return r;
+}
+
 static int finish(struct dsp_spool *s, int fd, const char *tmp, const char *path,
 		  const char *link_path, char *qname)
 {
@@ -237,6 +248,8 @@ static int finish(struct dsp_spool *s, int fd, const char *tmp, const char *path
 		r = -errno;
 	if (r == 0 && rename(tmp, path) < 0)
 		r = -errno;
+	if (r == 0)
+		r = fsync_dir(s->dir); /* the rename survives a power loss too */
 	if (r < 0) {
 		unlink(tmp);
 		free(qname);
@@ -250,8 +263,8 @@ static int finish(struct dsp_spool *s, int fd, const char *tmp, const char *path
 				drop(s, i);
 				break;
 			}
-	if (link(path, link_path) < 0) {
-		r = -errno;
+	if (link(path, link_path) < 0 || (r = fsync_dir(s->outgoing)) < 0) {
+		r = r < 0 ? r : -errno;
 		free(qname);
 		return r;
 	}
