@@ -485,19 +485,31 @@ static uint32_t strhash(const char *s)
 	return h;
 }
 
+/* (Re)builds an open-addressing index *IDX (slots: positions, SIZE_MAX
+ * empty) over the N keys KEY(i), twice the size it had (FIRST at first). */
+static void index_rebuild(size_t **idx, size_t *cap, size_t first, size_t n,
+			  const char *(*key)(size_t i))
+{
+	free(*idx);
+	*cap = *cap ? *cap * 2 : first;
+	*idx = malloc(*cap * sizeof **idx);
+	if (!*idx)
+		die("index: out of memory");
+	for (size_t i = 0; i < *cap; i++)
+		(*idx)[i] = SIZE_MAX;
+	for (size_t i = 0; i < n; i++) {
+		size_t h = strhash(key(i)) & (*cap - 1);
+		while ((*idx)[h] != SIZE_MAX)
+			h = (h + 1) & (*cap - 1);
+		(*idx)[h] = i;
+	}
+}
+
+static const char *wver_key(size_t i) { return obs.w[i].key; }
+
 static void widx_rebuild(void)
 {
-	free(widx);
-	widx_cap = widx_cap ? widx_cap * 2 : 65536;
-	widx = malloc(widx_cap * sizeof *widx);
-	for (size_t i = 0; i < widx_cap; i++)
-		widx[i] = SIZE_MAX;
-	for (size_t i = 0; i < obs.n_w; i++) {
-		size_t h = strhash(obs.w[i].key) & (widx_cap - 1);
-		while (widx[h] != SIZE_MAX)
-			h = (h + 1) & (widx_cap - 1);
-		widx[h] = i;
-	}
+	index_rebuild(&widx, &widx_cap, 65536, obs.n_w, wver_key);
 }
 
 static struct wver *obs_warning(const char *key, bool create)
@@ -613,25 +625,12 @@ static struct {
 	size_t idx_cap;
 } recs;
 
-static void rec_index(void)
-{
-	free(recs.idx);
-	recs.idx_cap = recs.idx_cap ? recs.idx_cap * 2 : 16384;
-	recs.idx = malloc(recs.idx_cap * sizeof *recs.idx);
-	for (size_t i = 0; i < recs.idx_cap; i++)
-		recs.idx[i] = SIZE_MAX;
-	for (size_t i = 0; i < recs.n; i++) {
-		size_t h = strhash(recs.r[i].id) & (recs.idx_cap - 1);
-		while (recs.idx[h] != SIZE_MAX)
-			h = (h + 1) & (recs.idx_cap - 1);
-		recs.idx[h] = i;
-	}
-}
+static const char *rec_key(size_t i) { return recs.r[i].id; }
 
 static void on_record(const char *id, const uint8_t *p, size_t len)
 {
 	if (recs.idx_cap == 0 || recs.n * 2 >= recs.idx_cap)
-		rec_index();
+		index_rebuild(&recs.idx, &recs.idx_cap, 16384, recs.n, rec_key);
 	size_t h = strhash(id) & (recs.idx_cap - 1);
 	while (recs.idx[h] != SIZE_MAX && strcmp(recs.r[recs.idx[h]].id, id) != 0)
 		h = (h + 1) & (recs.idx_cap - 1);
@@ -722,21 +721,12 @@ static struct {
 	ev_timer ack_timer;
 } con;
 
+static const char *notice_key(size_t i) { return con.n[i].key; }
+
 static struct notice *notice_get(const char *key)
 {
-	if (con.idx_cap == 0 || con.count * 2 >= con.idx_cap) {
-		free(con.idx);
-		con.idx_cap = con.idx_cap ? con.idx_cap * 2 : 65536;
-		con.idx = malloc(con.idx_cap * sizeof *con.idx);
-		for (size_t i = 0; i < con.idx_cap; i++)
-			con.idx[i] = SIZE_MAX;
-		for (size_t i = 0; i < con.count; i++) {
-			size_t h = strhash(con.n[i].key) & (con.idx_cap - 1);
-			while (con.idx[h] != SIZE_MAX)
-				h = (h + 1) & (con.idx_cap - 1);
-			con.idx[h] = i;
-		}
-	}
+	if (con.idx_cap == 0 || con.count * 2 >= con.idx_cap)
+		index_rebuild(&con.idx, &con.idx_cap, 65536, con.count, notice_key);
 	size_t h = strhash(key) & (con.idx_cap - 1);
 	while (con.idx[h] != SIZE_MAX) {
 		if (strcmp(con.n[con.idx[h]].key, key) == 0)
