@@ -430,6 +430,21 @@ static void state_open(struct fx *f, struct state *s)
 	ck_assert_int_eq(wf_sms_open(s->loop, s->store, &c, &s->sms, err, sizeof err), 0);
 }
 
+struct each {
+	int n, delivered, failed, parts, bad;
+};
+static int each_rcpt(void *ud, const char *key, const char *msisdn, enum wf_sms_state st,
+		     unsigned parts)
+{
+	struct each *e = ud;
+	e->n++;
+	e->delivered += st == WF_SMS_DELIVERED;
+	e->failed += st == WF_SMS_FAILED;
+	e->parts += (int)parts;
+	e->bad += strcmp(key, RED_ID "@1") != 0 || strlen(msisdn) != 11;
+	return 0;
+}
+
 static void state_close(struct state *s)
 {
 	s->sms = wf_sms_close(s->sms);
@@ -622,6 +637,14 @@ START_TEST(test_segments)
 	ck_assert_int_eq(wf_sms_count_states(s.sms, NULL, counts), 0);
 	ck_assert_uint_eq(counts[WF_SMS_DELIVERED], 4);
 	ck_assert_uint_eq(counts[WF_SMS_FAILED], 1);
+	/* the same from the iterator harnesses use (tests/chaos), with the parts */
+	struct each e = { 0 };
+	ck_assert_int_eq(wf_sms_foreach_recipient(s.store, each_rcpt, &e), 0);
+	ck_assert_int_eq(e.n, 5);
+	ck_assert_int_eq(e.delivered, 4);
+	ck_assert_int_eq(e.failed, 1);
+	ck_assert_int_eq(e.parts, 5 * 3);
+	ck_assert_int_eq(e.bad, 0);
 	state_close(&s);
 
 	char *l = read_text(log);

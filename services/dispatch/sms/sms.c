@@ -1731,6 +1731,62 @@ int wf_sms_count_states(struct wf_sms *sms, const char *delivery_key,
 	return wf_store_view(sms->store, count_fn, &cc);
 }
 
+struct each_ctx {
+	unsigned dbi_rcpt, dbi_deliv;
+	struct wf_txn *t;
+	wf_sms_recipient_fn fn;
+	void *ud;
+};
+
+static int each_one(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	(void)key;
+	(void)klen;
+	struct each_ctx *ec = ud;
+	struct rcpt_rec rr;
+	struct deliv_rec dr;
+	char dkey[KEY_MAX + 1], msisdn[WF_SMS_MSISDN_MAX + 2];
+	if (vlen < sizeof(rr))
+		return -EIO;
+	memcpy(&rr, val, sizeof(rr));
+	if (rr.klen > KEY_MAX || rr.mlen > WF_SMS_MSISDN_MAX + 1 ||
+	    vlen < sizeof(rr) + rr.klen + rr.mlen)
+		return -EIO;
+	memcpy(dkey, (const char *)val + sizeof(rr), rr.klen);
+	dkey[rr.klen] = '\0';
+	memcpy(msisdn, (const char *)val + sizeof(rr) + rr.klen, rr.mlen);
+	msisdn[rr.mlen] = '\0';
+	void *dv = NULL;
+	size_t dl = 0;
+	unsigned parts = 0;
+	if (wf_store_get(ec->t, ec->dbi_deliv, dkey, rr.klen, &dv, &dl) == 0 && dl >= sizeof dr) {
+		memcpy(&dr, dv, sizeof dr); /* the text follows the record */
+		parts = dr.parts;
+	}
+	free(dv);
+	return ec->fn(ec->ud, dkey, msisdn,
+		      rr.state < WF_SMS_STATE_MAX ? (enum wf_sms_state)rr.state : WF_SMS_STATE_MAX,
+		      parts);
+}
+
+static int each_fn(struct wf_txn *t, void *ud)
+{
+	struct each_ctx *ec = ud;
+	ec->t = t;
+	return wf_store_foreach(t, ec->dbi_rcpt, NULL, 0, each_one, ec);
+}
+
+int wf_sms_foreach_recipient(struct wf_store *store, wf_sms_recipient_fn fn, void *ud)
+{
+	struct each_ctx ec = { .fn = fn, .ud = ud };
+	int r = wf_store_dbi(store, "sms-rcpt", WF_STORE_DB_NOCREATE, &ec.dbi_rcpt);
+	if (r == 0)
+		r = wf_store_dbi(store, "sms-deliv", WF_STORE_DB_NOCREATE, &ec.dbi_deliv);
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? r : wf_store_view(store, each_fn, &ec);
+}
+
 struct get_ctx {
 	struct wf_sms *sms;
 	const char *key, *msisdn;

@@ -173,6 +173,16 @@ void wf_sms_get_stats(const struct wf_sms *sms, struct wf_sms_stats *ret);
 int wf_sms_count_states(struct wf_sms *sms, const char *delivery_key,
 			uint64_t ret_counts[WF_SMS_STATE_MAX]);
 
+/* Calls FN for every planned recipient of every delivery in STORE (the
+ * dispatcher's store; its own read transaction, no struct wf_sms needed:
+ * for harnesses and tools reading a stopped dispatcher's state), with the
+ * delivery's key, the recipient's number, state, and the delivery's SMS
+ * parts. FN returns 0 to go on, non-zero to stop (returned). 0 and no call
+ * when the store has no SMS state. */
+typedef int (*wf_sms_recipient_fn)(void *ud, const char *delivery_key, const char *msisdn,
+				   enum wf_sms_state state, unsigned parts);
+int wf_sms_foreach_recipient(struct wf_store *store, wf_sms_recipient_fn fn, void *ud);
+
 struct wf_sms_recipient {
 	enum wf_sms_state state;
 	unsigned attempts;   /* HTTP attempts so far */
