@@ -56,12 +56,17 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
 #include <dirent.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cjson/cJSON.h>
 
 #include "broker.h"
+#include "kannel-harness.h"
 #include "platform.h"
+#include "sms.h"
 #include "proc.h"
 #include "util.h"
 #include "wf/bus.h"
@@ -406,6 +411,7 @@ struct stats {
 };
 
 static struct stats st;
+static struct wf_test_kannel *kannel; /* SMS: a private Kannel (see sms_section) */
 
 static void cleanup(void)
 {
@@ -417,6 +423,7 @@ static void cleanup(void)
 			procs[i].pid = 0;
 		}
 	broker = wf_test_broker_free(broker);
+	kannel = wf_test_kannel_free(kannel);
 }
 
 static void die(const char *fmt, ...)
@@ -871,6 +878,56 @@ static void console_start(void)
 
 static struct wf_test_platform *plat;
 
+/* ---- SMS: a private Kannel (tests/integration/kannel-harness.h) with
+ * fakesmsc as the handsets; one subscriber per prefecture ---- */
+
+#define SUBS_PER_PREF 16 /* subscribers: the first townships of each prefecture, one each */
+static char (*subs)[16];      /* msisdn */
+static char (*subs_at)[13];   /* where: a township */
+static size_t n_subs;
+
+/* A free loopback port (for the DLR listener, the same across restarts). */
+static int free_port(void)
+{
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	struct sockaddr_in a = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof a;
+	if (fd < 0 || bind(fd, (struct sockaddr *)&a, sizeof a) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&a, &len) < 0)
+		die("free port: %s", strerror(errno));
+	close(fd);
+	return ntohs(a.sin_port);
+}
+
+/* Writes the subscriber and password files; returns the [sms] section. */
+static char *sms_section(void)
+{
+	struct buf b = { 0 };
+	subs = calloc(n_prefs * SUBS_PER_PREF, sizeof *subs);
+	subs_at = calloc(n_prefs * SUBS_PER_PREF, sizeof *subs_at);
+	for (size_t p = 0; p < n_prefs; p++)
+		for (size_t k = 0; k < SUBS_PER_PREF && k < n_twn[p]; k++, n_subs++) {
+			snprintf(subs[n_subs], sizeof subs[n_subs], "138%08u",
+				 (unsigned)(n_subs + 1) % 100000000u);
+			snprintf(subs_at[n_subs], sizeof subs_at[n_subs], "%s", twn[p][k]);
+			bprintf(&b, "%s,%s\n", subs[n_subs], subs_at[n_subs]);
+		}
+	char *sf = wf_test_xasprintf("%s/subscribers.csv", dir);
+	char *pf = wf_test_xasprintf("%s/sms-password", dir);
+	spit(sf, b.p, b.len);
+	char *pw = wf_test_xasprintf("%s\n", wf_test_kannel_password(kannel));
+	spit(pf, pw, strlen(pw));
+	char *text = wf_test_xasprintf("[sms]\nsendsms_url = %s\nusername = %s\npassword_file = %s\n"
+				       "from = 12379\nsubscribers = %s\ndlr_port = %d\n",
+				       wf_test_kannel_sendsms_url(kannel),
+				       wf_test_kannel_username(kannel), pf, sf, free_port());
+	free(pw);
+	free(pf);
+	free(sf);
+	free(b.p);
+	return text;
+}
+
 /* ---- processes ---- */
 
 static void spawn_proc(int i)
@@ -963,7 +1020,8 @@ static void setup_procs(const struct scenario *sc)
 	for (size_t i = 0; i < n_prefs; i++)
 		bprintf(&r, "[station duty-%s]\nregion = %s00\n", prefs[i], prefs[i]);
 	bprintf(&r, "[operator " CHAOS_OPERATOR "]\n"
-		    "[route severe]\nlevels = I, II\nchannels = duty, broadcast, cap\n"
+		    "[route red]\nlevels = I\nchannels = duty, broadcast, cap, sms\n"
+		    "[route orange]\nlevels = II\nchannels = duty, broadcast, cap\n"
 		    "[route all]\nchannels = duty, broadcast\n");
 	char *routes = wf_test_xasprintf("%s/routes.conf", dir);
 	spit(routes, r.p, r.len);
@@ -973,6 +1031,7 @@ static void setup_procs(const struct scenario *sc)
 	d->exe = wf_test_build_path("services/dispatch/wf-dispatch");
 	d->conf = wf_test_xasprintf("%s/dispatch.conf", dir);
 	d->log = wf_test_xasprintf("%s/dispatch.log", dir);
+	char *sms = sms_section();
 	text = wf_test_xasprintf("[service]\nid = wf-dispatch-1\nstate_dir = %s/state-dispatch\n"
 			 "heartbeat = 1s\nresend = 1s\n[mqtt]\nhost = 127.0.0.1\nport = %s\n"
 			 "[dispatch]\nroutes = %s\n"
@@ -980,10 +1039,11 @@ static void setup_procs(const struct scenario *sc)
 			 "release_IV = auto\nreview_timeout_I = 0\n"
 			 "[duty]\nack_deadline_I = 1h\nack_deadline_II = 1h\nack_deadline_III = 1h\n"
 			 "ack_deadline_IV = 1h\nfollowup_interval = 24h\n"
-			 "[cap]\npost_url = http://127.0.0.1:%d/cap\npost_timeout = 2s\n",
-			 dir, port_s, routes, wf_test_platform_port(plat));
+			 "[cap]\npost_url = http://127.0.0.1:%d/cap\npost_timeout = 2s\n%s",
+			 dir, port_s, routes, wf_test_platform_port(plat), sms);
 	spit(d->conf, text, strlen(text));
 	free(text);
+	free(sms);
 	free(routes);
 }
 
@@ -1334,6 +1394,7 @@ static char *outgoing_dir(void) { return wf_test_xasprintf("%s/state-dispatch/ca
 struct drain_wait {
 	double stable_since;
 	uint64_t last_fusion_seq, last_notices;
+	long last_sms;
 };
 
 /* Everything fusion published is acked by dispatch, every notice the
@@ -1351,10 +1412,13 @@ static bool drained(void *ud)
 		     con.n_acks == 0 && con.n_apprs == 0 && wf_node_pending(con.node) == 0 &&
 		     dir_count(og, "") == 0;
 	free(og);
-	if (!quiet || obs.fusion_max_seq != d->last_fusion_seq || con.count != d->last_notices) {
+	long sms = wf_test_kannel_received_count(kannel);
+	if (!quiet || obs.fusion_max_seq != d->last_fusion_seq || con.count != d->last_notices ||
+	    sms != d->last_sms) {
 		d->stable_since = wf_test_mono_s();
 		d->last_fusion_seq = obs.fusion_max_seq;
 		d->last_notices = con.count;
+		d->last_sms = sms;
 		return false;
 	}
 	return wf_test_mono_s() - d->stable_since > 3.0;
@@ -1405,6 +1469,47 @@ static void dstore_load(struct dstore *d)
 	wf_store_close(s);
 	free(path);
 	qsort(d->w, d->n, sizeof *d->w, cmp_wver);
+}
+
+/* ---- the SMS state wf-dispatch left ---- */
+
+#define SMS_INFLIGHT_MAX 64 /* wf-dispatch's SMS requests in flight (docs/sms.md) */
+
+struct sms_tally {
+	size_t n;                 /* recipients of deliveries */
+	long *planned;            /* parts of the delivered ones, by subscriber index */
+	long *deliveries;         /* deliveries, by subscriber index */
+	uint64_t states[WF_SMS_STATE_MAX + 1];
+	size_t unknown;           /* a number not among the subscribers */
+};
+
+static long sub_index(const char *msisdn)
+{
+	for (size_t i = 0; i < n_subs; i++)
+		if (strcmp(subs[i], msisdn) == 0)
+			return (long)i;
+	return -1;
+}
+
+static int sms_each(void *ud, const char *key, const char *msisdn, enum wf_sms_state state,
+		    unsigned parts)
+{
+	struct sms_tally *t = ud;
+	(void)key;
+	long i = sub_index(msisdn);
+	t->n++;
+	t->states[state <= WF_SMS_STATE_MAX ? state : WF_SMS_STATE_MAX]++;
+	if (i < 0) {
+		t->unknown++;
+		return 0;
+	}
+	/* what the handset should have: the delivered ones (an expired one
+	 * was not sent: its warning had expired first; the scenario's times
+	 * are hours to days ago, so most versions have) */
+	if (state == WF_SMS_DELIVERED)
+		t->planned[i] += parts;
+	t->deliveries[i]++;
+	return 0;
 }
 
 /* ---- main ---- */
@@ -1499,6 +1604,9 @@ int main(int argc, char **argv)
 		die("mosquitto: %s", strerror(-r));
 	snprintf(port_s, sizeof port_s, "%d", wf_test_broker_port(broker));
 	plat = wf_test_platform_start(POST_FAIL_EVERY);
+	struct wf_test_kannel_options ko = { .dlr_retry = true };
+	if ((r = wf_test_kannel_create(&ko, &kannel)) < 0 || (r = wf_test_kannel_start(kannel)) < 0)
+		die("kannel: %s", strerror(-r));
 	setup_procs(&sc);
 
 	/* files: hidden in the spool until their slice */
@@ -1858,6 +1966,49 @@ int main(int argc, char **argv)
 			cap_unwritten++;
 		}
 
+	/* SMS per recipient: the parts wf-dispatch planned (its store) against
+	 * what the handsets (fakesmsc) got */
+	struct sms_tally t_sms = { 0 };
+	t_sms.planned = calloc(n_subs, sizeof *t_sms.planned);
+	t_sms.deliveries = calloc(n_subs, sizeof *t_sms.deliveries);
+	{
+		struct wf_store_options so = { 0 };
+		struct wf_store *s2 = NULL;
+		char *path = wf_test_xasprintf("%s/state-dispatch", dir);
+		so.path = path;
+		if (wf_store_open(&so, &s2) < 0 || wf_sms_foreach_recipient(s2, sms_each, &t_sms) < 0)
+			die("%s: cannot read the SMS state", path);
+		wf_store_close(s2);
+		free(path);
+	}
+	long *got_parts = calloc(n_subs, sizeof *got_parts);
+	struct wf_test_sms *handset = NULL;
+	long n_handset = wf_test_kannel_received(kannel, &handset), sms_stray = 0;
+	for (long k = 0; k < n_handset; k++) {
+		long si = sub_index(handset[k].to);
+		if (si < 0)
+			sms_stray++;
+		else
+			got_parts[si]++;
+	}
+	long sms_lost = 0, sms_dup = 0, sms_planned = 0;
+	size_t subs_exact = 0, subs_fewer = 0, subs_more = 0, subs_any = 0;
+	for (size_t si = 0; si < n_subs; si++) {
+		sms_planned += t_sms.planned[si];
+		subs_any += t_sms.deliveries[si] > 0;
+		if (got_parts[si] < t_sms.planned[si]) {
+			sms_lost += t_sms.planned[si] - got_parts[si];
+			subs_fewer++;
+		} else {
+			sms_dup += got_parts[si] - t_sms.planned[si];
+			subs_more += got_parts[si] > t_sms.planned[si];
+			subs_exact += got_parts[si] == t_sms.planned[si];
+		}
+	}
+	uint64_t sms_final = t_sms.states[WF_SMS_DELIVERED] + t_sms.states[WF_SMS_FAILED] +
+			     t_sms.states[WF_SMS_EXPIRED];
+	long dsp_kills = procs[P_DISPATCH].kills;
+
 	size_t left = 0, rejected = 0;
 	for (int a = 0; a < N_AGENCIES; a++) {
 		char *cmd = wf_test_xasprintf("ls -A %s/spool-%s | grep -v '^done$\\|^rejected$' | wc -l; "
@@ -1914,6 +2065,28 @@ int main(int argc, char **argv)
 	       POST_FAIL_EVERY, cap_files, cap_queued, (unsigned long long)pc.requests,
 	       (unsigned long long)pc.refused, (unsigned long long)pc.bad, cap_distinct,
 	       n_posted - cap_distinct, cap_lost, cap_extra, n_cap_sent, cap_unwritten);
+	printf("SMS (level I through Kannel; %zu subscribers, one in each of the first %d townships "
+	       "of every prefecture): per subscriber, parts at the handset against the parts of its "
+	       "deliveries wf-dispatch recorded delivered: "
+	       "%zu exactly, %zu fewer, %zu more (%zu had deliveries)\n",
+	       n_subs, SUBS_PER_PREF, subs_exact, subs_fewer, subs_more, subs_any);
+	printf("SMS totals: %zu recipients of "
+	       "deliveries planned by wf-dispatch (%llu delivered, %llu failed, %llu expired before "
+	       "sending: its warning had expired (the scenario is hours to days old), %llu not final), %ld parts delivered by its state, %ld "
+	       "parts at the handsets; lost %ld parts, duplicated %ld "
+	       "(at most %d per recipient per wf-dispatch kill: %ld kills), to nobody's number %ld\n",
+	       t_sms.n, (unsigned long long)t_sms.states[WF_SMS_DELIVERED],
+	       (unsigned long long)t_sms.states[WF_SMS_FAILED],
+	       (unsigned long long)t_sms.states[WF_SMS_EXPIRED],
+	       (unsigned long long)(t_sms.n - sms_final), sms_planned, n_handset, sms_lost, sms_dup,
+	       SMS_INFLIGHT_MAX, dsp_kills, sms_stray);
+	for (size_t si = 0, shown = 0; si < n_subs && shown < 10; si++)
+		if (got_parts[si] != t_sms.planned[si]) {
+			printf("  sms %s (%s): %ld deliveries, %ld parts delivered, %ld received%s\n",
+			       subs[si], subs_at[si], t_sms.deliveries[si], t_sms.planned[si],
+			       got_parts[si], got_parts[si] < t_sms.planned[si] ? " LOST" : " (duplicates)");
+			shown++;
+		}
 	printf("ready: worst process restart-to-ready %.0f ms (%s), %d restarts never ready before "
 	       "the next kill; broker: worst restart-to-accept %.0f ms, worst restart-to-every-"
 	       "service-ONLINE %.0f ms (%d restarts killed again before that)\n",
@@ -1929,6 +2102,11 @@ int main(int argc, char **argv)
 		}                                                                               \
 	} while (0)
 	TARGET(!ch.timed_out, "finished within --time-limit");
+	TARGET(t_sms.states[WF_SMS_DELIVERED] > 0 && sms_lost == 0 && sms_stray == 0 &&
+		       t_sms.unknown == 0 && t_sms.states[WF_SMS_FAILED] == 0 && sms_final == t_sms.n &&
+		       sms_dup <= (long)SMS_INFLIGHT_MAX * (dsp_kills + 1),
+	       "every SMS final, none failed, each delivered one at its handset, duplicates within "
+	       "the kill bound");
 	TARGET(ev_lost == 0 && left == 0 && rejected == 0, "0 events lost");
 	TARGET(w_lost == 0 && w_diff == 0 && w_extra == 0, "0 warning versions lost or different");
 	TARGET(w_dup == 0, "0 warning versions duplicated");
@@ -1999,6 +2177,13 @@ int main(int argc, char **argv)
 	free(con.idx);
 	free(con.acks);
 	free(con.apprs);
+	wf_test_sms_free(handset, n_handset > 0 ? (size_t)n_handset : 0);
+	free(got_parts);
+	free(t_sms.planned);
+	free(t_sms.deliveries);
+	free(subs);
+	free(subs_at);
+	kannel = wf_test_kannel_free(kannel);
 	for (size_t k = 0; k < recs.n; k++) {
 		free(recs.r[k].id);
 		free(recs.r[k].p);
