@@ -10,8 +10,9 @@
  *        levels I and II also as CAP POSTs)
  *     -> duty consoles (a wf_node in this process that acknowledges every
  *        notice and approves every version it is told is pending review),
- *        a broadcast platform (a thread answering the CAP POSTs) and a
- *        broadcast terminal (a plain subscriber)
+ *        a broadcast platform (a thread answering the CAP POSTs), a
+ *        private Kannel whose fakesmsc stands for the SMS handsets (level I)
+ *        and a broadcast terminal (a plain subscriber)
  *
  * while the harness SIGKILLs and restarts each adapter, wf-fusion,
  * wf-dispatch and the broker (restarted on the same port with its
@@ -38,7 +39,9 @@
  * Review and CAP, against what dispatch recorded (which versions an
  * approval releases depends on timing): RELEASED notices lost / unexpected
  * for the versions the final release records show released after review,
- * latest versions still pending; CAP files never POSTed or still queued.
+ * latest versions still pending; CAP files never POSTed or still queued;
+ * SMS per recipient: parts at the handset against those wf-dispatch
+ * recorded delivered.
  *
  * Usage: chaos [--events N] [--seed S] [--slices K] [--broker-kills M]
  *              [--time-limit SEC] [--no-faults] [--keep]
