@@ -203,11 +203,12 @@ struct views_ctx {
 static int views_fn(struct wf_txn *t, void *ud)
 {
 	struct views_ctx *c = ud;
-	struct dsp_stats_extra extra[4] = {
+	struct dsp_stats_extra extra[5] = {
 		{ "publish_failed", c->d->publish_failed },
 		{ "cap_write_failed", c->d->cap_failed },
 		{ "sms_failed", 0 },
 		{ "sms_expired", 0 },
+		{ "sms_purged", 0 },
 	};
 	size_t n = 2;
 	if (c->d->sms) {
@@ -215,7 +216,8 @@ static int views_fn(struct wf_txn *t, void *ud)
 		wf_sms_get_stats(c->d->sms, &st);
 		extra[2].n = st.failed;
 		extra[3].n = st.expired;
-		n = 4;
+		extra[4].n = st.purged;
+		n = 5;
 	}
 	return dsp_engine_views(c->d->engine, t, c->now, c->with_stats, extra, n);
 }
