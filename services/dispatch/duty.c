@@ -639,7 +639,6 @@ int dsp_duty_released(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 
 /* --- the informational notices again after a reconnect --- */
 
-
 /* Picks from one record of a scan the version whose notices go again, and
  * when they were first sent; 0: none. */
 typedef bool (*info_pick)(const void *v, size_t vl, int64_t since, uint32_t *ver, int64_t *at);
@@ -681,8 +680,10 @@ static int relq_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
 	struct info_list *l = ud;
 	(void)v;
 	(void)vl;
+	if (kl <= 8)
+		return 0;
 	const char *name = (const char *)k + 8;
-	const char *atv = kl > 8 ? memrchr(name, '@', kl - 8) : NULL;
+	const char *atv = memrchr(name, '@', kl - 8);
 	size_t idl = atv ? (size_t)(atv - name) : 0, vlen = atv ? kl - 8 - idl - 1 : 0;
 	char ver[16];
 	if (idl == 0 || idl > DSP_ID_MAX || vlen == 0 || vlen >= sizeof ver)
