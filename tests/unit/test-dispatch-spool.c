@@ -78,6 +78,28 @@ START_TEST(test_write_atomic_no_post)
 }
 END_TEST
 
+/* Reads one HTTP request from C into REQ (SIZE bytes, NUL-terminated):
+ * headers and the Content-Length body. Returns the body (in REQ) and its
+ * length in *LEN, or NULL when the connection ended before. */
+static char *read_request(int c, char *req, size_t size, long *len)
+{
+	size_t got = 0;
+	req[0] = '\0';
+	for (;;) {
+		ssize_t k = read(c, req + got, size - 1 - got);
+		if (k <= 0)
+			return NULL;
+		got += (size_t)k;
+		req[got] = '\0';
+		char *end = strstr(req, "\r\n\r\n"), *h = strcasestr(req, "Content-Length:");
+		*len = h ? atol(h + 15) : -1;
+		if (end && *len >= 0 && got >= (size_t)(end + 4 - req) + (size_t)*len)
+			return end + 4;
+		if (got == size - 1)
+			return NULL;
+	}
+}
+
 /* Child: answers each of STATUS[0..n) to one request, checking the body
  * holds a CAP alert; exits 0 if every body did. */
 static void serve(int lfd, const int *status, int n)
@@ -88,19 +110,8 @@ static void serve(int lfd, const int *status, int n)
 		if (c < 0)
 			_exit(2);
 		char req[65536];
-		size_t got = 0;
-		/* read headers and the body (Content-Length) */
-		for (;;) {
-			ssize_t k = read(c, req + got, sizeof req - 1 - got);
-			if (k <= 0)
-				break;
-			got += (size_t)k;
-			req[got] = '\0';
-			char *end = strstr(req, "\r\n\r\n");
-			char *cl = strcasestr(req, "Content-Length:");
-			if (end && cl && got >= (size_t)(end + 4 - req) + (size_t)atol(cl + 15))
-				break;
-		}
+		long cl;
+		(void)read_request(c, req, sizeof req, &cl);
 		if (!strstr(req, "POST /cap ") || !strstr(req, "<alert") ||
 		    !strcasestr(req, "Content-Type: application/xml"))
 			bad++;
@@ -188,26 +199,13 @@ static void serve_record(int lfd, int n, int out, int got_fd, int go_fd)
 		if (c < 0)
 			_exit(2);
 		char req[65536];
-		size_t got = 0;
-		char *end = NULL;
 		long cl = -1;
-		for (;;) {
-			ssize_t k = read(c, req + got, sizeof req - 1 - got);
-			if (k <= 0)
-				break;
-			got += (size_t)k;
-			req[got] = '\0';
-			end = strstr(req, "\r\n\r\n");
-			char *h = strcasestr(req, "Content-Length:");
-			cl = h ? atol(h + 15) : -1;
-			if (end && cl >= 0 && got >= (size_t)(end + 4 - req) + (size_t)cl)
-				break;
-		}
-		if (!end || cl < 0 || !strstr(req, "POST /cap ") ||
+		char *body = read_request(c, req, sizeof req, &cl);
+		if (!body || !strstr(req, "POST /cap ") ||
 		    !strcasestr(req, "Content-Type: application/xml")) {
 			bad++;
 		} else {
-			(void)!write(out, end + 4, (size_t)cl);
+			(void)!write(out, body, (size_t)cl);
 			(void)!write(out, "\n", 1);
 		}
 		char b;
