@@ -1875,6 +1875,28 @@ int main(int argc, char **argv)
 				left_pending++;
 			}
 		}
+		/* the CAP files its versions need: every version of level I or II
+		 * released (after review or at once) has one, but a cancel of a
+		 * warning the public never had (nothing to withdraw) */
+		bool public_before = false;
+		for (size_t v = 0; v < wr->n_versions; v++) {
+			const Wf__V1__VersionRecord *vr = wr->versions[v];
+			bool released = vr->review == WF__V1__REVIEW_STATE__REVIEW_RELEASED ||
+					vr->review == WF__V1__REVIEW_STATE__REVIEW_AUTO;
+			bool actual = vr->status == WF__V1__STATUS__STATUS_ACTUAL;
+			bool severe = vr->level == WF__V1__LEVEL__LEVEL_I ||
+				      vr->level == WF__V1__LEVEL__LEVEL_II;
+			bool cancel = vr->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+			if (released && actual && severe && (!cancel || public_before)) {
+				if (n_cap_sent == cs_cap) {
+					cs_cap = cs_cap ? cs_cap * 2 : 4096;
+					cap_sent = realloc(cap_sent, cs_cap * sizeof *cap_sent);
+				}
+				cap_sent[n_cap_sent++] =
+					wf_test_xasprintf("%s.v%u", wr->warning_id, vr->version);
+			}
+			public_before |= released && actual && !cancel;
+		}
 		/* the CAP files its delivery records say were written */
 		for (size_t k2 = 0; k2 < wr->n_deliveries; k2++) {
 			const Wf__V1__DeliveryRecord *dr = wr->deliveries[k2];
@@ -1960,7 +1982,17 @@ int main(int argc, char **argv)
 		if ((k == 0 || strcmp(posted[k], posted[k - 1]) != 0) &&
 		    !bsearch(&posted[k], files_ids, n_fid, sizeof *files_ids, cmp_strp))
 			cap_extra++;
-	/* a release recorded "cap sent" whose file is not in the spool */
+	/* a release that needs a CAP file, or recorded "cap sent", without one */
+	qsort(cap_sent, n_cap_sent, sizeof *cap_sent, cmp_strp);
+	size_t w2 = 0;
+	for (size_t k = 0; k < n_cap_sent; k++) {
+		if (w2 > 0 && strcmp(cap_sent[k], cap_sent[w2 - 1]) == 0) {
+			free(cap_sent[k]);
+			continue;
+		}
+		cap_sent[w2++] = cap_sent[k];
+	}
+	n_cap_sent = w2;
 	size_t cap_unwritten = 0;
 	for (size_t k = 0; k < n_cap_sent; k++)
 		if (!bsearch(&cap_sent[k], files_ids, n_fid, sizeof *files_ids, cmp_strp)) {
@@ -2063,8 +2095,8 @@ int main(int argc, char **argv)
 	printf("CAP (levels I and II to the broadcast platform, every %dth POST answered 503): "
 	       "%ld files written, %ld still queued, %llu POSTs (%llu answered 503, %llu "
 	       "unreadable), %zu distinct identifiers posted (%zu POSTs again after a restart); "
-	       "never posted %zu, posted without a file %zu; recorded sent in the release records "
-	       "%zu, of them without a file %zu\n",
+	       "never posted %zu, posted without a file %zu; needed by the release records (versions "
+	       "of I and II released, deliveries recorded sent) %zu, of them without a file %zu\n",
 	       POST_FAIL_EVERY, cap_files, cap_queued, (unsigned long long)pc.requests,
 	       (unsigned long long)pc.refused, (unsigned long long)pc.bad, cap_distinct,
 	       n_posted - cap_distinct, cap_lost, cap_extra, n_cap_sent, cap_unwritten);
