@@ -56,7 +56,7 @@ static char *slurp(const char *path)
 START_TEST(test_write_atomic_no_post)
 {
 	struct dsp_spool *s = NULL;
-	char path[256], sub[128];
+	char path[4096], sub[128];
 	mk();
 	snprintf(sub, sizeof sub, "%s/a/b", dir);
 	ck_assert_int_eq(dsp_spool_open(sub, NULL, 0, &s), 0); /* parents created */
@@ -302,7 +302,7 @@ static void write_cap(struct dsp_spool *s, const char *name, const char *text)
 
 static struct timespec link_mtime(const char *name)
 {
-	char path[256];
+	char path[4096];
 	struct stat st;
 	snprintf(path, sizeof path, "%s/outgoing/%s", dir, name);
 	ck_assert_int_eq(stat(path, &st), 0);
@@ -315,7 +315,7 @@ static void same_second(const char names[][32], int n)
 {
 	struct timespec t0 = link_mtime(names[0]);
 	for (int i = 0; i < n; i++) {
-		char path[256];
+		char path[4096];
 		struct timespec ts[2] = { { 0, UTIME_OMIT }, { t0.tv_sec, 1000L * (i + 1) } };
 		snprintf(path, sizeof path, "%s/outgoing/%s", dir, names[i]);
 		ck_assert_int_eq(utimensat(AT_FDCWD, path, ts, 0), 0);
@@ -430,7 +430,7 @@ START_TEST(test_order_clock_step_back)
 {
 	struct recorder rec;
 	struct dsp_spool *s = NULL;
-	char path[256];
+	char path[4096];
 	recorder_start(&rec, 3);
 	mk();
 	ck_assert_int_eq(dsp_spool_open(dir, rec.url, 5000, &s), 0);
@@ -525,7 +525,7 @@ START_TEST(test_rewrite_during_post)
 	struct recorder rec;
 	struct post_thread p = { NULL, 0, "" };
 	pthread_t th;
-	char path[256], b;
+	char path[4096], b;
 	recorder_start_held(&rec, 2, true);
 	mk();
 	ck_assert_int_eq(dsp_spool_open(dir, rec.url, 5000, &p.s), 0);
@@ -557,7 +557,7 @@ START_TEST(test_removed_by_hand)
 {
 	struct recorder rec;
 	struct dsp_spool *s = NULL;
-	char path[256], detail[128];
+	char path[4096], detail[128];
 	recorder_start(&rec, 3);
 	mk();
 	ck_assert_int_eq(dsp_spool_open(dir, rec.url, 5000, &s), 0);
