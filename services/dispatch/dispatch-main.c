@@ -323,47 +323,38 @@ static void backlog_free(struct dispatch *d)
 	d->bl_cap = 0;
 }
 
+/* Publishes the engine's outputs after a commit. They are all MQTT: the
+ * CAP files went into the spool inside the transaction (cap_write). */
 static void flush_outputs(struct dispatch *d)
 {
 	const struct dsp_out *o;
 	queue_views(d);
 	size_t n = dsp_engine_outputs(d->engine, &o);
-	bool wrote = false;
 
 	backlog_drain(d);
 	for (size_t i = 0; i < n; i++) {
-		int r;
-		if (o[i].kind == DSP_OUT_MQTT) {
-			/* nothing overtakes what waits already */
-			r = d->bl_n ? -ENOBUFS
-				    : wf_node_publish(d->node, o[i].topic, o[i].payload, o[i].len,
-						      o[i].retain);
-			if (r == -ENOBUFS) {
-				/* the client's queue is full: sent as room frees */
-				if (backlog_push(d, o[i].topic, o[i].payload, o[i].len, o[i].retain) < 0)
-					d->need_resync = true;
-			} else if (r == -ENOTCONN) {
-				/* republished by the resync once connected */
+		if (o[i].kind != DSP_OUT_MQTT)
+			continue; /* DSP_OUT_FILE comes only without a cap_write */
+		/* nothing overtakes what waits already */
+		int r = d->bl_n ? -ENOBUFS
+				: wf_node_publish(d->node, o[i].topic, o[i].payload, o[i].len,
+						  o[i].retain);
+		if (r == -ENOBUFS) {
+			/* the client's queue is full: sent as room frees */
+			if (backlog_push(d, o[i].topic, o[i].payload, o[i].len, o[i].retain) < 0)
 				d->need_resync = true;
-			} else if (r < 0) {
-				d->publish_failed++;
-				wf_log(LOG_ERR, "publish", "%s: %s", o[i].topic, strerror(-r));
-			}
-		} else {
-			r = d->spool ? dsp_spool_write(d->spool, o[i].topic, o[i].payload, o[i].len)
-				     : -ENOENT;
-			if (r < 0) {
-				d->cap_failed++;
-				wf_log(LOG_ERR, "cap", "cannot write %s: %s", o[i].topic, strerror(-r));
-			}
-			else
-				wrote = true;
+		} else if (r == -ENOTCONN) {
+			/* republished by the resync once connected */
+			d->need_resync = true;
+		} else if (r < 0) {
+			d->publish_failed++;
+			wf_log(LOG_ERR, "publish", "%s: %s", o[i].topic, strerror(-r));
 		}
 	}
 	dsp_engine_outputs_clear(d->engine);
 	if (d->sms && wf_sms_kick(d->sms) == 0 && !wf_sms_idle(d->sms))
 		d->sms_busy = true;
-	if (wrote || d->cap_written)
+	if (d->cap_written)
 		kick_post(d, 0.001);
 	d->cap_written = false;
 }

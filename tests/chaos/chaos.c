@@ -1375,23 +1375,6 @@ static void publish_slice(char **hidden[N_AGENCIES], char **names[N_AGENCIES], i
 			die("rename %s: %s", names[a][k], strerror(errno));
 }
 
-/* Entries of PATH not starting with '.' whose name ends with SUFFIX ("" any);
- * -1 when it cannot be read. */
-static long dir_count(const char *path, const char *suffix)
-{
-	DIR *d = opendir(path);
-	if (!d)
-		return -1;
-	long n = 0;
-	size_t sl = strlen(suffix);
-	for (struct dirent *e; (e = readdir(d)) != NULL;) {
-		size_t l = strlen(e->d_name);
-		n += e->d_name[0] != '.' && l >= sl && strcmp(e->d_name + l - sl, suffix) == 0;
-	}
-	closedir(d);
-	return n;
-}
-
 static char *outgoing_dir(void) { return wf_test_xasprintf("%s/state-dispatch/cap/outgoing", dir); }
 
 struct drain_wait {
@@ -1413,7 +1396,7 @@ static bool drained(void *ud)
 	char *og = outgoing_dir();
 	bool quiet = obs.fusion_max_seq > 0 && obs.acked[P_FUSION] >= obs.fusion_max_seq &&
 		     con.n_acks == 0 && con.n_apprs == 0 && wf_node_pending(con.node) == 0 &&
-		     dir_count(og, "") == 0;
+		     wf_test_dir_count(og, "") == 0;
 	free(og);
 	long sms = wf_test_kannel_received_count(kannel);
 	if (!quiet || obs.fusion_max_seq != d->last_fusion_seq || con.count != d->last_notices ||
@@ -1967,7 +1950,7 @@ int main(int argc, char **argv)
 	wf_test_platform_stop(plat, &posted, &n_posted);
 	plat = NULL;
 	char *capdir = wf_test_xasprintf("%s/state-dispatch/cap", dir), *og = outgoing_dir();
-	long cap_files = wf_test_cap_identifiers(capdir, &files_ids), cap_queued = dir_count(og, "");
+	long cap_files = wf_test_cap_identifiers(capdir, &files_ids), cap_queued = wf_test_dir_count(og, "");
 	size_t n_fid = cap_files > 0 ? (size_t)cap_files : 0;
 	size_t cap_lost = 0, cap_extra = 0, cap_distinct = 0;
 	for (size_t k = 0; k < n_posted; k++)

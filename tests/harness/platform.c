@@ -41,21 +41,23 @@ static char *identifier(const char *text)
 	return e ? strndup(b + 12, (size_t)(e - b - 12)) : NULL;
 }
 
-/* Reads one request (headers and a Content-Length body) into p->req. */
-static bool read_request(struct wf_test_platform *p, int c)
+char *wf_test_http_read(int fd, char *req, size_t size, long *len)
 {
-	size_t n = 0;
+	size_t got = 0;
+	req[0] = '\0';
+	*len = -1;
 	for (;;) {
-		ssize_t k = read(c, p->req + n, REQ_MAX - 1 - n);
+		ssize_t k = read(fd, req + got, size - 1 - got);
 		if (k <= 0)
-			return false;
-		n += (size_t)k;
-		p->req[n] = '\0';
-		char *end = strstr(p->req, "\r\n\r\n"), *cl = strcasestr(p->req, "Content-Length:");
-		if (end && cl && n >= (size_t)(end + 4 - p->req) + (size_t)atol(cl + 15))
-			return true;
-		if (n == REQ_MAX - 1)
-			return false;
+			return NULL;
+		got += (size_t)k;
+		req[got] = '\0';
+		char *end = strstr(req, "\r\n\r\n"), *h = strcasestr(req, "Content-Length:");
+		*len = h ? atol(h + 15) : -1;
+		if (end && *len >= 0 && got >= (size_t)(end + 4 - req) + (size_t)*len)
+			return end + 4;
+		if (got == size - 1)
+			return NULL;
 	}
 }
 
@@ -74,7 +76,8 @@ static void *serve(void *ud)
 				continue;
 			return NULL; /* shut down by wf_test_platform_stop */
 		}
-		bool whole = read_request(p, c);
+		long len;
+		bool whole = wf_test_http_read(c, p->req, REQ_MAX, &len) != NULL;
 		char *id = whole ? identifier(p->req) : NULL;
 		const char *answer = ok;
 		pthread_mutex_lock(&p->mu);

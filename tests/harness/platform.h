@@ -12,6 +12,12 @@
 
 struct wf_test_platform;
 
+/* Reads one HTTP request from FD into REQ (SIZE bytes, NUL-terminated):
+ * the headers and the Content-Length body. Returns the body (inside REQ)
+ * and its length in *LEN, or NULL when the connection ended first or the
+ * request does not fit. For the harnesses' HTTP stand-ins. */
+char *wf_test_http_read(int fd, char *req, size_t size, long *len);
+
 /* Starts the thread (FAIL_EVERY 0: never 503). Dies on failure. */
 struct wf_test_platform *wf_test_platform_start(unsigned fail_every);
 int wf_test_platform_port(const struct wf_test_platform *p);

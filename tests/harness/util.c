@@ -1,6 +1,7 @@
 /* util: see util.h. */
 #include "util.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -48,4 +49,19 @@ void wf_test_spit(const char *path, const char *data, size_t len)
 void wf_test_spit_text(const char *path, const char *text)
 {
 	wf_test_spit(path, text, strlen(text));
+}
+
+long wf_test_dir_count(const char *path, const char *suffix)
+{
+	DIR *d = opendir(path);
+	if (!d)
+		return -1;
+	long n = 0;
+	size_t sl = strlen(suffix);
+	for (struct dirent *e; (e = readdir(d)) != NULL;) {
+		size_t l = strlen(e->d_name);
+		n += e->d_name[0] != '.' && l >= sl && strcmp(e->d_name + l - sl, suffix) == 0;
+	}
+	closedir(d);
+	return n;
 }

@@ -16,5 +16,8 @@ char *wf_test_xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2
 void wf_test_spit(const char *path, const char *data, size_t len);
 /* wf_test_spit of a string. */
 void wf_test_spit_text(const char *path, const char *text);
+/* Entries of directory PATH not starting with '.' whose name ends with
+ * SUFFIX ("": any); -1 when PATH cannot be read. */
+long wf_test_dir_count(const char *path, const char *suffix);
 
 #endif

@@ -12,7 +12,6 @@
  * No sleeps for readiness: every wait polls with a deadline. */
 #include <arpa/inet.h>
 #include <check.h>
-#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -29,6 +28,8 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "platform.h"
+#include "util.h"
 #include "wf/bus.h"
 #include "wf/clock.h"
 #include "wf/codec.h"
@@ -427,13 +428,7 @@ START_TEST(test_dispatch_sigkill)
 	/* no [cap] spool_dir: the CAP file went to cap/ in the state directory */
 	char capdir[600];
 	snprintf(capdir, sizeof capdir, "%s/state/cap", dir);
-	DIR *cd = opendir(capdir);
-	ck_assert_msg(cd != NULL, "%s: %s", capdir, strerror(errno));
-	int n_xml = 0;
-	for (struct dirent *de; (de = readdir(cd));)
-		n_xml += strstr(de->d_name, ".xml") != NULL;
-	closedir(cd);
-	ck_assert_int_eq(n_xml, 1);
+	ck_assert_int_eq(wf_test_dir_count(capdir, ".xml"), 1);
 
 	wf_bus_free(term.bus);
 	wf_node_free(fusion);
@@ -587,17 +582,8 @@ static void platform(int lfd, int got, int go)
 		int c = accept(lfd, NULL, NULL);
 		if (c < 0)
 			_exit(2);
-		size_t n = 0;
-		for (;;) { /* headers and the body (Content-Length) */
-			ssize_t k = read(c, req + n, sizeof req - 1 - n);
-			if (k <= 0)
-				break;
-			n += (size_t)k;
-			req[n] = '\0';
-			char *end = strstr(req, "\r\n\r\n"), *cl = strcasestr(req, "Content-Length:");
-			if (end && cl && n >= (size_t)(end + 4 - req) + (size_t)atol(cl + 15))
-				break;
-		}
+		long len;
+		(void)wf_test_http_read(c, req, sizeof req, &len);
 		(void)!write(got, strstr(req, "<alert") ? "p" : "x", 1);
 		if (i == 0 && read(go, &b, 1) != 1)
 			_exit(3);
@@ -631,13 +617,7 @@ struct queue_wait {
 };
 static bool queue_empty(void *ud)
 {
-	DIR *d = opendir(((struct queue_wait *)ud)->dir);
-	bool empty = d != NULL;
-	for (struct dirent *e; d && empty && (e = readdir(d)) != NULL;)
-		empty = e->d_name[0] == '.';
-	if (d)
-		closedir(d);
-	return empty;
+	return wf_test_dir_count(((struct queue_wait *)ud)->dir, "") == 0;
 }
 
 static int emit_fog(struct wf_txn *t, void *ud)

@@ -58,7 +58,6 @@
  *   - p99 steady: the steady events' p99 of every window from 10% of the run <=
  *     max(--p99-factor (3) x the median window's p99, --p99-floor ms (50)).
  * Bounded: --duration <= 24 h; the end waits at most 120 s. */
-#include <dirent.h>
 #include <errno.h>
 #include <ev.h>
 #include <getopt.h>
@@ -1109,12 +1108,7 @@ out:
 static long cap_queued(const struct soak *s)
 {
 	char *og = wf_test_xasprintf("%s/state-dispatch/cap/outgoing", s->dir);
-	DIR *d = opendir(og);
-	long n = d ? 0 : -1;
-	for (struct dirent *e; d && (e = readdir(d)) != NULL;)
-		n += e->d_name[0] != '.';
-	if (d)
-		closedir(d);
+	long n = wf_test_dir_count(og, "");
 	free(og);
 	return n;
 }

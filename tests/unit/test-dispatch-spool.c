@@ -25,6 +25,7 @@
 #include <ev.h>
 
 #include "poster.h"
+#include "platform.h" /* tests/harness: wf_test_http_read */
 #include "spool.h"
 
 static char dir[64];
@@ -78,28 +79,6 @@ START_TEST(test_write_atomic_no_post)
 }
 END_TEST
 
-/* Reads one HTTP request from C into REQ (SIZE bytes, NUL-terminated):
- * headers and the Content-Length body. Returns the body (in REQ) and its
- * length in *LEN, or NULL when the connection ended before. */
-static char *read_request(int c, char *req, size_t size, long *len)
-{
-	size_t got = 0;
-	req[0] = '\0';
-	for (;;) {
-		ssize_t k = read(c, req + got, size - 1 - got);
-		if (k <= 0)
-			return NULL;
-		got += (size_t)k;
-		req[got] = '\0';
-		char *end = strstr(req, "\r\n\r\n"), *h = strcasestr(req, "Content-Length:");
-		*len = h ? atol(h + 15) : -1;
-		if (end && *len >= 0 && got >= (size_t)(end + 4 - req) + (size_t)*len)
-			return end + 4;
-		if (got == size - 1)
-			return NULL;
-	}
-}
-
 /* Child: answers each of STATUS[0..n) to one request, checking the body
  * holds a CAP alert; exits 0 if every body did. */
 static void serve(int lfd, const int *status, int n)
@@ -111,7 +90,7 @@ static void serve(int lfd, const int *status, int n)
 			_exit(2);
 		char req[65536];
 		long cl;
-		(void)read_request(c, req, sizeof req, &cl);
+		(void)wf_test_http_read(c, req, sizeof req, &cl);
 		if (!strstr(req, "POST /cap ") || !strstr(req, "<alert") ||
 		    !strcasestr(req, "Content-Type: application/xml"))
 			bad++;
@@ -200,7 +179,7 @@ static void serve_record(int lfd, int n, int out, int got_fd, int go_fd)
 			_exit(2);
 		char req[65536];
 		long cl = -1;
-		char *body = read_request(c, req, sizeof req, &cl);
+		char *body = wf_test_http_read(c, req, sizeof req, &cl);
 		if (!body || !strstr(req, "POST /cap ") ||
 		    !strcasestr(req, "Content-Type: application/xml")) {
 			bad++;
