@@ -53,6 +53,7 @@
 #include "broker.h"
 #include "proc.h"
 #include "util.h"
+#include "wf/bundle.h"
 #include "wf/node.h"
 #include "wf/pbjson.h"
 #include "wf/topic.h"
@@ -329,6 +330,7 @@ struct observer {
 	double *sent_at;
 	double *lat_ms;
 	long n_lat, lat_cap, unmatched;
+	long bad_bundles; /* bundles that did not open (none expected) */
 	/* fusion's sequence numbers the dispatcher acknowledged (after its
 	 * commit): a bitmap, and how many distinct ones */
 	unsigned char *acked;
@@ -397,6 +399,8 @@ static void on_subscribe(struct mosquitto *mq, void *ud, int mid, int n, const i
 	pthread_mutex_unlock(&g_mu);
 }
 
+static void on_notice(double now, const void *payload, size_t len);
+
 static void on_message(struct mosquitto *mq, void *ud, const struct mosquitto_message *m)
 {
 	double now = wf_test_mono_s();
@@ -437,7 +441,27 @@ static void on_message(struct mosquitto *mq, void *ud, const struct mosquitto_me
 		wf__v1__ack__free_unpacked(a, NULL);
 		return;
 	}
-	Wf__V1__DutyNotice *d = wf__v1__duty_notice__unpack(NULL, (size_t)m->payloadlen, m->payload);
+	if (wf_bundle_is(m->payload, (size_t)m->payloadlen)) {
+		/* a bundle of notices (wf/bundle.h): each entry as if alone */
+		Wf__V1__Bundle *b = NULL;
+		if (wf_bundle_unpack(m->topic, m->payload, (size_t)m->payloadlen, &b, NULL, 0) < 0) {
+			pthread_mutex_lock(&g_mu);
+			g_obs.bad_bundles++;
+			pthread_mutex_unlock(&g_mu);
+			return;
+		}
+		for (size_t i = 0; i < b->n_entries; i++)
+			on_notice(now, b->entries[i]->payload.data, b->entries[i]->payload.len);
+		wf_bundle_free(b);
+		return;
+	}
+	on_notice(now, m->payload, (size_t)m->payloadlen);
+}
+
+/* One DutyNotice that reached the station. */
+static void on_notice(double now, const void *payload, size_t len)
+{
+	Wf__V1__DutyNotice *d = wf__v1__duty_notice__unpack(NULL, len, payload);
 	pthread_mutex_lock(&g_mu);
 	g_obs.notices++;
 	bool first = d && seen_add(d->warning_id, d->version);
@@ -875,6 +899,10 @@ bad:
 	printf("peers.warnfuse.final_versions_missing %ld\n", want > got ? want - got : 0);
 	printf("peers.warnfuse.duty_notices_distinct %ld\n", distinct);
 	printf("peers.warnfuse.duty_notices_received %ld\n", all);
+	pthread_mutex_lock(&g_mu);
+	long bad_bundles = g_obs.bad_bundles;
+	pthread_mutex_unlock(&g_mu);
+	printf("peers.warnfuse.bad_bundles %ld\n", bad_bundles);
 	printf("peers.warnfuse.versions_not_notified %ld\n",
 	       versions > distinct ? versions - distinct : 0);
 	printf("peers.warnfuse.acked_events_per_s %.0f\n",

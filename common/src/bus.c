@@ -11,6 +11,7 @@
  * after every call into it, sync_socket() compares mosquitto_socket() with
  * the fd we watch and turns a vanished socket into "connection lost". */
 #include "wf/bus.h"
+#include "wf/bundle.h"
 
 #include <errno.h>
 #include <ev.h>
@@ -438,9 +439,28 @@ static void on_message_cb(struct mosquitto *m, void *obj, const struct mosquitto
 	if (!msg || !msg->topic)
 		return;
 	b->stats.received++;
-	if (b->cb.on_message)
-		b->cb.on_message(b->ud, msg->topic, msg->payload ? msg->payload : empty,
-				 msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0, msg->retain);
+	if (!b->cb.on_message)
+		return;
+	const void *payload = msg->payload ? msg->payload : empty;
+	size_t len = msg->payloadlen > 0 ? (size_t)msg->payloadlen : 0;
+	Wf__V1__Bundle *bundle = NULL;
+	/* A bundle: its entries one by one, as if each had come alone (a
+	 * retained one is not ours: bundles are never retained). One that
+	 * does not pass wf_bundle_unpack goes on whole, for the receiver to
+	 * reject (wf_bundle_is tells it what it is). */
+	if (wf_bundle_is(payload, len) && !msg->retain &&
+	    wf_bundle_unpack(msg->topic, payload, len, &bundle, NULL, 0) == 0) {
+		b->stats.bundles++;
+		for (size_t i = 0; i < bundle->n_entries && b->cb.on_message; i++) {
+			const Wf__V1__BundleEntry *e = bundle->entries[i];
+			b->cb.on_message(b->ud, e->topic, e->payload.data ? (const void *)e->payload.data
+									  : empty,
+					 e->payload.len, false);
+		}
+		wf_bundle_free(bundle);
+		return;
+	}
+	b->cb.on_message(b->ud, msg->topic, payload, len, msg->retain);
 }
 
 /* ---- libev watchers ---- */

@@ -10,6 +10,7 @@
 
 #include <ev.h>
 
+#include "wf/bundle.h"
 #include "wf/dedupe.h"
 #include "wf/outbox.h"
 
@@ -98,6 +99,8 @@ struct wf_node {
 	int64_t connected_ms;        /* when this connection came up (node clock) */
 	bool flush_more;             /* the last flush stopped early (bus queue full, or
 					the round limit): publish again soon */
+	struct wf_bundle bundle;     /* outbox entries collected for one publish */
+	bool bundling;               /* bundle_max > 1 */
 	uint64_t floor_sent;         /* outbox floor in our last ServiceState */
 	int64_t floor_sent_mono_ms;
 	struct wf_node_stats stats;
@@ -192,11 +195,48 @@ static unsigned outbox_room(struct wf_node *n)
 	return used >= limit ? 0 : (unsigned)(limit - used);
 }
 
-/* The outbox stops at a full queue and goes on after PUBACKs. */
+/* Publishes the bundle collected so far (one entry: as itself). Its
+ * entries count as sent already: if the bus refuses it now (it had room
+ * when the bundle was started, so only a lost connection does), they go
+ * again on the outbox's resend timeout. */
+static void bundle_send(struct wf_node *n)
+{
+	const char *topic;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (wf_bundle_count(&n->bundle) == 0)
+		return;
+	if (wf_bundle_pack(&n->bundle, &topic, &buf, &len) == 0 &&
+	    wf_bus_publish(n->bus, topic, buf, len, 1, false, NULL) == 0 &&
+	    wf_bundle_count(&n->bundle) > 1)
+		n->stats.bundles_sent++;
+	free(buf);
+	wf_bundle_clear(&n->bundle);
+}
+
+/* The outbox stops at a full queue and goes on after PUBACKs. An entry
+ * with a bundle topic joins the bundle being collected when it has the
+ * same bundle topic and room; else that bundle goes out first (the order
+ * of the entries is kept) and, given room in the bus queue, this entry
+ * starts the next one. */
 static int outbox_publish(void *ud, const char *topic, const void *payload, size_t len)
 {
 	struct wf_node *n = ud;
+	char bt[WF_BUNDLE_MAX_TOPIC + 1];
 
+	if (n->bundling && wf_bundle_topic(topic, bt, sizeof bt) == 0) {
+		if (wf_bundle_count(&n->bundle) > 0) {
+			int r = wf_bundle_add(&n->bundle, bt, topic, payload, len);
+			if (r != -EXDEV && r != -ENOSPC)
+				return r;
+			bundle_send(n);
+		}
+		if (outbox_room(n) == 0)
+			return -ENOBUFS;
+		return wf_bundle_add(&n->bundle, bt, topic, payload, len);
+	}
+	bundle_send(n);
 	if (outbox_room(n) == 0)
 		return -ENOBUFS;
 	return wf_bus_publish(n->bus, topic, payload, len, 1, false, NULL);
@@ -241,8 +281,11 @@ void wf_node_flush(struct wf_node *n)
 	unsigned room, budget = 0;
 	r = 0;
 	while ((room = outbox_room(n)) > 0 && rounds++ < 16) {
-		budget = room < FLUSH_CHUNK ? room : FLUSH_CHUNK;
+		/* a place in the bus queue takes a whole bundle */
+		size_t entries = n->bundling ? (size_t)room * n->bundle.max_entries : room;
+		budget = entries < FLUSH_CHUNK ? (unsigned)entries : FLUSH_CHUNK;
 		r = wf_outbox_flush_n(n->outbox, budget);
+		bundle_send(n);
 		if (r < 0 || (unsigned)r < budget)
 			break;
 	}
@@ -729,6 +772,20 @@ static void on_message(void *ud, const char *topic, const void *payload, size_t 
 	struct wf_node *n = ud;
 	struct wf_topic parsed;
 
+	if (wf_bundle_is(payload, len)) {
+		/* the bus opens good bundles: this one is not */
+		struct wf_codec_error why = { .reason = WF_REASON_MALFORMED };
+		Wf__V1__Bundle *b = NULL;
+		if (retained)
+			snprintf(why.detail, sizeof why.detail, "a retained bundle");
+		else if (wf_bundle_unpack(topic, payload, len, &b, why.detail, sizeof why.detail) == 0)
+			snprintf(why.detail, sizeof why.detail, "bundle not opened by the bus");
+		wf_bundle_free(b);
+		snprintf(why.field, sizeof why.field, "bundle");
+		n->stats.received++;
+		dead_letter(n, topic, payload, len, &why, NULL, 0);
+		return;
+	}
 	if (wf_topic_parse(topic, &parsed) < 0) {
 		struct wf_codec_error why = { .reason = WF_REASON_BAD_TOPIC };
 		snprintf(why.detail, sizeof why.detail, "not a topic of the contract");
@@ -902,6 +959,19 @@ int wf_node_new(struct ev_loop *loop, const struct wf_node_options *o,
 	n->o.service = n->service;
 	n->o.state_dir = n->state_dir;
 	n->started_ms = now_ms(n);
+	{
+		size_t entries = o->bundle_max ? o->bundle_max : 128;
+		size_t bytes = o->bundle_bytes ? o->bundle_bytes : 128u << 10;
+		size_t packet = o->bus.max_packet_size ? o->bus.max_packet_size : 1u << 20;
+		/* room for the topic and the MQTT header around the payload */
+		if (packet > 4096 && bytes > packet - 2048)
+			bytes = packet - 2048;
+		n->bundling = entries > 1 && packet > 4096;
+		if (n->bundling && wf_bundle_init(&n->bundle, entries, bytes) < 0) {
+			r = -EINVAL;
+			goto fail;
+		}
+	}
 	if (wf_topic_state(n->state_topic, sizeof n->state_topic, n->service) < 0 ||
 	    wf_topic_ack(n->ack_topic, sizeof n->ack_topic, n->service) < 0 ||
 	    wf_topic_deadletter(n->dl_topic, sizeof n->dl_topic, n->service) < 0) {
@@ -1007,6 +1077,7 @@ struct wf_node *wf_node_free(struct wf_node *n)
 		for (size_t i = 0; i < n->n_batch; i++)
 			pending_clear(&n->batch[i]);
 	free(n->batch);
+	wf_bundle_destroy(&n->bundle);
 	wf_dedupe_close(n->dedupe);
 	wf_outbox_close(n->outbox);
 	wf_store_close(n->store);
@@ -1216,4 +1287,9 @@ int64_t wf_node_pending(struct wf_node *n)
 void wf_node_get_stats(const struct wf_node *n, struct wf_node_stats *ret)
 {
 	*ret = n->stats;
+}
+
+unsigned wf_node_bundle_max(const struct wf_node *n)
+{
+	return n->bundling ? (unsigned)n->bundle.max_entries : 1;
 }

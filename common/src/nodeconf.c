@@ -43,6 +43,11 @@ static const struct wf_config_key keys[WF_NODECONF_NKEYS] = {
 	  "Client private key (PEM) for certfile.", NULL },
 	{ "mqtt", "keepalive", WF_CONFIG_DURATION, OFF(keepalive_ms), 5000, 3600000, "30s",
 	  "MQTT keepalive.", NULL },
+	{ "mqtt", "bundle", WF_CONFIG_INT, OFF(bundle), 1, 1024, "128",
+	  "Most messages one MQTT publish carries as a bundle (docs/protocol.md, \"Bundles\"): "
+	  "consecutive events of one agency and county, warnings of one county, duty notices of "
+	  "one station. 1 publishes every message alone, for consumers that cannot open bundles.",
+	  NULL },
 };
 
 size_t wf_nodeconf_keys(size_t base, const char *default_id, const char *default_state_dir,
@@ -137,6 +142,7 @@ int wf_nodeconf_apply(const struct wf_node_config *c, struct wf_node_options *o,
 	o->bus.tls_certfile = c->certfile;
 	o->bus.tls_keyfile = c->keyfile;
 	o->bus.keepalive_s = (int)(c->keepalive_ms / 1000);
+	o->bundle_max = (unsigned)c->bundle;
 	if (c->password_file != NULL) {
 		if (password == NULL || password_size < 2)
 			return -EINVAL;

@@ -18,6 +18,7 @@
 #include "spool.h"
 #include "stats.h"
 #include "wf/log.h"
+#include "wf/bundle.h"
 
 struct dispatch_config {
 	char *routes;
@@ -153,6 +154,8 @@ struct dispatch {
 	bool cap_written;     /* a CAP file went into the spool since the last flush */
 	struct wf_ratelimit rl_cap;
 	struct wf_ratelimit rl_post;
+	struct wf_bundle bundle; /* duty notices collected for one inbox */
+	bool bundling;           /* [mqtt] bundle > 1 */
 };
 
 static const char *input_list[5];
@@ -323,34 +326,73 @@ static void backlog_free(struct dispatch *d)
 	d->bl_cap = 0;
 }
 
+/* Publishes one message, or keeps it in the backlog behind what waits. */
+static void publish_one(struct dispatch *d, const char *topic, const void *payload, size_t len,
+			bool retain)
+{
+	/* nothing overtakes what waits already */
+	int r = d->bl_n ? -ENOBUFS : wf_node_publish(d->node, topic, payload, len, retain);
+	if (r == -ENOBUFS) {
+		/* the client's queue is full: sent as room frees */
+		if (backlog_push(d, topic, payload, len, retain) < 0)
+			d->need_resync = true;
+	} else if (r == -ENOTCONN) {
+		/* republished by the resync once connected */
+		d->need_resync = true;
+	} else if (r < 0) {
+		d->publish_failed++;
+		wf_log(LOG_ERR, "publish", "%s: %s", topic, strerror(-r));
+	}
+}
+
+/* Publishes the duty notices collected for one inbox (one alone as itself). */
+static void bundle_out(struct dispatch *d)
+{
+	const char *topic;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+
+	if (wf_bundle_count(&d->bundle) == 0)
+		return;
+	if (wf_bundle_pack(&d->bundle, &topic, &buf, &len) == 0) {
+		publish_one(d, topic, buf, len, false);
+	} else {
+		d->need_resync = true; /* out of memory: the resync sends them again */
+	}
+	free(buf);
+	wf_bundle_clear(&d->bundle);
+}
+
 /* Publishes the engine's outputs after a commit. They are all MQTT: the
- * CAP files went into the spool inside the transaction (cap_write). */
+ * CAP files went into the spool inside the transaction (cap_write).
+ * Consecutive notices to one duty inbox go as one bundle (wf/bundle.h), as
+ * the node sends its outbox ([mqtt] bundle). */
 static void flush_outputs(struct dispatch *d)
 {
 	const struct dsp_out *o;
 	queue_views(d);
 	size_t n = dsp_engine_outputs(d->engine, &o);
+	char bt[WF_BUNDLE_MAX_TOPIC + 1];
 
 	backlog_drain(d);
 	for (size_t i = 0; i < n; i++) {
 		if (o[i].kind != DSP_OUT_MQTT)
 			continue; /* DSP_OUT_FILE comes only without a cap_write */
-		/* nothing overtakes what waits already */
-		int r = d->bl_n ? -ENOBUFS
-				: wf_node_publish(d->node, o[i].topic, o[i].payload, o[i].len,
-						  o[i].retain);
-		if (r == -ENOBUFS) {
-			/* the client's queue is full: sent as room frees */
-			if (backlog_push(d, o[i].topic, o[i].payload, o[i].len, o[i].retain) < 0)
-				d->need_resync = true;
-		} else if (r == -ENOTCONN) {
-			/* republished by the resync once connected */
-			d->need_resync = true;
-		} else if (r < 0) {
-			d->publish_failed++;
-			wf_log(LOG_ERR, "publish", "%s: %s", o[i].topic, strerror(-r));
+		if (d->bundling && !o[i].retain &&
+		    wf_bundle_topic(o[i].topic, bt, sizeof bt) == 0) {
+			int r = wf_bundle_add(&d->bundle, bt, o[i].topic, o[i].payload, o[i].len);
+			if (r == 0)
+				continue;
+			bundle_out(d);
+			if ((r == -EXDEV || r == -ENOSPC) &&
+			    wf_bundle_add(&d->bundle, bt, o[i].topic, o[i].payload, o[i].len) == 0)
+				continue;
+		} else {
+			bundle_out(d);
 		}
+		publish_one(d, o[i].topic, o[i].payload, o[i].len, o[i].retain);
 	}
+	bundle_out(d);
 	dsp_engine_outputs_clear(d->engine);
 	if (d->sms && wf_sms_kick(d->sms) == 0 && !wf_sms_idle(d->sms))
 		d->sms_busy = true;
@@ -665,6 +707,8 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 	service_clock = wf_runtime_clock(rt);
 	d->rl_post = (struct wf_ratelimit)WF_RATELIMIT_INIT(60000, 5);
 	d->rl_cap = (struct wf_ratelimit)WF_RATELIMIT_INIT(60000, 5);
+	d->bundling = wf_node_bundle_max(d->node) > 1 &&
+		      wf_bundle_init(&d->bundle, wf_node_bundle_max(d->node), 128u << 10) == 0;
 	r = dsp_routing_load(c->routes, wf_runtime_regions(rt), &routing, err, sizeof err);
 	if (r < 0) {
 		wf_log(LOG_ERR, "config", "%s", err);
@@ -767,6 +811,7 @@ static void destroy(void *state)
 	dsp_spool_free(d->spool);
 	wf_sms_close(d->sms);
 	backlog_free(d);
+	wf_bundle_destroy(&d->bundle);
 	free(d->cap_spool);
 	free(d);
 }

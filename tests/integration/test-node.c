@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "bundle.pb-c.h"
 #include "wf/bus.h"
 #include "wf/clock.h"
 #include "wf/codec.h"
@@ -147,15 +148,22 @@ static int emit_some(struct wf_txn *t, void *ud)
 	return 0;
 }
 
-static struct wf_node *producer_new(struct ev_loop *loop, struct wf_test_broker *br,
-				    const char *dir)
+static struct wf_node *producer_new_bundled(struct ev_loop *loop, struct wf_test_broker *br,
+					    const char *dir, unsigned bundle_max)
 {
 	struct wf_node_options o;
 	struct wf_node *p = NULL;
 
 	node_opts(&o, br, "wf-met-t", dir);
+	o.bundle_max = bundle_max;
 	ck_assert_int_eq(wf_node_new(loop, &o, NULL, NULL, &p), 0);
 	return p;
+}
+
+static struct wf_node *producer_new(struct ev_loop *loop, struct wf_test_broker *br,
+				    const char *dir)
+{
+	return producer_new_bundled(loop, br, dir, 0);
 }
 
 /* ---- predicates ---- */
@@ -221,7 +229,8 @@ static bool half_published(void *ud)
 	struct wf_bus_stats st;
 
 	wf_bus_get_stats(wf_node_bus(ud), &st);
-	return st.published >= N_EVENTS / 2;
+	/* bundles of 7 (test_producer_sigkill): half of them */
+	return st.published >= N_EVENTS / 7 / 2;
 }
 
 static struct wf_test_broker *broker_start(void)
@@ -235,7 +244,9 @@ static struct wf_test_broker *broker_start(void)
 
 /* ---- tests ---- */
 
-START_TEST(test_roundtrip_exactly_once)
+/* N_EVENTS on one topic, from a producer that bundles at most BUNDLE_MAX
+ * (0: the default 128) events per MQTT message. */
+static void roundtrip(unsigned bundle_max)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
 	struct wf_test_broker *br = broker_start();
@@ -243,11 +254,13 @@ START_TEST(test_roundtrip_exactly_once)
 	char pdir[512], cdir[512];
 	struct consumer c = { 0 };
 	struct wf_node_stats ps, cs;
+	struct wf_bus_stats pb, cb;
 
 	snprintf(pdir, sizeof pdir, "%s/p", dir);
 	snprintf(cdir, sizeof cdir, "%s/c", dir);
 	consumer_new(&c, loop, br, cdir);
-	struct wf_node *p = producer_new(loop, br, pdir);
+	struct wf_node *p = producer_new_bundled(loop, br, pdir, bundle_max);
+	ck_assert_uint_eq(wf_node_bundle_max(p), bundle_max ? bundle_max : 128);
 	ck_assert_int_eq(wf_node_start(c.node), 0);
 	ck_assert(wf_test_run_until(loop, node_ready, c.node, 10000));
 
@@ -269,6 +282,22 @@ START_TEST(test_roundtrip_exactly_once)
 	ck_assert_uint_eq(cs.rejected, 0);
 	/* group commit: far fewer transactions than messages */
 	ck_assert_uint_lt(cs.batches, N_EVENTS);
+	/* bundles: every event went in one (all share a topic), a bundle
+	 * holds at most BUNDLE_MAX; the consumer's bus opened them */
+	wf_bus_get_stats(wf_node_bus(p), &pb);
+	wf_bus_get_stats(wf_node_bus(c.node), &cb);
+	if (bundle_max == 1) {
+		ck_assert_uint_eq(ps.bundles_sent, 0);
+		ck_assert_uint_eq(cb.bundles, 0);
+		ck_assert_uint_ge(cb.received, N_EVENTS);
+	} else {
+		unsigned most = bundle_max ? bundle_max : 128;
+		ck_assert_uint_ge(ps.bundles_sent, (N_EVENTS + most - 1) / most);
+		ck_assert_uint_ge(cb.bundles, (N_EVENTS + most - 1) / most);
+		/* events, births, heartbeats: far fewer messages than events */
+		ck_assert_uint_lt(pb.published, N_EVENTS / 2);
+		ck_assert_uint_lt(cb.received, N_EVENTS / 2);
+	}
 
 	wf_node_free(p);
 	wf_node_free(c.node);
@@ -276,6 +305,25 @@ START_TEST(test_roundtrip_exactly_once)
 	wf_test_rmtree(dir);
 	free(dir);
 	ev_loop_destroy(loop);
+}
+
+START_TEST(test_roundtrip_exactly_once)
+{
+	roundtrip(0);
+}
+END_TEST
+
+/* [mqtt] bundle = 1: every event alone, as before bundles */
+START_TEST(test_roundtrip_unbundled)
+{
+	roundtrip(1);
+}
+END_TEST
+
+/* small bundles: many of them, in order, nothing lost */
+START_TEST(test_roundtrip_bundles_of_7)
+{
+	roundtrip(7);
 }
 END_TEST
 
@@ -326,7 +374,7 @@ START_TEST(test_bus_queue_full_resends)
 END_TEST
 
 /* The producer persists N events, starts publishing and is killed with
- * SIGKILL once half of them are handed to the bus (all persisted, none or
+ * SIGKILL once half of them are handed to the bus (in bundles of 7; all persisted, none or
  * few acked, some published and applied whose acks die with it). A new
  * producer process on the same state directory resends; the consumer ends
  * with every event applied exactly once. */
@@ -348,7 +396,8 @@ START_TEST(test_producer_sigkill)
 	ck_assert_int_ge(pid, 0);
 	if (pid == 0) {
 		struct ev_loop *cl = ev_loop_new(EVFLAG_AUTO);
-		struct wf_node *p = producer_new(cl, br, pdir);
+		/* small bundles, so that it dies with many still to send */
+		struct wf_node *p = producer_new_bundled(cl, br, pdir, 7);
 		struct emit_ctx e = { p, 0, N_EVENTS };
 
 		if (wf_node_update(p, emit_some, &e) != 0)
@@ -462,9 +511,36 @@ static void dl_message(void *ud, const char *topic, const void *payload, size_t 
 		wf__v1__dead_letter__free_unpacked(dl, NULL);
 }
 
-static bool dl_count3(void *ud)
+static bool dl_count5(void *ud)
 {
-	return ((struct dl_sub *)ud)->n >= 3;
+	return ((struct dl_sub *)ud)->n >= 5;
+}
+
+static bool one_effect(void *ud)
+{
+	int dups;
+	return count_effects(ud, &dups) == 1;
+}
+
+/* WF_BUNDLE_MAGIC + a Bundle of N entries (TOPICS, PAYLOADS) into BUF */
+static size_t pack_bundle(uint8_t *buf, const char *const *topics, uint8_t *const *payloads,
+			  const size_t *lens, size_t n)
+{
+	Wf__V1__BundleEntry e[4], *ep[4];
+	Wf__V1__Bundle m = WF__V1__BUNDLE__INIT;
+
+	for (size_t i = 0; i < n; i++) {
+		wf__v1__bundle_entry__init(&e[i]);
+		e[i].topic = (char *)topics[i];
+		e[i].payload.data = payloads[i];
+		e[i].payload.len = lens[i];
+		ep[i] = &e[i];
+	}
+	m.n_entries = n;
+	m.entries = ep;
+	buf[0] = 0;
+	buf[1] = 1;
+	return 2 + wf__v1__bundle__pack(&m, buf + 2);
 }
 
 static bool bus_subscribed(void *ud)
@@ -515,13 +591,42 @@ START_TEST(test_dead_letters)
 	ck_assert_int_eq(wf_bus_publish(s.bus, "wf/v1/event/met/41/4101/410103", buf, len, 1, false,
 					NULL), 0);
 
-	ck_assert(wf_test_run_until(loop, dl_count3, &s, 10000));
+	/* 4: a bundle with an entry of another county (the broker checked
+	 * only the bundle's topic): refused whole, nothing in it applied */
+	uint8_t good[1024], bad[1024], bundle[4096];
+	fill_event(&ev, &me, id, sizeof id, 3, now);
+	ev.producer = "wf-met-x";
+	ev.seq = 3;
+	size_t good_len = wf__v1__event__pack(&ev, good);
+	const char *t4[] = { TOPIC_410102, "wf/v1/event/met/41/4101/410103" };
+	uint8_t *p4[] = { good, good };
+	size_t l4[] = { good_len, good_len };
+	len = pack_bundle(bundle, t4, p4, l4, 2);
+	ck_assert_int_eq(wf_bus_publish(s.bus, TOPIC_410102, bundle, len, 1, false, NULL), 0);
+	/* 5: a good bundle of a good event and a bad one (no id): the good
+	 * one is applied, the bad one dead-lettered alone */
+	fill_event(&ev, &me, id, sizeof id, 4, now);
+	ev.producer = "wf-met-x";
+	ev.seq = 4;
+	ev.id = "";
+	size_t bad_len = wf__v1__event__pack(&ev, bad);
+	const char *t5[] = { TOPIC_410102, TOPIC_410102 };
+	uint8_t *p5[] = { good, bad };
+	size_t l5[] = { good_len, bad_len };
+	len = pack_bundle(bundle, t5, p5, l5, 2);
+	ck_assert_int_eq(wf_bus_publish(s.bus, TOPIC_410102, bundle, len, 1, false, NULL), 0);
+
+	ck_assert(wf_test_run_until(loop, dl_count5, &s, 10000));
 	ck_assert_int_eq(s.reasons[0], WF_REASON_MALFORMED);
 	ck_assert_int_eq(s.reasons[1], WF_REASON_MISSING_FIELD);
 	ck_assert_int_eq(s.reasons[2], WF_REASON_BAD_TOPIC);
-	ck_assert_int_eq(c.notices_rejected, 3);
+	ck_assert_int_eq(s.reasons[3], WF_REASON_MALFORMED); /* the bundle */
+	ck_assert_int_eq(s.reasons[4], WF_REASON_MISSING_FIELD); /* its bad entry */
+	ck_assert(wf_test_run_until(loop, one_effect, &c, 10000));
+	ck_assert_int_eq(c.notices_rejected, 5);
 	int dups;
-	ck_assert_int_eq(count_effects(&c, &dups), 0); /* nothing applied */
+	ck_assert_int_eq(count_effects(&c, &dups), 1); /* only the good entry of 5 */
+	ck_assert_int_eq(dups, 0);
 
 	wf_bus_free(s.bus);
 	wf_node_free(c.node);
@@ -543,6 +648,8 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_roundtrip_exactly_once);
+	tcase_add_test(tc, test_roundtrip_unbundled);
+	tcase_add_test(tc, test_roundtrip_bundles_of_7);
 	tcase_add_test(tc, test_bus_queue_full_resends);
 	tcase_add_test(tc, test_producer_sigkill);
 	tcase_add_test(tc, test_consumer_sigkill);

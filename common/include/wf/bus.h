@@ -67,7 +67,9 @@ void wf_bus_options_init(struct wf_bus_options *o);
 
 struct wf_bus_callbacks {
 	/* A message arrived. TOPIC and PAYLOAD are borrowed until the callback
-	 * returns (copy what you keep). libmosquitto has already acknowledged a
+	 * returns (copy what you keep). A bundle (wf/bundle.h) arrives as its
+	 * entries, one call each, in order, with their own topics; one that
+	 * fails wf_bundle_unpack arrives whole (wf_bundle_is tells it). libmosquitto has already acknowledged a
 	 * QoS 1 message when this runs: durability is the caller's job. */
 	void (*on_message)(void *ud, const char *topic, const void *payload, size_t len,
 			   bool retained);
@@ -113,7 +115,8 @@ struct wf_bus_stats {
 	uint64_t published;         /* publishes handed to libmosquitto */
 	uint64_t publish_acked;     /* completions with result 0 */
 	uint64_t publish_refused;   /* completions with result < 0 */
-	uint64_t received;          /* messages delivered to on_message */
+	uint64_t received;          /* messages that arrived (a bundle counts once) */
+	uint64_t bundles;           /* bundles among them, opened into their entries */
 	uint64_t subscribe_refused; /* SUBACK refusals */
 };
 

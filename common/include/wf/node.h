@@ -97,6 +97,15 @@ struct wf_node_options {
 	 * table. Borrowed for the node's lifetime (the region table too). */
 	const struct wf_codec_limits *limits;
 	const struct wf_clock *clock; /* NULL: the system clock */
+	/* Bundles (wf/bundle.h): consecutive outbox entries with one bundle
+	 * topic (events of one agency and county, warnings of one county) go
+	 * out as one MQTT message of at most this many entries and
+	 * bundle_bytes bytes. 0: 128 entries; 1: every entry alone (for
+	 * consumers that predate bundles). bundle_bytes 0: 128 KiB (never more
+	 * than the bus's max_packet_size allows). Receiving needs nothing:
+	 * the bus opens bundles. */
+	unsigned bundle_max;
+	size_t bundle_bytes;
 };
 
 /* Fills O with the defaults (all strings NULL). Can't fail. */
@@ -169,6 +178,7 @@ struct wf_node_stats {
 	uint64_t emitted;         /* messages put into our outbox */
 	uint64_t publish_refused; /* broker refusals (PUBACK >= 0x80) */
 	uint64_t deferred;        /* inputs held back for order (resent later) */
+	uint64_t bundles_sent;    /* bundles published (entries in them count in emitted) */
 };
 
 /* Opens the store (and its outbox and dedupe state), creates the bus
@@ -234,5 +244,8 @@ bool wf_node_ready(const struct wf_node *n);
 /* Unacknowledged outbox entries (count), or a negative errno. */
 int64_t wf_node_pending(struct wf_node *n);
 void wf_node_get_stats(const struct wf_node *n, struct wf_node_stats *ret);
+/* Most entries of a bundle this node publishes (1: no bundles), for a
+ * service that bundles its own direct publishes the same way. */
+unsigned wf_node_bundle_max(const struct wf_node *n);
 
 #endif

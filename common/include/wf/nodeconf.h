@@ -45,10 +45,11 @@ struct wf_node_config {
 	char *certfile;
 	char *keyfile;
 	int64_t keepalive_ms;
+	int64_t bundle;   /* [mqtt] bundle: wf_node_options.bundle_max */
 };
 
 /* Number of keys wf_nodeconf_keys() writes. */
-#define WF_NODECONF_NKEYS 14u
+#define WF_NODECONF_NKEYS 15u
 
 /* Writes the shared keys into OUT (room for at least WF_NODECONF_NKEYS),
  * their offsets shifted by BASE (offsetof the struct wf_node_config in the
