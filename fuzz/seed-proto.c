@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "bundle.pb-c.h"
 #include "wf/codec.h"
 #include "wf/pbjson.h"
 
@@ -116,6 +117,32 @@ static int write_file(const char *dir, const char *sub, const char *name, const 
 	return fclose(f) == 0 && ok ? 0 : -EIO;
 }
 
+/* fuzz-bundle seeds: the selector byte of the bundle's topic, then a
+ * Bundle (without its mark) of PAYLOAD under two entry topics */
+static int bundle_seed(const char *dir, const char *name, unsigned char sel, const char *t1,
+		       const char *t2, const uint8_t *payload, size_t n)
+{
+	Wf__V1__BundleEntry e1 = WF__V1__BUNDLE_ENTRY__INIT, e2 = WF__V1__BUNDLE_ENTRY__INIT;
+	Wf__V1__BundleEntry *ep[] = { &e1, &e2 };
+	Wf__V1__Bundle b = WF__V1__BUNDLE__INIT;
+
+	e1.topic = (char *)t1;
+	e2.topic = (char *)t2;
+	e1.payload.data = e2.payload.data = (uint8_t *)payload;
+	e1.payload.len = e2.payload.len = n;
+	b.entries = ep;
+	b.n_entries = 2;
+	size_t bn = wf__v1__bundle__get_packed_size(&b);
+	uint8_t *buf = malloc(bn + 1);
+	if (!buf)
+		return -1;
+	buf[0] = sel;
+	wf__v1__bundle__pack(&b, buf + 1);
+	int r = write_file(dir, "bundle", name, buf, bn + 1, NULL, 0);
+	free(buf);
+	return r;
+}
+
 int main(int argc, char **argv)
 {
 	struct wf_codec_limits lim;
@@ -198,6 +225,16 @@ int main(int argc, char **argv)
 		if (write_file(argv[1], s->target, s->name, buf, n, NULL, 0) < 0 ||
 		    write_file(argv[1], "pbjson", s->name, &sel, 1, s->json, strlen(s->json)) < 0) {
 			fprintf(stderr, "seed-proto: cannot write %s/%s\n", s->target, s->name);
+			return 1;
+		}
+		/* fuzz-bundle: the event and warning seeds inside bundles */
+		if ((s->d == &wf__v1__event__descriptor &&
+		     bundle_seed(argv[1], s->name, 0, "wf/v1/event/met/41/4101/410102",
+				 "wf/v1/event/met/41/4101/410102", buf, n) < 0) ||
+		    (s->d == &wf__v1__warning__descriptor &&
+		     bundle_seed(argv[1], s->name, 1, "wf/v1/warning/41/4101/410102/rainstorm",
+				 "wf/v1/warning/41/4101/410102/flood", buf, n) < 0)) {
+			fprintf(stderr, "seed-proto: cannot write bundle/%s\n", s->name);
 			return 1;
 		}
 		free(buf);

@@ -2,6 +2,7 @@
 #include "wf/log.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,12 +217,8 @@ static void put_escaped(struct line *l, const char *s, size_t n)
 	}
 }
 
-static void output(int priority, const char *buf, size_t len)
+static void write_all(const char *buf, size_t len)
 {
-	if (log_sink) {
-		log_sink(log_sink_ud, priority, buf, len);
-		return;
-	}
 	size_t off = 0;
 	for (int tries = 0; off < len && tries < 8; tries++) {
 		ssize_t w = write(log_fd, buf + off, len - off);
@@ -232,6 +229,63 @@ static void output(int priority, const char *buf, size_t len)
 		}
 		off += (size_t)w;
 	}
+}
+
+/* wf_log_set_buffered: info and debug lines wait here, whole lines only */
+static pthread_mutex_t log_mu = PTHREAD_MUTEX_INITIALIZER;
+static bool log_buffered;
+static char log_buf[WF_LOG_BUFFER];
+static size_t log_buf_len;
+
+static void flush_locked(void)
+{
+	if (log_buf_len > 0)
+		write_all(log_buf, log_buf_len);
+	log_buf_len = 0;
+}
+
+static void output(int priority, const char *buf, size_t len)
+{
+	if (log_sink) {
+		log_sink(log_sink_ud, priority, buf, len);
+		return;
+	}
+	if (!log_buffered) {
+		write_all(buf, len);
+		return;
+	}
+	pthread_mutex_lock(&log_mu);
+	if (priority <= LOG_NOTICE || len > sizeof log_buf) {
+		/* what matters goes at once, after what waits (in order) */
+		flush_locked();
+		write_all(buf, len);
+	} else {
+		if (log_buf_len + len > sizeof log_buf)
+			flush_locked();
+		memcpy(log_buf + log_buf_len, buf, len);
+		log_buf_len += len;
+	}
+	pthread_mutex_unlock(&log_mu);
+}
+
+void wf_log_set_buffered(bool on)
+{
+	static bool at_exit;
+
+	if (on && !at_exit)
+		at_exit = atexit(wf_log_flush) == 0; /* exit() from anywhere flushes */
+	pthread_mutex_lock(&log_mu);
+	if (!on)
+		flush_locked();
+	log_buffered = on;
+	pthread_mutex_unlock(&log_mu);
+}
+
+void wf_log_flush(void)
+{
+	pthread_mutex_lock(&log_mu);
+	flush_locked();
+	pthread_mutex_unlock(&log_mu);
 }
 
 void wf_logv(int priority, const char *group, const char *fmt, va_list ap)

@@ -435,7 +435,8 @@ int wf_topic_warning_filter(char *buf, size_t size, const char *region, Wf__V1__
 		return h ? put(buf, size, "wf/v1/warning/%.2s/%.4s/+/%s", c, c, h)
 			 : put(buf, size, "wf/v1/warning/%.2s/%.4s/#", c, c);
 	default:
-		return put(buf, size, "wf/v1/warning/%.2s/%.4s/%.6s/%s", c, c, c, h ? h : "+");
+		return h ? put(buf, size, "wf/v1/warning/%.2s/%.4s/%.6s/%s", c, c, c, h)
+			 : put(buf, size, "wf/v1/warning/%.2s/%.4s/%.6s/#", c, c, c);
 	}
 }
 

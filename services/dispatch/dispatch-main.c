@@ -150,6 +150,7 @@ struct dispatch {
 	int64_t post_backoff_ms;
 	int64_t stats_at;     /* last DispatchStats publish (at most one a second) */
 	int64_t views_mono;   /* last views build (wf_clock_mono_ms) */
+	int64_t views_interval_ms; /* until the next may be built (VIEWS_INTERVAL_MS..MAX) */
 	uint64_t publish_failed, cap_failed; /* this process (DispatchStats.failures) */
 	bool cap_written;     /* a CAP file went into the spool since the last flush */
 	struct wf_ratelimit rl_cap;
@@ -225,9 +226,14 @@ static int views_fn(struct wf_txn *t, void *ud)
 	return dsp_engine_views(c->d->engine, t, c->now, c->with_stats, extra, n);
 }
 
-/* Views are built at most this often: in a burst, the changes of many
- * commits to one warning make one WarningRecord (watch_cb builds what waits) */
+/* Views are built at most every VIEWS_INTERVAL_MS, plus 1 ms for each
+ * view the last build published, up to VIEWS_INTERVAL_MAX_MS: in a burst,
+ * the changes of many commits to one warning make one WarningRecord, and a
+ * build of thousands of records is not repeated ten times a second; when
+ * quiet (an operator's approval) a view follows within 100 ms. watch_cb
+ * builds what waits. */
 #define VIEWS_INTERVAL_MS 100
+#define VIEWS_INTERVAL_MAX_MS 1000
 
 /* Queues the dispatcher's views (records, verdicts, silences, stats at
  * most once a second) that changed, built from the committed state. */
@@ -235,12 +241,18 @@ static void queue_views(struct dispatch *d)
 {
 	int64_t now = now_ms(), mono = wf_clock_mono_ms();
 	struct views_ctx c = { d, now, now - d->stats_at >= 1000 };
-	if (mono - d->views_mono < VIEWS_INTERVAL_MS ||
+	const struct dsp_out *o;
+	if (mono - d->views_mono < d->views_interval_ms ||
 	    !dsp_engine_views_pending(d->engine, c.with_stats))
 		return;
 	d->views_mono = mono;
+	size_t before = dsp_engine_outputs(d->engine, &o);
 	if (wf_store_view(wf_node_store(d->node), views_fn, &c) < 0)
 		return; /* logged by the engine; marked again by the next change */
+	size_t built = dsp_engine_outputs(d->engine, &o) - before;
+	d->views_interval_ms = VIEWS_INTERVAL_MS + (int64_t)built;
+	if (d->views_interval_ms > VIEWS_INTERVAL_MAX_MS)
+		d->views_interval_ms = VIEWS_INTERVAL_MAX_MS;
 	if (c.with_stats)
 		d->stats_at = now;
 }
@@ -522,9 +534,9 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	}
 	d->was_connected = up;
 	sms_check_done(d);
-	/* views held back by VIEWS_INTERVAL_MS, stats by the once-a-second limit */
+	/* views held back by their interval, stats by the once-a-second limit */
 	if (up && dsp_engine_views_pending(d->engine, now_ms() - d->stats_at >= 1000) &&
-	    wf_clock_mono_ms() - d->views_mono >= VIEWS_INTERVAL_MS)
+	    wf_clock_mono_ms() - d->views_mono >= d->views_interval_ms)
 		flush_outputs(d);
 }
 
@@ -707,6 +719,7 @@ static int start(struct wf_runtime *rt, const void *config, void **ret)
 	service_clock = wf_runtime_clock(rt);
 	d->rl_post = (struct wf_ratelimit)WF_RATELIMIT_INIT(60000, 5);
 	d->rl_cap = (struct wf_ratelimit)WF_RATELIMIT_INIT(60000, 5);
+	d->views_interval_ms = VIEWS_INTERVAL_MS;
 	d->bundling = wf_node_bundle_max(d->node) > 1 &&
 		      wf_bundle_init(&d->bundle, wf_node_bundle_max(d->node), 128u << 10) == 0;
 	r = dsp_routing_load(c->routes, wf_runtime_regions(rt), &routing, err, sizeof err);

@@ -42,7 +42,13 @@ struct wf_runtime {
 	 * the node's stop ran after spec->stop) */
 	ev_timer quit_timer;
 	ev_tstamp quit_since;
+	ev_prepare log_flush; /* buffered info lines go out before the loop waits */
 };
+
+static void log_flush_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+	wf_log_flush();
+}
 
 static struct wf_node_config *nodecfg(struct wf_runtime *rt, void *config)
 {
@@ -322,7 +328,14 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 	wf_log(LOG_NOTICE, NULL, "%s %s started as %s (broker %s:%d, state %s)", spec->name,
 	       WF_VERSION, no.service, no.bus.host, no.bus.port, no.state_dir);
 	wf_daemon_ready(rt->daemon, "running");
+	ev_prepare_init(&rt->log_flush, log_flush_cb);
+	ev_prepare_start(rt->loop, &rt->log_flush);
+	ev_unref(rt->loop); /* it never keeps the loop running */
+	wf_log_set_buffered(true);
 	ev_run(rt->loop, 0);
+	ev_ref(rt->loop);
+	ev_prepare_stop(rt->loop, &rt->log_flush);
+	wf_log_set_buffered(false); /* flushes */
 	if (ev_is_active(&rt->quit_timer)) {
 		ev_ref(rt->loop);
 		ev_timer_stop(rt->loop, &rt->quit_timer);

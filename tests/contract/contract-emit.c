@@ -1,6 +1,7 @@
 /* contract-emit: builds one valid message of each wire type with the codec
  * and writes each packed message to DIR/<type>.bin (event, warning, ack,
- * state, deadletter, approval, notice), for test-contract to decode with the stock protoc.
+ * state, deadletter, approval, notice, bundle: two notices, without the
+ * bundle's 0x00 0x01 mark), for test-contract to decode with the stock protoc.
  * Usage: contract-emit DIR */
 #include <errno.h>
 #include <stdio.h>
@@ -8,6 +9,7 @@
 #include <string.h>
 
 #include "contract-emit.h"
+#include "wf/bundle.h"
 #include "wf/codec.h"
 
 #define NOW CONTRACT_NOW /* fixed: the output is deterministic */
@@ -192,6 +194,28 @@ int contract_emit(const char *dir)
 	dn.sent_ms = NOW;
 	if (check("notice", wf_codec_duty_notice_pack(&dn, &lim, NOW, &buf, &len, &err), &err) < 0 ||
 	    write_file(dir, "notice", buf, len) < 0)
+		goto out;
+
+	/* a bundle of that notice twice, as wf-dispatch sends them to one
+	 * inbox: written without its two-byte mark (protoc decodes the rest) */
+	struct wf_bundle b;
+	const char *btopic;
+	uint8_t *bbuf = NULL;
+	size_t blen = 0;
+	const char *inbox = "wf/v1/duty/duty-410185/inbox";
+	if (wf_bundle_init(&b, 16, 4096) < 0 || wf_bundle_add(&b, inbox, inbox, buf, len) < 0 ||
+	    wf_bundle_add(&b, inbox, inbox, buf, len) < 0 ||
+	    wf_bundle_pack(&b, &btopic, &bbuf, &blen) < 0 || blen < 2 || bbuf[0] != 0 ||
+	    bbuf[1] != 1 || strcmp(btopic, inbox) != 0) {
+		fprintf(stderr, "contract-emit: bundle failed\n");
+		wf_bundle_destroy(&b);
+		free(bbuf);
+		goto out;
+	}
+	wf_bundle_destroy(&b);
+	int wr = write_file(dir, "bundle", bbuf + 2, blen - 2);
+	free(bbuf);
+	if (wr < 0)
 		goto out;
 	rc = 0;
 out:

@@ -262,6 +262,17 @@ START_TEST(test_dispatch_decodes)
 	expect_line("notice", n, "escalated_from: \"duty-410185001\"");
 	free(n);
 	free(n_raw);
+
+	/* a bundle (docs/protocol.md, "Bundles"): two entries with their topic */
+	DECODED(b, "Bundle", "bundle", "bundle.proto");
+	expect_line("bundle", b, "entries {");
+	expect_line("bundle", b, "  topic: \"wf/v1/duty/duty-410185/inbox\"");
+	char *second = strstr(b, "entries {");
+	ck_assert_ptr_nonnull(second);
+	ck_assert_ptr_nonnull(strstr(second + 1, "entries {"));
+	ck_assert_ptr_nonnull(strstr(b, "嵩阳街道暴雨橙色预警")); /* the notice, inside */
+	free(b);
+	free(b_raw);
 }
 END_TEST
 

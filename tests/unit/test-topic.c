@@ -175,7 +175,7 @@ START_TEST(test_filters)
 		ck_assert_int_eq(wf_topic_warning_filter(buf, sizeof buf, region, hazard), 0); \
 		ck_assert_str_eq(buf, want);                                                \
 	} while (0)
-	WF_("410102", WF__V1__HAZARD__HAZARD_UNSPECIFIED, "wf/v1/warning/41/4101/410102/+");
+	WF_("410102", WF__V1__HAZARD__HAZARD_UNSPECIFIED, "wf/v1/warning/41/4101/410102/#");
 	WF_("410102", WF__V1__HAZARD__HAZARD_RAINSTORM, "wf/v1/warning/41/4101/410102/rainstorm");
 	WF_("410100", WF__V1__HAZARD__HAZARD_UNSPECIFIED, "wf/v1/warning/41/4101/#");
 	WF_("410100", WF__V1__HAZARD__HAZARD_RAINSTORM, "wf/v1/warning/41/4101/+/rainstorm");

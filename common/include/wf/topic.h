@@ -108,10 +108,14 @@ int wf_topic_event_filter(char *buf, size_t size, Wf__V1__Agency agency, const c
 
 /* Subscription filter for warnings within REGION (as above) of HAZARD
  * (HAZARD_UNSPECIFIED = any):
- *   county 410102, any hazard      -> wf/v1/warning/41/4101/410102/+
+ *   county 410102, any hazard      -> wf/v1/warning/41/4101/410102/#
  *   prefecture 4101, any hazard    -> wf/v1/warning/41/4101/#
  *   prefecture 4101, rainstorm     -> wf/v1/warning/41/4101/+/rainstorm
- *   everywhere, rainstorm          -> wf/v1/warning/+/+/+/rainstorm */
+ *   everywhere, rainstorm          -> wf/v1/warning/+/+/+/rainstorm
+ * The filters without a hazard match the bundles of warnings too, which go
+ * to the county topic wf/v1/warning/41/4101/410102 (wf/bundle.h); the ones
+ * with a hazard do not: from a producer that bundles, subscribe without a
+ * hazard and pick it yourself. */
 int wf_topic_warning_filter(char *buf, size_t size, const char *region, Wf__V1__Hazard hazard);
 
 /* Parses a concrete topic (no wildcards). Returns 0 and fills *ret, or
