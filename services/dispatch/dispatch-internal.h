@@ -45,6 +45,10 @@ struct dsp_engine {
 	 * operators whose records changed; "all" when a set overflowed */
 	struct dsp_names dirty_ids, dirty_ops;
 	bool dirty_silences, dirty_stats, dirty_all;
+	/* a rebuild of all records (dirty_all) goes 4,096 records a pass:
+	 * where the next pass starts (empty: at the first key) */
+	char all_from[DSP_KEY_MAX];
+	size_t all_from_len;
 	bool manual_cancel;        /* on_cancel running: delivery targets get "/cancel" */
 	int64_t silences_purge_at; /* dsp_silences_purge: next pass (injected time) */
 };

@@ -137,6 +137,7 @@ struct dispatch {
 	ev_timer due_timer, watch_timer, post_timer;
 	bool was_connected;
 	bool need_resync;     /* a publish found the broker away: republish all on reconnect */
+	bool resync_again;    /* a reconnect's resync: once more at RECONNECT_RESEND_MS */
 	bool stopped;         /* SIGTERM: stop() ran; no timer is armed again */
 	bool resync_more;     /* a notice resync stopped at its per-pass limit: go on */
 	/* MQTT outputs the client's queue had no room for (-ENOBUFS), in
@@ -491,9 +492,12 @@ static int resend_fn(struct wf_txn *t, void *ud)
 	return dsp_engine_resync_duty(c->d->engine, t, c->now);
 }
 
-/* Seconds after a reconnect when the unacknowledged notices go out once
- * more: the consoles reconnect to a restarted broker too, and what we
- * republished before they subscribed again was dropped. */
+/* Seconds after a reconnect when the resync goes out once more: the
+ * consoles reconnect to a restarted broker too, and what we republished
+ * before they subscribed again was dropped. The unacknowledged notices would
+ * come again at every [duty] resend anyway; the ones no console acknowledges
+ * (RELEASED, an operator's 解除) and the broadcast states only go out in a
+ * resync, so this second one is a whole resync too. */
 #define RECONNECT_RESEND_MS 3000
 
 static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
@@ -518,10 +522,15 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		}
 		d->resync_more = r == 1;
 		d->resend_at = now + RECONNECT_RESEND_MS;
+		d->resync_again = true;
 	} else if (up && room && (d->resync_more || (d->resend_at && now >= d->resend_at))) {
 		bool scheduled = !d->resync_more;
+		/* the first resend after a reconnect is a whole resync */
+		bool whole = scheduled && d->resync_again;
 		struct due_ctx c = { d, 0, now };
-		int r = wf_store_view(wf_node_store(d->node), resend_fn, &c);
+		if (whole)
+			d->resync_again = false;
+		int r = wf_store_view(wf_node_store(d->node), whole ? resync_fn : resend_fn, &c);
 		if (r < 0) {
 			wf_log(LOG_ERR, "store", "notice resend failed: %s", strerror(-r));
 			dsp_engine_outputs_clear(d->engine);

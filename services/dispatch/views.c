@@ -400,6 +400,8 @@ struct all_scan {
 	int64_t now;
 	int err;
 	size_t n;
+	char stop[DSP_KEY_MAX]; /* the first key not built when the pass stopped */
+	size_t stop_len;
 };
 
 static int all_records_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
@@ -415,8 +417,12 @@ static int all_records_cb(void *ud, const void *k, size_t kl, const void *v, siz
 		return 0;
 	memcpy(id, k, kl);
 	id[kl] = '\0';
-	if (++s->n > 4096)
+	if (++s->n > 4096) {
+		/* the next pass goes on from here (kl < sizeof id <= DSP_KEY_MAX) */
+		memcpy(s->stop, k, kl);
+		s->stop_len = kl;
 		return 1;
+	}
 	int r = push_record(s->e, s->t, id, s->now);
 	return r < 0 ? r : 0;
 }
@@ -524,13 +530,26 @@ int dsp_engine_views(struct dsp_engine *e, struct wf_txn *t, int64_t now, bool w
 		     const struct dsp_stats_extra *extra, size_t n_extra)
 {
 	int r = 0;
-	struct all_scan all = { e, t, now, 0, 0 };
-	if (e->dirty_all || e->dirty_ids.overflow) {
-		r = wf_store_foreach(t, e->db.current, NULL, 0, all_records_cb, &all);
-	} else {
+	struct all_scan all = { e, t, now, 0, 0, { 0 }, 0 };
+	bool all_done = true;
+	if (e->dirty_ids.overflow) {
+		/* changes beyond what the set holds: all of them, from the start
+		 * (also when a rebuild was under way: those before it moved on) */
+		e->dirty_all = true;
+		e->all_from_len = 0;
+	}
+	if (e->dirty_all) {
+		/* 4,096 records a pass: the rest in the next passes (the views
+		 * stay pending), from where this one stopped */
+		r = wf_store_foreach(t, e->db.current, e->all_from_len ? e->all_from : NULL,
+				     e->all_from_len, all_records_cb, &all);
+		all_done = r == 0;
+		if (r > 0)
+			r = 0;
+	}
+	if (!e->dirty_ids.overflow) /* (with an overflow, the whole scan covers them) */
 		for (size_t i = 0; r >= 0 && i < e->dirty_ids.n; i++)
 			r = push_record(e, t, e->dirty_ids.v[i], now);
-	}
 	if (r >= 0 && (e->dirty_all || e->dirty_ops.overflow))
 		r = wf_store_foreach(t, e->db.verdict, NULL, 0, all_verdicts_cb, &all);
 	else
@@ -560,6 +579,13 @@ int dsp_engine_views(struct dsp_engine *e, struct wf_txn *t, int64_t now, bool w
 	}
 	names_clear(&e->dirty_ids);
 	names_clear(&e->dirty_ops);
-	e->dirty_all = e->dirty_silences = false;
+	e->dirty_silences = false;
+	if (all_done) {
+		e->dirty_all = false;
+		e->all_from_len = 0;
+	} else {
+		memcpy(e->all_from, all.stop, all.stop_len);
+		e->all_from_len = all.stop_len;
+	}
 	return 0;
 }

@@ -633,6 +633,69 @@ START_TEST(test_views_of_a_burst)
 }
 END_TEST
 
+/* every review output of the last views build noted in SEEN (index from
+ * the id w-all-NNNN); returns how many there were */
+static size_t note_records(bool *seen, int n)
+{
+	const struct dsp_out *o;
+	size_t k = 0, m = dsp_engine_outputs(fx.e, &o);
+	for (size_t i = 0; i < m; i++) {
+		int ix;
+		if (sscanf(o[i].topic, "wf/v1/review/w-all-%d", &ix) == 1 && ix >= 0 && ix < n) {
+			seen[ix] = true;
+			k++;
+		}
+	}
+	return k;
+}
+
+/* A rebuild of all records (a restart, a reconnect: mark_all, or a set of
+ * changes that overflowed) goes 4,096 records a pass and the next passes
+ * go on where it stopped until every record is out. It once stopped at
+ * 4,096 for good: in chaos, the final record of a warning that ended just
+ * before wf-dispatch was killed was never published again. */
+START_TEST(test_rebuild_of_all_records_in_passes)
+{
+	enum { N_WARN = 5000 };
+	static bool seen[N_WARN];
+	fx_open("[station duty-410185]\nregion = 410185\n"
+		"[operator op-li]\n[route everything]\nchannels = duty\n");
+	char id[32];
+	for (int i = 0; i < N_WARN; i++) {
+		snprintf(id, sizeof id, "w-all-%04d", i);
+		Wf__V1__Warning w = mkw(id, 1, WF__V1__LEVEL__LEVEL_IV,
+					WF__V1__MSG_TYPE__MSG_TYPE_ALERT, WF__V1__STATUS__STATUS_ACTUAL,
+					T0);
+		ck_assert_int_eq(apply_warning(&w, T0), 0);
+	}
+	for (int round = 0; round < 2; round++) {
+		/* round 0: the 5,000 changes; round 1: a restart's mark_all */
+		memset(seen, 0, sizeof seen);
+		if (round == 1) {
+			ck_assert(!dsp_engine_views_pending(fx.e, false));
+			dsp_engine_views_mark_all(fx.e);
+		}
+		int passes = 0;
+		size_t total = 0;
+		while (dsp_engine_views_pending(fx.e, false) && passes < 10) {
+			views(T0 + 1000 + passes);
+			total += note_records(seen, N_WARN);
+			passes++;
+		}
+		ck_assert(!dsp_engine_views_pending(fx.e, false));
+		int missing = 0;
+		for (int i = 0; i < N_WARN; i++)
+			missing += !seen[i];
+		ck_assert_msg(missing == 0, "round %d: %d of %d records never built (%d passes)",
+			      round, missing, N_WARN, passes);
+		ck_assert_int_ge(passes, round == 1 ? 2 : 1);
+		ck_assert_uint_ge(total, N_WARN);
+		ck_assert_uint_le(total, 2 * N_WARN); /* each once, at most twice */
+	}
+	fx_close();
+}
+END_TEST
+
 static int many_records_fn(struct wf_txn *t, void *ud)
 {
 	const int *n = ud;
@@ -711,6 +774,7 @@ int main(void)
 	tcase_add_test(tc, test_silence_message_audited_and_listed);
 	tcase_add_test(tc, test_silences_bounded_and_purged);
 	tcase_add_test(tc, test_views_of_a_burst);
+	tcase_add_test(tc, test_rebuild_of_all_records_in_passes);
 	tcase_add_test(tc, test_record_of_many_deliveries);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
