@@ -102,6 +102,9 @@ int dsp_put_current(struct dsp_engine *e, struct wf_txn *t, const char *id,
 		    const struct dsp_current *cur, int64_t now);
 /* Schedules the purge of ID at AT unless one is scheduled already. */
 int dsp_retain_schedule(struct wf_txn *t, const struct dsp_dbs *d, const char *id, int64_t at);
+/* When the ended warning ID is to be purged (the time it ended + retain),
+ * into *AT: 0, or -ENOENT (not ended, or purged). */
+int dsp_retain_at(struct wf_txn *t, const struct dsp_dbs *d, const char *id, int64_t *at);
 /* Purges at most MAX ended warnings due at NOW; 1 if more are due. */
 int dsp_retain_tick(struct dsp_engine *e, struct wf_txn *t, int64_t now, size_t max);
 int dsp_retain_next_due(struct dsp_engine *e, struct wf_txn *t, int64_t *due);

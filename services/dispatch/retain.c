@@ -47,6 +47,11 @@ static int get_at(struct wf_txn *t, const struct dsp_dbs *d, const char *id, int
 	return r;
 }
 
+int dsp_retain_at(struct wf_txn *t, const struct dsp_dbs *d, const char *id, int64_t *at)
+{
+	return get_at(t, d, id, at);
+}
+
 static int unschedule(struct wf_txn *t, const struct dsp_dbs *d, const char *id)
 {
 	unsigned char k[8 + DSP_KEY_MAX];

@@ -412,11 +412,17 @@ static int all_records_cb(void *ud, const void *k, size_t kl, const void *v, siz
 	if (vl != sizeof cur || kl >= sizeof id)
 		return 0;
 	memcpy(&cur, v, sizeof cur);
-	/* active ones, and those that ended within a day (list --all) */
-	if (!cur.active && cur.expires_ms < s->now - 86400000LL)
-		return 0;
 	memcpy(id, k, kl);
 	id[kl] = '\0';
+	/* active ones, and those that ended within a day (list --all): by
+	 * their expiry, or by when they ended here (a cancel of a warning
+	 * whose expiry is long past: a replayed or late one) */
+	if (!cur.active && cur.expires_ms < s->now - 86400000LL) {
+		int64_t purge_at = 0;
+		if (dsp_retain_at(s->t, &s->e->db, id, &purge_at) < 0 ||
+		    purge_at < s->now + s->e->cfg.retain_ms - 86400000LL)
+			return 0;
+	}
 	if (++s->n > 4096) {
 		/* the next pass goes on from here (kl < sizeof id <= DSP_KEY_MAX) */
 		memcpy(s->stop, k, kl);

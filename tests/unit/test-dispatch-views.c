@@ -696,6 +696,44 @@ START_TEST(test_rebuild_of_all_records_in_passes)
 }
 END_TEST
 
+/* A warning replayed late: sent and expired two days before it is
+ * processed, then cancelled. Its record is rebuilt by a restart's
+ * mark-all, since it ended here within the day (chaos, seed 2: the stale
+ * records of such warnings explained 12 RELEASED notices wrongly), while a
+ * warning that ended here three days ago is not. */
+START_TEST(test_rebuild_includes_warnings_ended_today)
+{
+	const int64_t DAY = 24 * 60 * MIN, now = T0 + 4 * DAY;
+	fx_open("[station duty-410185]\nregion = 410185\n"
+		"[operator op-li]\n[route everything]\nchannels = duty\n");
+	/* ended three days before NOW (by its cancel, processed then) */
+	Wf__V1__Warning a = mkw("w-old", 1, WF__V1__LEVEL__LEVEL_IV, WF__V1__MSG_TYPE__MSG_TYPE_ALERT,
+				WF__V1__STATUS__STATUS_ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&a, T0), 0);
+	Wf__V1__Warning ac = mkw("w-old", 2, WF__V1__LEVEL__LEVEL_IV,
+				 WF__V1__MSG_TYPE__MSG_TYPE_CANCEL, WF__V1__STATUS__STATUS_ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&ac, T0 + DAY), 0);
+	/* sent two days before NOW, processed (and cancelled) only at NOW */
+	Wf__V1__Warning b = mkw("w-late", 1, WF__V1__LEVEL__LEVEL_IV, WF__V1__MSG_TYPE__MSG_TYPE_ALERT,
+				WF__V1__STATUS__STATUS_ACTUAL, now - 2 * DAY);
+	ck_assert_int_eq(apply_warning(&b, now), 0);
+	Wf__V1__Warning bc = mkw("w-late", 2, WF__V1__LEVEL__LEVEL_IV,
+				 WF__V1__MSG_TYPE__MSG_TYPE_CANCEL, WF__V1__STATUS__STATUS_ACTUAL,
+				 now - 2 * DAY);
+	ck_assert_int_eq(apply_warning(&bc, now), 0);
+	views(now);
+	dsp_engine_views_mark_all(fx.e);
+	views(now + 1000);
+	ck_assert_uint_eq(outputs_to("wf/v1/review/w-late", NULL), 1);
+	ck_assert_uint_eq(outputs_to("wf/v1/review/w-old", NULL), 0);
+	Wf__V1__WarningRecord *r = record_out("w-late");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->latest, 2);
+	wf__v1__warning_record__free_unpacked(r, NULL);
+	fx_close();
+}
+END_TEST
+
 static int many_records_fn(struct wf_txn *t, void *ud)
 {
 	const int *n = ud;
@@ -775,6 +813,7 @@ int main(void)
 	tcase_add_test(tc, test_silences_bounded_and_purged);
 	tcase_add_test(tc, test_views_of_a_burst);
 	tcase_add_test(tc, test_rebuild_of_all_records_in_passes);
+	tcase_add_test(tc, test_rebuild_includes_warnings_ended_today);
 	tcase_add_test(tc, test_record_of_many_deliveries);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
