@@ -598,6 +598,19 @@ END_TEST
 
 /* More changed warnings than the old limit of 1,024 (a burst): each view is
  * rebuilt once, the others not (no overflow into "all of them") */
+/* N level-IV alerts PREFIX-0000 .. at T0, one transaction each */
+static void apply_alerts(const char *prefix, int n)
+{
+	char id[32];
+	for (int i = 0; i < n; i++) {
+		snprintf(id, sizeof id, "%s-%04d", prefix, i);
+		Wf__V1__Warning w = mkw(id, 1, WF__V1__LEVEL__LEVEL_IV,
+					WF__V1__MSG_TYPE__MSG_TYPE_ALERT, WF__V1__STATUS__STATUS_ACTUAL,
+					T0);
+		ck_assert_int_eq(apply_warning(&w, T0), 0);
+	}
+}
+
 START_TEST(test_views_of_a_burst)
 {
 	enum { N_WARN = 1200, N_MARK = 1050 };
@@ -606,13 +619,7 @@ START_TEST(test_views_of_a_burst)
 	fx_open("[station duty-410185]\nregion = 410185\n"
 		"[operator op-li]\n[route everything]\nchannels = duty\n");
 	char id[32];
-	for (int i = 0; i < N_WARN; i++) {
-		snprintf(id, sizeof id, "w-burst-%04d", i);
-		Wf__V1__Warning w = mkw(id, 1, WF__V1__LEVEL__LEVEL_IV,
-					WF__V1__MSG_TYPE__MSG_TYPE_ALERT, WF__V1__STATUS__STATUS_ACTUAL,
-					T0);
-		ck_assert_int_eq(apply_warning(&w, T0), 0);
-	}
+	apply_alerts("w-burst", N_WARN);
 	views(T0 + 1000);
 	ck_assert_uint_eq(outputs_to("wf/v1/review/", NULL), N_WARN);
 	ck_assert_uint_eq(views(T0 + 2000), 0); /* nothing changed since */
@@ -660,14 +667,7 @@ START_TEST(test_rebuild_of_all_records_in_passes)
 	static bool seen[N_WARN];
 	fx_open("[station duty-410185]\nregion = 410185\n"
 		"[operator op-li]\n[route everything]\nchannels = duty\n");
-	char id[32];
-	for (int i = 0; i < N_WARN; i++) {
-		snprintf(id, sizeof id, "w-all-%04d", i);
-		Wf__V1__Warning w = mkw(id, 1, WF__V1__LEVEL__LEVEL_IV,
-					WF__V1__MSG_TYPE__MSG_TYPE_ALERT, WF__V1__STATUS__STATUS_ACTUAL,
-					T0);
-		ck_assert_int_eq(apply_warning(&w, T0), 0);
-	}
+	apply_alerts("w-all", N_WARN);
 	for (int round = 0; round < 2; round++) {
 		/* round 0: the 5,000 changes; round 1: a restart's mark_all */
 		memset(seen, 0, sizeof seen);
