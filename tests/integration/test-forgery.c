@@ -13,7 +13,9 @@
  * producer (exact and tampered), bad enums, out-of-range points, numbers
  * and validity, oversized strings and payloads, malformed protobuf, bad
  * region syntax, unknown regions, timestamps far in the future or past, bad
- * ids, references, UTF-8 and missing fields. Run C, apart so that it cannot
+ * ids, references, UTF-8 and missing fields, and bundles (wf/bundle.h) the
+ * receiver must refuse whole: an entry of another county or agency beside
+ * the genuine-looking one, a bundle inside, a cut one. Run C, apart so that it cannot
  * hide run B's result: 400 exercise and test UPDATEs/CANCELs naming actual
  * events.
  *
@@ -51,6 +53,7 @@
 #include <openssl/evp.h>
 
 #include "broker.h"
+#include "bundle.pb-c.h"
 #include "proc.h"
 #include "wf/bus.h"
 #include "wf/clock.h"
@@ -477,14 +480,16 @@ static void genuine_phase(struct pub *p, int phase)
 enum kind {
 	K_AGENCY_MISMATCH, K_BAD_TOPIC, K_DUP_SEQ, K_DUP_SEQ_TAMPERED, K_DUP_ID, K_DUP_ID_TAMPERED,
 	K_BAD_ENUM, K_OUT_OF_RANGE, K_OVERSIZED, K_MALFORMED, K_BAD_REGION, K_UNKNOWN_REGION,
-	K_TIME, K_BAD_FIELDS, K_MIXING, K_MAX
+	K_TIME, K_BAD_FIELDS, K_BUNDLE, K_MIXING, K_MAX
 };
 static const char *const kind_names[K_MAX] = {
 	"wrong agency for the topic", "wrong region for the topic", "replayed (producer, seq)",
 	"replayed (producer, seq), tampered", "replayed (agency, id), new producer",
 	"replayed (agency, id), tampered", "bad enum", "out-of-range value", "oversized",
 	"malformed protobuf", "bad region syntax", "unknown region", "timestamp far off",
-	"bad id / reference / UTF-8 / missing field", "exercise/test naming an actual event",
+	"bad id / reference / UTF-8 / missing field",
+	"bundle: foreign entry, nested, cut",
+	"exercise/test naming an actual event",
 };
 
 /* the forged events that decode and validate as far as (producer, seq) and
@@ -742,6 +747,49 @@ static void forge_one(struct forge_ctx *fc, long i)
 		default: ev.text = (char *)"ctl \x01 char"; want = WF_REASON_BAD_UTF8; break;
 		}
 		break;
+	case K_BUNDLE: { /* a valid event in a bundle the receiver must refuse whole */
+		len = pack(&ev, &buf);
+		char *other = v % 4 == 0 ? event_topic(WF__V1__AGENCY__AGENCY_MET,
+							counties[(v + 1) % N_COUNTIES])
+			    : v % 4 == 1 ? event_topic(WF__V1__AGENCY__AGENCY_WATER, county)
+					 : strdup(topic);
+		Wf__V1__BundleEntry e0 = WF__V1__BUNDLE_ENTRY__INIT, e1 = WF__V1__BUNDLE_ENTRY__INIT;
+		Wf__V1__BundleEntry *ep[2] = { &e0, &e1 };
+		Wf__V1__Bundle b = WF__V1__BUNDLE__INIT;
+		uint8_t inner[2 + 1024];
+		e0.topic = topic;
+		e0.payload.data = buf;
+		e0.payload.len = len;
+		/* 0: the second entry is another county's (the broker checked only
+		 * the bundle's topic); 1: another agency's; 2: a bundle inside */
+		e1.topic = other;
+		e1.payload.data = buf;
+		e1.payload.len = len;
+		if (v % 4 == 2) {
+			inner[0] = 0;
+			inner[1] = 1;
+			memcpy(inner + 2, buf, len < 1024 ? len : 1024);
+			e1.payload.data = inner;
+			e1.payload.len = 2 + (len < 1024 ? len : 1024);
+		}
+		b.entries = ep;
+		b.n_entries = 2;
+		size_t bl = wf__v1__bundle__get_packed_size(&b);
+		uint8_t *bb = malloc(2 + bl + 16);
+		ck_assert_ptr_nonnull(bb);
+		bb[0] = 0;
+		bb[1] = 1;
+		wf__v1__bundle__pack(&b, bb + 2);
+		bl += 2;
+		if (v % 4 == 3) /* 3: the mark and a Bundle cut short (unique: the event id) */
+			bl -= 3;
+		send_forged(fc, kind, WF_REASON_MALFORMED, topic, bb, bl);
+		free(bb);
+		free(other);
+		free(buf);
+		free(topic);
+		return;
+	}
 	case K_MIXING: { /* an exercise or test UPDATE/CANCEL naming an actual event */
 		int c = v % N_COUNTIES;
 		ev.status = v % 2 ? WF__V1__STATUS__STATUS_TEST : WF__V1__STATUS__STATUS_EXERCISE;
