@@ -12,7 +12,13 @@
  *             commits a duty record per warning version, acks it to fusion
  *             and publishes a DutyNotice (QoS 1);
  *   observer: a plain libmosquitto client (its own thread) on
- *             wf/v1/duty/+/inbox, wf/v1/ack/+ and wf/v1/state/+.
+ *             wf/v1/duty/+/inbox, wf/v1/ack/+ and wf/v1/state/+; it opens
+ *             the bundles of notices itself (wf_bundle_unpack) and counts
+ *             any that does not open (peers.warnfuse.bad_bundles).
+ *
+ * Every service bundles by default ([mqtt] bundle = 128, docs/protocol.md
+ * "Bundles"): the producer's events of one agency and county, fusion's
+ * warnings of one county, dispatch's notices to the one station. */
  *
  * 1. Throughput: all events as fast as the outbox takes them. The expected
  *    output is what `wf-fusion --replay` makes of the same file. Reported,
