@@ -18,7 +18,7 @@
  *
  * Every service bundles by default ([mqtt] bundle = 128, docs/protocol.md
  * "Bundles"): the producer's events of one agency and county, fusion's
- * warnings of one county, dispatch's notices to the one station. */
+ * warnings of one county, dispatch's notices to the one station.
  *
  * 1. Throughput: all events as fast as the outbox takes them. The expected
  *    output is what `wf-fusion --replay` makes of the same file. Reported,
