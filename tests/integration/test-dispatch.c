@@ -440,6 +440,104 @@ START_TEST(test_dispatch_sigkill)
 }
 END_TEST
 
+/* N_BURST warnings of one township (distinct ids), committed in one
+ * transaction by the fusion-like producer */
+#define N_BURST 40
+static int emit_burst(struct wf_txn *t, void *ud)
+{
+	static char *regions[] = { "410185001000" };
+	int64_t now = wf_clock_now_ms(NULL);
+	for (int i = 0; i < N_BURST; i++) {
+		char id[64];
+		snprintf(id, sizeof id, "410185-fog-burst-%02d", i);
+		Wf__V1__Warning w = WF__V1__WARNING__INIT;
+		w.id = id;
+		w.version = 1;
+		w.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_ALERT;
+		w.hazard = WF__V1__HAZARD__HAZARD_FOG;
+		w.level = WF__V1__LEVEL__LEVEL_IV;
+		w.regions = regions;
+		w.n_regions = 1;
+		w.expires_ms = now + 3600 * 1000LL;
+		w.status = WF__V1__STATUS__STATUS_ACTUAL;
+		w.review = WF__V1__REVIEW_STATE__REVIEW_PENDING;
+		w.sent_ms = now;
+		int r = wf_node_emit_warning(ud, t, &w, NULL);
+		if (r < 0)
+			return r;
+	}
+	return 0;
+}
+
+static bool burst_notified(void *ud) { return ((struct watch *)ud)->notices_a >= N_BURST; }
+
+/* A burst of N_BURST versions to one station: wf-dispatch sends the
+ * notices to its inbox in bundles ([mqtt] bundle, default 128), which the
+ * console's bus opens into N_BURST notices; with bundle = 1 every notice
+ * goes alone. */
+static void notices_burst(const char *bundle_line)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct wf_test_broker *br = NULL;
+	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
+	char *dir = wf_test_mkdtemp("dispatch-burst");
+	char conf[512], routes[512], text[4096], log[512];
+	const char *regions = getenv("WF_REGIONS");
+
+	snprintf(routes, sizeof routes, "%s/routes.conf", dir);
+	write_file(routes, "[station duty-twn-a]\nregion = 410185001000\n"
+			   "[route all]\nchannels = duty\n");
+	snprintf(conf, sizeof conf, "%s/dispatch.conf", dir);
+	snprintf(log, sizeof log, "%s/dispatch.log", dir);
+	snprintf(text, sizeof text,
+		 "[dispatch]\nroutes = %s\n"
+		 "[service]\nid = wf-dispatch-1\nstate_dir = %s/state\nregions = %s\nheartbeat = 1s\n"
+		 "[mqtt]\nport = %d\n%s",
+		 routes, dir, regions ? regions : "", wf_test_broker_port(br), bundle_line);
+	write_file(conf, text);
+
+	struct watch w;
+	struct child ch;
+	struct wf_node *fusion = start_dispatch(loop, br, dir, conf, log, "dsp-burst", &w, &ch);
+	struct wf_bus_stats before, after;
+	wf_bus_get_stats(w.bus, &before);
+	ck_assert_int_eq(wf_node_update(fusion, emit_burst, fusion), 0);
+	ck_assert(wf_test_run_until(loop, n_drained, fusion, 10000));
+	ck_assert_msg(wf_test_run_until(loop, burst_notified, &w, 10000), "%d of %d notices",
+		      w.notices_a, N_BURST);
+	wf_bus_get_stats(w.bus, &after);
+	ck_assert_int_eq(w.notices_a, N_BURST); /* each once */
+	if (*bundle_line) {
+		ck_assert_uint_eq(after.bundles, before.bundles);
+	} else {
+		ck_assert_uint_ge(after.bundles - before.bundles, 1);
+		/* the notices and dispatch's heartbeats, in fewer messages */
+		ck_assert_uint_lt(after.received - before.received, N_BURST);
+	}
+
+	ck_assert_int_eq(kill(ch.pid, SIGTERM), 0);
+	ck_assert(wf_test_run_until(loop, c_exited, &ch, 10000));
+	ck_assert_int_eq(WEXITSTATUS(ch.status), 0);
+	wf_node_free(fusion);
+	wf_bus_free(w.bus);
+	wf_test_broker_free(br);
+	wf_test_rmtree(dir);
+	free(dir);
+	ev_loop_destroy(loop);
+}
+
+START_TEST(test_notices_bundled)
+{
+	notices_burst("");
+}
+END_TEST
+
+START_TEST(test_notices_unbundled)
+{
+	notices_burst("bundle = 1\n");
+}
+END_TEST
+
 START_TEST(test_dispatch_live)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -744,6 +842,8 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_set_timeout(tc, 120);
 	tcase_add_test(tc, test_dispatch_live);
+	tcase_add_test(tc, test_notices_bundled);
+	tcase_add_test(tc, test_notices_unbundled);
 	tcase_add_test(tc, test_dispatch_sigkill);
 	tcase_add_test(tc, test_cap_post_off_the_loop);
 	suite_add_tcase(s, tc);
