@@ -39,6 +39,10 @@ struct dsp_spool {
 	struct entry *q;
 	size_t head, n, cap;
 	uint64_t next_seq;
+	/* the POSTs' handle, kept: libcurl keeps its connection to the
+	 * platform open between POSTs (HTTP keep-alive), unless the platform
+	 * closes it. Used by one thread at a time (the poster's). */
+	CURL *curl;
 };
 
 static int64_t ts_ns(const struct timespec *t)
@@ -190,6 +194,8 @@ struct dsp_spool *dsp_spool_free(struct dsp_spool *s)
 	for (size_t i = s->head; i < s->n; i++)
 		free(s->q[i].name);
 	free(s->q);
+	if (s->curl)
+		curl_easy_cleanup(s->curl);
 	if (s->lock_ok)
 		pthread_mutex_destroy(&s->lock);
 	free(s->dir);
@@ -409,7 +415,11 @@ int dsp_spool_post_next_abortable(struct dsp_spool *s, char *detail, size_t deta
 	close(fd);
 	if (r < 0)
 		return r;
-	CURL *c = curl_easy_init();
+	if (!s->curl)
+		s->curl = curl_easy_init();
+	else
+		curl_easy_reset(s->curl); /* the options go; the open connection stays */
+	CURL *c = s->curl;
 	if (!c) {
 		free(body);
 		return -ENOMEM;
@@ -432,7 +442,6 @@ int dsp_spool_post_next_abortable(struct dsp_spool *s, char *detail, size_t deta
 	long status = 0;
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &status);
 	curl_slist_free_all(h);
-	curl_easy_cleanup(c);
 	free(body);
 	if (cr == CURLE_ABORTED_BY_CALLBACK) {
 		snprintf(detail, detail_size, "%s: given up (stopping)", name);

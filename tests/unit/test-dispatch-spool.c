@@ -166,6 +166,65 @@ START_TEST(test_post_retry)
 }
 END_TEST
 
+/* Child: takes ONE connection and answers N requests on it with 200 and
+ * keep-alive; exits 0 when all N came on it, 3 when the client closed it
+ * before (it opened a new connection per POST), 1 on a bad request. */
+static void serve_keepalive(int lfd, int n)
+{
+	int c = accept(lfd, NULL, NULL);
+	if (c < 0)
+		_exit(2);
+	for (int i = 0; i < n; i++) {
+		char req[65536];
+		long cl;
+		if (!wf_test_http_read(c, req, sizeof req, &cl))
+			_exit(3);
+		if (!strstr(req, "POST /cap ") || !strstr(req, "<alert"))
+			_exit(1);
+		static const char ok[] = "HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n";
+		(void)!write(c, ok, sizeof ok - 1);
+	}
+	close(c);
+	_exit(0);
+}
+
+/* The POSTs keep their connection to the platform (libcurl keep-alive
+ * through one kept handle): three files, three POSTs, one connection. Each
+ * POST once made a handle and a connection of its own. */
+START_TEST(test_post_keepalive)
+{
+	struct sockaddr_in a;
+	int lfd = listen_loopback(&a);
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		serve_keepalive(lfd, 3);
+	close(lfd);
+
+	struct dsp_spool *s = NULL;
+	char url[64], detail[256], name[32], body[64];
+	mk();
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/cap", ntohs(a.sin_port));
+	ck_assert_int_eq(dsp_spool_open(dir, url, 5000, &s), 0);
+	for (int i = 1; i <= 3; i++) {
+		snprintf(name, sizeof name, "w%d.v1.xml", i);
+		int bl = snprintf(body, sizeof body, "<alert>%d</alert>", i);
+		ck_assert_int_eq(dsp_spool_write(s, name, body, (size_t)bl), 0);
+	}
+	for (int i = 1; i <= 3; i++)
+		ck_assert_msg(dsp_spool_post_next(s, detail, sizeof detail) == 1, "POST %d: %s", i,
+			      detail);
+	ck_assert_uint_eq(dsp_spool_queued(s), 0);
+	dsp_spool_free(s);
+	int st = 0;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	ck_assert_msg(WEXITSTATUS(st) == 0, "platform exit %d (3: a new connection per POST)",
+		      WEXITSTATUS(st));
+	rm();
+}
+END_TEST
+
 /* Child: answers 200 to each of N requests and writes each body and a
  * newline to OUT, in the order received; with GOT >= 0, the first answer
  * waits (after a byte on GOT: "received") for a byte on GO. Exits 0 if
@@ -752,6 +811,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_test(tc, test_write_atomic_no_post);
 	tcase_add_test(tc, test_post_retry);
+	tcase_add_test(tc, test_post_keepalive);
 	tcase_add_test(tc, test_post_order_same_second);
 	tcase_add_test(tc, test_order_after_reopen);
 	tcase_add_test(tc, test_order_clock_step_back);
