@@ -559,6 +559,10 @@ static void post_done(void *ud, int r, const char *detail)
 		wf_log(LOG_INFO, "cap", "posted %s", detail);
 		d->post_backoff_ms = 0;
 		kick_post(d, 0.001);
+	} else if (r == -EFBIG) {
+		/* moved out of the queue (spool.c): the next goes at once */
+		wf_log(LOG_ERR, "cap", "%s", detail);
+		kick_post(d, 0.001);
 	} else if (r < 0) {
 		d->post_backoff_ms = d->post_backoff_ms ? d->post_backoff_ms * 2 : 1000;
 		if (d->post_backoff_ms > 300000)

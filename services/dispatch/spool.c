@@ -413,6 +413,29 @@ int dsp_spool_post_next_abortable(struct dsp_spool *s, char *detail, size_t deta
 	size_t len = 0;
 	r = slurp(fd, &body, &len);
 	close(fd);
+	if (r == -EFBIG) {
+		/* never sendable: out of the way, so that the queue behind it
+		 * goes on (a CAP file of ours is a few KiB; this one was put
+		 * there by hand) */
+		char rej[4096], dst[4096 + 256];
+		snprintf(rej, sizeof rej, "%s/rejected", s->dir);
+		snprintf(dst, sizeof dst, "%s/%s", rej, name);
+		int m = mkdir_p(rej);
+		if (m == 0 && rename(path, dst) < 0 && errno != ENOENT)
+			m = -errno;
+		if (m < 0) {
+			snprintf(detail, detail_size, "%s: larger than 16 MiB, cannot move it to %s: %s",
+				 name, rej, strerror(-m));
+			return m;
+		}
+		pthread_mutex_lock(&s->lock);
+		if (s->n > s->head && s->q[s->head].seq == seq)
+			drop(s, s->head);
+		pthread_mutex_unlock(&s->lock);
+		snprintf(detail, detail_size, "%s: larger than 16 MiB, never POSTed: moved to %s", name,
+			 dst);
+		return -EFBIG;
+	}
 	if (r < 0)
 		return r;
 	if (!s->curl)

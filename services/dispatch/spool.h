@@ -41,7 +41,10 @@ int dsp_spool_write(struct dsp_spool *s, const char *name, const void *data, siz
 
 /* POSTs the oldest queued file. Returns 1 when one was posted, 0 when
  * nothing is queued, -EAGAIN when the POST failed (it stays queued; the
- * HTTP status or curl error is in DETAIL), or another negative errno. */
+ * HTTP status or curl error is in DETAIL), -EFBIG for a file larger than
+ * 16 MiB (never sendable: its link is moved to <dir>/rejected/ and it
+ * leaves the queue, so the next goes; DETAIL says where), or another
+ * negative errno. */
 int dsp_spool_post_next(struct dsp_spool *s, char *detail, size_t detail_size);
 /* The same, given up (-ECANCELED, still queued) as soon as *ABORT is set
  * (may be NULL). May run in another thread than the one writing the spool

@@ -225,6 +225,53 @@ START_TEST(test_post_keepalive)
 }
 END_TEST
 
+/* A file too large to POST (put into outgoing/ by hand) once blocked the
+ * queue for good: it is moved to rejected/ and the file behind it goes. */
+START_TEST(test_post_too_large_moved_aside)
+{
+	struct sockaddr_in a;
+	int lfd = listen_loopback(&a);
+	static const int status[] = { 200 };
+	pid_t pid = fork();
+	ck_assert_int_ge(pid, 0);
+	if (pid == 0)
+		serve(lfd, status, 1);
+	close(lfd);
+
+	struct dsp_spool *s = NULL;
+	char url[64], detail[512], path[4096];
+	mk();
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/cap", ntohs(a.sin_port));
+	/* a 17 MiB "CAP file" queued first, by hand (sparse: no 17 MiB written) */
+	snprintf(path, sizeof path, "%s/outgoing", dir);
+	ck_assert_int_eq(mkdir(path, 0755), 0);
+	snprintf(path, sizeof path, "%s/outgoing/huge.v1.xml", dir);
+	FILE *f = fopen(path, "w");
+	ck_assert_ptr_nonnull(f);
+	ck_assert_int_eq(fputs("<alert>", f) >= 0, 1);
+	ck_assert_int_eq(fclose(f), 0);
+	ck_assert_int_eq(truncate(path, 17 << 20), 0);
+	ck_assert_int_eq(dsp_spool_open(dir, url, 5000, &s), 0);
+	ck_assert_int_eq(dsp_spool_write(s, "w1.v1.xml", "<alert>1</alert>", 16), 0);
+	ck_assert_uint_eq(dsp_spool_queued(s), 2);
+	ck_assert_int_eq(dsp_spool_post_next(s, detail, sizeof detail), -EFBIG);
+	ck_assert_msg(strstr(detail, "huge.v1.xml: larger than 16 MiB") != NULL, "%s", detail);
+	ck_assert_uint_eq(dsp_spool_queued(s), 1);
+	ck_assert_int_ne(access(path, F_OK), 0);
+	snprintf(path, sizeof path, "%s/rejected/huge.v1.xml", dir);
+	ck_assert_int_eq(access(path, F_OK), 0);
+	/* the next goes */
+	ck_assert_int_eq(dsp_spool_post_next(s, detail, sizeof detail), 1);
+	ck_assert_uint_eq(dsp_spool_queued(s), 0);
+	dsp_spool_free(s);
+	int st = 0;
+	ck_assert_int_eq(waitpid(pid, &st, 0), pid);
+	ck_assert(WIFEXITED(st));
+	ck_assert_int_eq(WEXITSTATUS(st), 0);
+	rm();
+}
+END_TEST
+
 /* Child: answers 200 to each of N requests and writes each body and a
  * newline to OUT, in the order received; with GOT >= 0, the first answer
  * waits (after a byte on GOT: "received") for a byte on GO. Exits 0 if
@@ -812,6 +859,7 @@ int main(void)
 	tcase_add_test(tc, test_write_atomic_no_post);
 	tcase_add_test(tc, test_post_retry);
 	tcase_add_test(tc, test_post_keepalive);
+	tcase_add_test(tc, test_post_too_large_moved_aside);
 	tcase_add_test(tc, test_post_order_same_second);
 	tcase_add_test(tc, test_order_after_reopen);
 	tcase_add_test(tc, test_order_clock_step_back);
