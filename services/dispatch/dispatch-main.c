@@ -47,7 +47,8 @@ static const struct wf_config_key keys[] = {
 	  "/etc/warnfuse/dispatch-routes.conf",
 	  "Routing file: duty stations, routes, silences (docs/dispatch.md).", NULL },
 	{ "dispatch", "input", WF_CONFIG_STRING, OFF(input), 1, 0, "wf/v1/warning/#",
-	  "Warning subscription filter (e.g. wf/v1/warning/41/4101/# for one prefecture).", NULL },
+	  "Warning subscription filter (e.g. wf/v1/warning/41/4101/# for one prefecture). End it "
+	  "in # at the county or above: warnings come bundled on the county topic.", NULL },
 	{ "dispatch", "ordered", WF_CONFIG_BOOL, OFF(ordered), 0, 0, "true",
 	  "Apply each fusion instance's warning versions in their order: one that arrives ahead of "
 	  "a lost predecessor waits for it (resent by fusion), so no version is skipped after a "
