@@ -250,12 +250,8 @@ static void output(int priority, const char *buf, size_t len)
 		log_sink(log_sink_ud, priority, buf, len);
 		return;
 	}
-	if (!log_buffered) {
-		write_all(buf, len);
-		return;
-	}
-	pthread_mutex_lock(&log_mu);
-	if (priority <= LOG_NOTICE || len > sizeof log_buf) {
+	pthread_mutex_lock(&log_mu); /* (log_buffered may change while a worker logs) */
+	if (!log_buffered || priority <= LOG_NOTICE || len > sizeof log_buf) {
 		/* what matters goes at once, after what waits (in order) */
 		flush_locked();
 		write_all(buf, len);

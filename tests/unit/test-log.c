@@ -257,6 +257,74 @@ START_TEST(test_fd_output)
 }
 END_TEST
 
+/* what the pipe holds now ("" when nothing: it is non-blocking) */
+static char *drain(int fd)
+{
+	static char buf[4096];
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	buf[n > 0 ? n : 0] = '\0';
+	return buf;
+}
+
+/* Buffered: info lines wait (in order) until a notice or worse, a flush,
+ * or buffering off; nothing is lost or reordered. */
+START_TEST(test_buffered)
+{
+	int p[2];
+	ck_assert_int_eq(pipe(p), 0);
+	ck_assert_int_eq(fcntl(p[0], F_SETFL, O_NONBLOCK), 0);
+	/* room for all of it: the writer is this thread */
+	ck_assert_int_ge(fcntl(p[1], F_SETPIPE_SZ, 1 << 20), 4 * WF_LOG_BUFFER);
+	wf_log_set_fd(p[1]);
+	wf_log_set_timestamps(WF_LOG_TIMESTAMPS_OFF);
+	wf_log_set_buffered(true);
+	wf_log(LOG_INFO, "a", "one");
+	wf_log(LOG_DEBUG, "a", "below the threshold");
+	wf_log(LOG_INFO, "a", "two");
+	ck_assert_str_eq(drain(p[0]), "");
+	wf_log(LOG_WARNING, "a", "three");
+	ck_assert_str_eq(drain(p[0]), "<6>a: one\n<6>a: two\n<4>a: three\n");
+	wf_log(LOG_INFO, "a", "four");
+	ck_assert_str_eq(drain(p[0]), "");
+	wf_log_flush();
+	ck_assert_str_eq(drain(p[0]), "<6>a: four\n");
+	wf_log_flush(); /* nothing waits: nothing written */
+	ck_assert_str_eq(drain(p[0]), "");
+	/* a full buffer goes out whole lines at a time */
+	char msg[200];
+	memset(msg, 'x', sizeof msg - 1);
+	msg[sizeof msg - 1] = '\0';
+	size_t nl = 0, total = 0;
+	for (int i = 0; i < WF_LOG_BUFFER / 100; i++)
+		wf_log(LOG_INFO, "a", "%s", msg);
+	for (;;) {
+		char *d = drain(p[0]);
+		if (!*d)
+			break;
+		total += strlen(d);
+		for (char *c = d; *c; c++)
+			nl += *c == '\n';
+	}
+	ck_assert_uint_gt(total, 0); /* some went when it filled */
+	ck_assert_uint_eq(total % (strlen(msg) + 7), 0); /* "<6>a: " + msg + "\n" */
+	wf_log_set_buffered(false); /* flushes the rest */
+	for (;;) {
+		char *d = drain(p[0]);
+		if (!*d)
+			break;
+		for (char *c = d; *c; c++)
+			nl += *c == '\n';
+	}
+	ck_assert_uint_eq(nl, WF_LOG_BUFFER / 100);
+	wf_log(LOG_INFO, "a", "unbuffered");
+	ck_assert_str_eq(drain(p[0]), "<6>a: unbuffered\n");
+	close(p[0]);
+	close(p[1]);
+	wf_log_set_fd(STDERR_FILENO);
+	wf_log_set_timestamps(WF_LOG_TIMESTAMPS_AUTO);
+}
+END_TEST
+
 START_TEST(test_ratelimit)
 {
 	struct wf_ratelimit rl = WF_RATELIMIT_INIT(1000, 3);
@@ -344,6 +412,7 @@ int main(void)
 	tcase_add_test(tc, test_truncation);
 	tcase_add_test(tc, test_timestamps);
 	tcase_add_test(tc, test_fd_output);
+	tcase_add_test(tc, test_buffered);
 	tcase_add_test(tc, test_ratelimit);
 	tcase_add_test(tc, test_ratelimit_test);
 	suite_add_tcase(s, tc);
