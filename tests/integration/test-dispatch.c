@@ -331,22 +331,29 @@ static struct wf_node *start_dispatch(struct ev_loop *loop, struct wf_test_broke
 	return fusion;
 }
 
-static int emit_warning_iv(struct wf_txn *t, void *ud)
+/* A level-IV fog ALERT, version 1, of ID for REGIONS, sent now, valid 1 h. */
+static Wf__V1__Warning fog_iv(char *id, char **regions, size_t n)
 {
-	static char *regions[] = { "410185001000", "410185002000" };
 	int64_t now = wf_clock_now_ms(NULL);
 	Wf__V1__Warning w = WF__V1__WARNING__INIT;
-	w.id = "410185-fog-it2";
+	w.id = id;
 	w.version = 1;
 	w.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_ALERT;
 	w.hazard = WF__V1__HAZARD__HAZARD_FOG;
 	w.level = WF__V1__LEVEL__LEVEL_IV;
 	w.regions = regions;
-	w.n_regions = 2;
+	w.n_regions = n;
 	w.expires_ms = now + 3600 * 1000LL;
 	w.status = WF__V1__STATUS__STATUS_ACTUAL;
 	w.review = WF__V1__REVIEW_STATE__REVIEW_PENDING;
 	w.sent_ms = now;
+	return w;
+}
+
+static int emit_warning_iv(struct wf_txn *t, void *ud)
+{
+	static char *regions[] = { "410185001000", "410185002000" };
+	Wf__V1__Warning w = fog_iv("410185-fog-it2", regions, 2);
 	return wf_node_emit_warning(ud, t, &w, NULL);
 }
 
@@ -446,22 +453,10 @@ END_TEST
 static int emit_burst(struct wf_txn *t, void *ud)
 {
 	static char *regions[] = { "410185001000" };
-	int64_t now = wf_clock_now_ms(NULL);
 	for (int i = 0; i < N_BURST; i++) {
 		char id[64];
 		snprintf(id, sizeof id, "410185-fog-burst-%02d", i);
-		Wf__V1__Warning w = WF__V1__WARNING__INIT;
-		w.id = id;
-		w.version = 1;
-		w.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_ALERT;
-		w.hazard = WF__V1__HAZARD__HAZARD_FOG;
-		w.level = WF__V1__LEVEL__LEVEL_IV;
-		w.regions = regions;
-		w.n_regions = 1;
-		w.expires_ms = now + 3600 * 1000LL;
-		w.status = WF__V1__STATUS__STATUS_ACTUAL;
-		w.review = WF__V1__REVIEW_STATE__REVIEW_PENDING;
-		w.sent_ms = now;
+		Wf__V1__Warning w = fog_iv(id, regions, 1);
 		int r = wf_node_emit_warning(ud, t, &w, NULL);
 		if (r < 0)
 			return r;
