@@ -447,6 +447,28 @@ START_TEST(test_dispatch_sigkill)
 }
 END_TEST
 
+/* DIR/routes.conf holding ROUTES and DIR/dispatch.conf for it: wf-dispatch-1,
+ * state in DIR/state, 1 s heartbeats, BR's port; EXTRA (whole sections)
+ * before [service], MQTT_EXTRA inside [mqtt]. CONF and LOG (DIR/dispatch.log)
+ * get the paths (512 bytes each). */
+static void dispatch_files(const char *dir, struct wf_test_broker *br, const char *routes_text,
+			   const char *extra, const char *mqtt_extra, char *conf, char *log)
+{
+	char routes[512], text[4096];
+	const char *regions = getenv("WF_REGIONS");
+
+	snprintf(routes, sizeof routes, "%s/routes.conf", dir);
+	write_file(routes, routes_text);
+	snprintf(conf, 512, "%s/dispatch.conf", dir);
+	snprintf(log, 512, "%s/dispatch.log", dir);
+	snprintf(text, sizeof text,
+		 "[dispatch]\nroutes = %s\n%s"
+		 "[service]\nid = wf-dispatch-1\nstate_dir = %s/state\nregions = %s\nheartbeat = 1s\n"
+		 "[mqtt]\nport = %d\n%s",
+		 routes, extra, dir, regions ? regions : "", wf_test_broker_port(br), mqtt_extra);
+	write_file(conf, text);
+}
+
 /* N_BURST warnings of one township (distinct ids), committed in one
  * transaction by the fusion-like producer */
 #define N_BURST 40
@@ -476,20 +498,11 @@ static void notices_burst(const char *bundle_line)
 	struct wf_test_broker *br = NULL;
 	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
 	char *dir = wf_test_mkdtemp("dispatch-burst");
-	char conf[512], routes[512], text[4096], log[512];
-	const char *regions = getenv("WF_REGIONS");
+	char conf[512], log[512];
 
-	snprintf(routes, sizeof routes, "%s/routes.conf", dir);
-	write_file(routes, "[station duty-twn-a]\nregion = 410185001000\n"
-			   "[route all]\nchannels = duty\n");
-	snprintf(conf, sizeof conf, "%s/dispatch.conf", dir);
-	snprintf(log, sizeof log, "%s/dispatch.log", dir);
-	snprintf(text, sizeof text,
-		 "[dispatch]\nroutes = %s\n"
-		 "[service]\nid = wf-dispatch-1\nstate_dir = %s/state\nregions = %s\nheartbeat = 1s\n"
-		 "[mqtt]\nport = %d\n%s",
-		 routes, dir, regions ? regions : "", wf_test_broker_port(br), bundle_line);
-	write_file(conf, text);
+	dispatch_files(dir, br, "[station duty-twn-a]\nregion = 410185001000\n"
+				"[route all]\nchannels = duty\n",
+		       "", bundle_line, conf, log);
 
 	struct watch w;
 	struct child ch;
@@ -741,8 +754,7 @@ START_TEST(test_cap_post_off_the_loop)
 	struct wf_test_broker *br = NULL;
 	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
 	char *dir = wf_test_mkdtemp("dispatch-post");
-	char conf[512], routes[512], text[4096], log[512], outgoing[600];
-	const char *regions = getenv("WF_REGIONS");
+	char conf[512], log[512], outgoing[600];
 
 	struct sockaddr_in a = { 0 };
 	socklen_t al = sizeof a;
@@ -767,19 +779,14 @@ START_TEST(test_cap_post_off_the_loop)
 	close(go[0]);
 	ck_assert_int_eq(fcntl(got[0], F_SETFL, O_NONBLOCK), 0);
 
-	snprintf(routes, sizeof routes, "%s/routes.conf", dir);
-	write_file(routes, "[station duty-twn-a]\nregion = 410185001000\n"
-			   "[route all]\nchannels = duty, cap\n");
-	snprintf(conf, sizeof conf, "%s/dispatch.conf", dir);
-	snprintf(log, sizeof log, "%s/dispatch.log", dir);
 	/* a minute per POST: the held one must not hold the loop */
-	snprintf(text, sizeof text,
-		 "[dispatch]\nroutes = %s\n"
-		 "[cap]\nspool_dir = %s/cap\npost_url = http://127.0.0.1:%d/cap\npost_timeout = 60s\n"
-		 "[service]\nid = wf-dispatch-1\nstate_dir = %s/state\nregions = %s\nheartbeat = 1s\n"
-		 "[mqtt]\nport = %d\n",
-		 routes, dir, ntohs(a.sin_port), dir, regions ? regions : "", wf_test_broker_port(br));
-	write_file(conf, text);
+	char cap[1024];
+	snprintf(cap, sizeof cap,
+		 "[cap]\nspool_dir = %s/cap\npost_url = http://127.0.0.1:%d/cap\npost_timeout = 60s\n",
+		 dir, ntohs(a.sin_port));
+	dispatch_files(dir, br, "[station duty-twn-a]\nregion = 410185001000\n"
+				"[route all]\nchannels = duty, cap\n",
+		       cap, "", conf, log);
 	snprintf(outgoing, sizeof outgoing, "%s/cap/outgoing", dir);
 
 	struct watch w;
