@@ -27,11 +27,18 @@ struct wf_store {
 	atomic_int active; /* open transactions of this handle */
 };
 
+struct txn_hook {
+	wf_store_txn_hook_fn fn;
+	void *ud;
+};
+
 struct wf_txn {
 	struct wf_store *s;
 	MDB_txn *txn;
 	bool write;
 	int sticky; /* -ENOSPC once a write hit MDB_MAP_FULL */
+	size_t n_hooks;
+	struct txn_hook hooks[WF_STORE_TXN_HOOKS];
 };
 
 /* The one place LMDB codes become errno values (table in wf/store.h). */
@@ -256,10 +263,41 @@ static void txn_done(struct wf_txn *t)
 	free(t);
 }
 
+int wf_store_txn_hook(struct wf_txn *t, wf_store_txn_hook_fn fn, void *ud)
+{
+	if (!t || !fn || !t->write)
+		return -EINVAL;
+	if (t->n_hooks == WF_STORE_TXN_HOOKS)
+		return -EBUSY;
+	t->hooks[t->n_hooks++] = (struct txn_hook){ fn, ud };
+	return 0;
+}
+
+/* Runs T's hooks once: with COMMIT, until one fails (the rest, and the
+ * failed one, are then told of the abort); without, all of them. */
+static int run_hooks(struct wf_txn *t, bool commit)
+{
+	size_t i = 0;
+	int r = 0;
+	for (; commit && i < t->n_hooks && r == 0; i++)
+		r = t->hooks[i].fn(t, t->hooks[i].ud, true);
+	if (r < 0)
+		i--; /* the one that failed hears of the abort too */
+	for (; i < t->n_hooks; i++)
+		(void)t->hooks[i].fn(t, t->hooks[i].ud, false);
+	t->n_hooks = 0;
+	return r;
+}
+
 int wf_store_txn_commit(struct wf_txn *t)
 {
 	if (!t)
 		return -EINVAL;
+	if (t->n_hooks > 0) {
+		int h = run_hooks(t, !t->sticky);
+		if (h < 0 && !t->sticky)
+			t->sticky = h;
+	}
 	if (t->sticky) {
 		int r = t->sticky;
 		mdb_txn_abort(t->txn);
@@ -275,6 +313,7 @@ struct wf_txn *wf_store_txn_abort(struct wf_txn *t)
 {
 	if (!t)
 		return NULL;
+	run_hooks(t, false);
 	mdb_txn_abort(t->txn);
 	txn_done(t);
 	return NULL;

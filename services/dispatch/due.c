@@ -229,9 +229,8 @@ static int build_cb(void *ud, const void *k, size_t kl, const void *val, size_t 
 	struct build *b = ud;
 	union any_rec rec;
 	char key[DSP_KEY_MAX];
-	if (vl != b->rec_size || kl >= sizeof key || ((const uint8_t *)val)[0] != 1)
+	if (kl >= sizeof key || dsp_rec_decode(val, vl, &rec, b->rec_size) < 0)
 		return 0; /* not a record of this layout: nothing due */
-	memcpy(&rec, val, vl);
 	memcpy(key, k, kl);
 	key[kl] = '\0';
 	int r = idx_set(b->t, b->d, b->kind, key, DSP_DUE_NONE, due_of(b->kind, &rec));

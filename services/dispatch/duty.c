@@ -666,9 +666,8 @@ static int info_list_cb(void *ud, const void *k, size_t kl, const void *v, size_
 static bool pick_cancel(const void *v, size_t vl, int64_t since, uint32_t *ver, int64_t *at)
 {
 	struct dsp_cancel mc;
-	if (vl != sizeof mc)
+	if (dsp_rec_decode(v, vl, &mc, sizeof mc) < 0)
 		return false;
-	memcpy(&mc, v, sizeof mc);
 	*ver = mc.version;
 	*at = mc.at_ms;
 	return mc.at_ms >= since;

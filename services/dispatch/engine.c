@@ -75,6 +75,9 @@ int dsp_engine_new(struct wf_store *store, const struct dsp_config *cfg,
 	e->cfg.cap_sender_name = e->cap_sender_name;
 	e->regions = regions;
 	wf_codec_limits_init(&e->limits);
+	e->db.stats_cache = calloc(1, sizeof *e->db.stats_cache);
+	if (!e->db.stats_cache)
+		oom = true;
 	int r = oom ? -ENOMEM : dsp_store_open(store, &e->db);
 	if (r == 0)
 		r = dsp_index_open(store, &e->db, cfg->retain_ms);
@@ -101,6 +104,7 @@ struct dsp_engine *dsp_engine_free(struct dsp_engine *e)
 	free(e->service);
 	free(e->cap_sender);
 	free(e->cap_sender_name);
+	free(e->db.stats_cache);
 	free(e);
 	return NULL;
 }

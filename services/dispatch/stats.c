@@ -23,7 +23,7 @@ static unsigned channel_index(const char *c)
 	return DSP_STAT_CHANNELS - 1;
 }
 
-int dsp_stats_load(struct wf_txn *t, const struct dsp_dbs *d, struct dsp_stats *s)
+static int load_stored(struct wf_txn *t, const struct dsp_dbs *d, struct dsp_stats *s)
 {
 	int r = dsp_get_rec(t, d->stats, "all", s, sizeof *s);
 	if (r == -ENOENT || r == -EBADMSG) {
@@ -35,23 +35,69 @@ int dsp_stats_load(struct wf_txn *t, const struct dsp_dbs *d, struct dsp_stats *
 	return r;
 }
 
-int dsp_stats_save(struct wf_txn *t, const struct dsp_dbs *d, struct dsp_stats *s, int64_t now)
+/* The cache's hook: the record written once, just before T commits. */
+static int cache_hook(struct wf_txn *t, void *ud, bool commit)
+{
+	struct dsp_stats_cache *c = ud;
+	int r = commit ? dsp_put_rec(t, c->dbi, "all", &c->s, sizeof c->s) : 0;
+	c->t = NULL;
+	return r;
+}
+
+int dsp_stats_load(struct wf_txn *t, const struct dsp_dbs *d, struct dsp_stats *s)
+{
+	const struct dsp_stats_cache *c = d->stats_cache;
+	if (c && c->t == t) {
+		*s = c->s; /* changed in T, not written yet */
+		return 0;
+	}
+	return load_stored(t, d, s);
+}
+
+/* The record to change in T: the cache's (loaded once per transaction,
+ * written by its hook) or, without a cache, *TMP (written by stats_put). */
+static int stats_get(struct wf_txn *t, const struct dsp_dbs *d, struct dsp_stats *tmp,
+		     struct dsp_stats **ret)
+{
+	struct dsp_stats_cache *c = d->stats_cache;
+	if (c && c->t == t) {
+		*ret = &c->s;
+		return 0;
+	}
+	if (c && wf_store_txn_writable(t)) {
+		int r = load_stored(t, d, &c->s);
+		if (r == 0)
+			r = wf_store_txn_hook(t, cache_hook, c);
+		if (r < 0)
+			return r;
+		c->t = t;
+		c->dbi = d->stats;
+		*ret = &c->s;
+		return 0;
+	}
+	*ret = tmp;
+	return load_stored(t, d, tmp);
+}
+
+static int stats_put(struct wf_txn *t, const struct dsp_dbs *d, struct dsp_stats *s, int64_t now)
 {
 	if (s->since_ms == 0)
 		s->since_ms = now;
+	if (d->stats_cache && s == &d->stats_cache->s)
+		return 0; /* written before the commit */
 	return dsp_put_rec(t, d->stats, "all", s, sizeof *s);
 }
 
 int dsp_stats_count(struct wf_txn *t, const struct dsp_dbs *d, const char *channel,
 		    unsigned state, int64_t at_ms)
 {
-	struct dsp_stats s;
-	int r = dsp_stats_load(t, d, &s);
+	struct dsp_stats tmp, *s;
+	int r = stats_get(t, d, &tmp, &s);
 	if (r < 0)
 		return r;
 	if (state < DSP_STAT_STATES)
-		s.channel[channel_index(channel)][state]++;
-	return dsp_stats_save(t, d, &s, at_ms);
+		s->channel[channel_index(channel)][state]++;
+	return stats_put(t, d, s, at_ms);
 }
 
 /* The agencies cited by W's event ids ("<agency>:<id>"), as a bit set. */
@@ -75,56 +121,56 @@ static unsigned agencies_of(const Wf__V1__Warning *w)
 int dsp_stats_version(struct wf_txn *t, const struct dsp_dbs *d, const Wf__V1__Warning *w,
 		      int64_t now)
 {
-	struct dsp_stats s;
-	int r = dsp_stats_load(t, d, &s);
+	struct dsp_stats tmp, *s;
+	int r = stats_get(t, d, &tmp, &s);
 	if (r < 0)
 		return r;
-	s.versions++;
+	s->versions++;
 	unsigned set = agencies_of(w);
 	for (unsigned a = 0; a < DSP_STAT_AGENCIES; a++)
 		if (set & (1u << a))
-			s.agency_versions[a]++;
-	return dsp_stats_save(t, d, &s, now);
+			s->agency_versions[a]++;
+	return stats_put(t, d, s, now);
 }
 
 int dsp_stats_release(struct wf_txn *t, const struct dsp_dbs *d, const Wf__V1__Warning *w,
 		      int64_t now)
 {
-	struct dsp_stats s;
-	int r = dsp_stats_load(t, d, &s);
+	struct dsp_stats tmp, *s;
+	int r = stats_get(t, d, &tmp, &s);
 	if (r < 0)
 		return r;
 	int64_t lat = w->sent_ms > 0 && now > w->sent_ms ? now - w->sent_ms : 0;
-	s.released++;
-	dsp_latency_add(&s.release_latency, lat);
+	s->released++;
+	dsp_latency_add(&s->release_latency, lat);
 	unsigned set = agencies_of(w);
 	for (unsigned a = 0; a < DSP_STAT_AGENCIES; a++)
 		if (set & (1u << a)) {
-			s.agency_released[a]++;
-			dsp_latency_add(&s.agency_latency[a], lat);
+			s->agency_released[a]++;
+			dsp_latency_add(&s->agency_latency[a], lat);
 		}
-	return dsp_stats_save(t, d, &s, now);
+	return stats_put(t, d, s, now);
 }
 
 int dsp_stats_first_ack(struct wf_txn *t, const struct dsp_dbs *d, int64_t latency_ms,
 			int64_t now)
 {
-	struct dsp_stats s;
-	int r = dsp_stats_load(t, d, &s);
+	struct dsp_stats tmp, *s;
+	int r = stats_get(t, d, &tmp, &s);
 	if (r < 0)
 		return r;
-	dsp_latency_add(&s.ack_latency, latency_ms > 0 ? latency_ms : 0);
-	return dsp_stats_save(t, d, &s, now);
+	dsp_latency_add(&s->ack_latency, latency_ms > 0 ? latency_ms : 0);
+	return stats_put(t, d, s, now);
 }
 
 int dsp_stats_cancel(struct wf_txn *t, const struct dsp_dbs *d, int64_t now)
 {
-	struct dsp_stats s;
-	int r = dsp_stats_load(t, d, &s);
+	struct dsp_stats tmp, *s;
+	int r = stats_get(t, d, &tmp, &s);
 	if (r < 0)
 		return r;
-	s.cancelled++;
-	return dsp_stats_save(t, d, &s, now);
+	s->cancelled++;
+	return stats_put(t, d, s, now);
 }
 
 void dsp_latency_add(struct dsp_latency *l, int64_t ms)

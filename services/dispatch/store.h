@@ -31,8 +31,9 @@
  *                                       release time (the resync's list, 24 h)
  *   d-meta      "index"                 uint8 version of the indexes above (1)
  *
- * Fixed records are stored in host layout behind a version byte: a state
- * directory moves between machines of the same architecture only. */
+ * Fixed records are stored in host layout behind a version byte, zero runs
+ * elided (dsp_put_rec): a state directory moves between machines of the
+ * same architecture only. */
 #ifndef DSP_STORE_H
 #define DSP_STORE_H
 
@@ -47,10 +48,16 @@
 
 #define DSP_KEY_MAX 320
 
+struct dsp_stats_cache;
+
 struct dsp_dbs {
 	unsigned warning, current, review, delivery, duty, followup, bcast, silence;
 	unsigned silmeta, audit, verdict, cancel, stats;
 	unsigned due, dpend, purge, purgeq, meta, relq;
+	/* the engine's: d-stats changed in memory during a write transaction
+	 * and written once before it commits (stats.c); NULL: each change is
+	 * written at once */
+	struct dsp_stats_cache *stats_cache;
 };
 
 /* Opens (creating) the databases. Runs its own write transactions. */
@@ -144,7 +151,16 @@ int dsp_key_duty(char *buf, size_t size, const char *station, const char *id, ui
 int dsp_key_followup(char *buf, size_t size, const char *station, const char *id);
 
 /* Fixed-record get/put: get returns 0, -ENOENT, or -EBADMSG for a record
- * of another size/version. */
+ * of another size/version. Records are stored compact (store.c): zero
+ * runs elided, the record restored exactly on get. */
+#define DSP_REC_ENCODED_MAX(size) (1 + (size) + (size) / 128 + 1)
+/* Encodes the SIZE bytes of REC into OUT (room for DSP_REC_ENCODED_MAX(SIZE)
+ * bytes); returns the length. */
+size_t dsp_rec_encode(const void *rec, size_t size, uint8_t *out);
+/* Decodes stored value VAL (LEN bytes; compact, or the raw record of an
+ * earlier release) into the SIZE bytes of REC: 0, or -EBADMSG if it is not
+ * a whole record of that size and layout version. For foreach callbacks. */
+int dsp_rec_decode(const void *val, size_t len, void *rec, size_t size);
 int dsp_get_rec(struct wf_txn *t, unsigned dbi, const char *key, void *rec, size_t size);
 int dsp_put_rec(struct wf_txn *t, unsigned dbi, const char *key, const void *rec, size_t size);
 

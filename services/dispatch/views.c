@@ -155,11 +155,10 @@ static int dlv_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl
 	struct dsp_delivery rec;
 	if (kl < s->plen || memcmp(k, s->prefix, s->plen) != 0)
 		return 1; /* past the prefix */
-	if (vl != sizeof rec)
+	if (dsp_rec_decode(val, vl, &rec, sizeof rec) < 0)
 		return 0;
 	if (s->n == s->cap && !dlv_grow(s))
 		return s->err ? 1 : 0; /* out of memory: stop; full: skip the rest */
-	memcpy(&rec, val, sizeof rec);
 	char key[DSP_KEY_MAX];
 	size_t n = kl - s->plen < sizeof key - 1 ? kl - s->plen : sizeof key - 1;
 	memcpy(key, (const char *)k + s->plen, n);
@@ -409,9 +408,8 @@ static int all_records_cb(void *ud, const void *k, size_t kl, const void *v, siz
 	struct all_scan *s = ud;
 	struct dsp_current cur;
 	char id[130];
-	if (vl != sizeof cur || kl >= sizeof id)
+	if (kl >= sizeof id || dsp_rec_decode(v, vl, &cur, sizeof cur) < 0)
 		return 0;
-	memcpy(&cur, v, sizeof cur);
 	memcpy(id, k, kl);
 	id[kl] = '\0';
 	/* active ones, and those that ended within a day (list --all): by

@@ -248,6 +248,87 @@ START_TEST(test_abort_discards)
 }
 END_TEST
 
+/* Pre-commit hooks (wf_store_txn_hook): a hook's write lands in the
+ * commit; an abort tells the hook and writes nothing; a failing hook
+ * aborts the commit with its error; read transactions take none. */
+struct hook_log {
+	unsigned dbi;
+	int commits, aborts, fail;
+};
+
+static int hook_fn(struct wf_txn *t, void *ud, bool commit)
+{
+	struct hook_log *h = ud;
+	if (!commit) {
+		h->aborts++;
+		return 0;
+	}
+	h->commits++;
+	if (h->fail)
+		return h->fail;
+	return wf_store_put(t, h->dbi, "hooked", 6, "y", 1, 0);
+}
+
+START_TEST(test_txn_hooks)
+{
+	struct wf_store *s = open_at(env_dir("hooks"), 0, 0);
+	struct hook_log h = { 0 };
+	ck_assert_int_eq(wf_store_dbi(s, "d", 0, &h.dbi), 0);
+	struct wf_txn *t = NULL;
+
+	/* commit: the hook runs once, in the transaction */
+	ck_assert_int_eq(wf_store_txn_begin(s, true, &t), 0);
+	ck_assert_int_eq(wf_store_txn_hook(t, hook_fn, &h), 0);
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+	ck_assert_int_eq(h.commits, 1);
+	ck_assert_int_eq(h.aborts, 0);
+	ck_assert_int_eq(wf_store_txn_begin(s, false, &t), 0);
+	ck_assert_int_eq(wf_store_exists(t, h.dbi, "hooked", 6), 1);
+	/* a read transaction takes no hook */
+	ck_assert_int_eq(wf_store_txn_hook(t, hook_fn, &h), -EINVAL);
+	wf_store_txn_abort(t);
+
+	/* abort: told, nothing written */
+	ck_assert_int_eq(wf_store_txn_begin(s, true, &t), 0);
+	ck_assert_int_eq(wf_store_del(t, h.dbi, "hooked", 6), 0);
+	ck_assert_int_eq(wf_store_put(t, h.dbi, "other", 5, "z", 1, 0), 0);
+	ck_assert_int_eq(wf_store_txn_hook(t, hook_fn, &h), 0);
+	wf_store_txn_abort(t);
+	ck_assert_int_eq(h.commits, 1);
+	ck_assert_int_eq(h.aborts, 1);
+
+	/* a failing hook: the commit fails with its error, the transaction's
+	 * writes are discarded, every hook hears of the abort */
+	struct hook_log h2 = { .dbi = h.dbi };
+	h.fail = -EIO;
+	ck_assert_int_eq(wf_store_txn_begin(s, true, &t), 0);
+	ck_assert_int_eq(wf_store_put(t, h.dbi, "other", 5, "z", 1, 0), 0);
+	ck_assert_int_eq(wf_store_txn_hook(t, hook_fn, &h), 0);
+	ck_assert_int_eq(wf_store_txn_hook(t, hook_fn, &h2), 0);
+	ck_assert_int_eq(wf_store_txn_commit(t), -EIO);
+	ck_assert_int_eq(h.commits, 2);
+	ck_assert_int_eq(h.aborts, 2);
+	ck_assert_int_eq(h2.commits, 0);
+	ck_assert_int_eq(h2.aborts, 1);
+	ck_assert_int_eq(wf_store_txn_begin(s, false, &t), 0);
+	ck_assert_int_eq(wf_store_exists(t, h.dbi, "other", 5), 0);
+	ck_assert_int_eq(wf_store_exists(t, h.dbi, "hooked", 6), 1);
+	wf_store_txn_abort(t);
+
+	/* at most WF_STORE_TXN_HOOKS, each run once */
+	h.fail = 0;
+	h.commits = h.aborts = 0;
+	ck_assert_int_eq(wf_store_txn_begin(s, true, &t), 0);
+	for (int i = 0; i < WF_STORE_TXN_HOOKS; i++)
+		ck_assert_int_eq(wf_store_txn_hook(t, hook_fn, &h), 0);
+	ck_assert_int_eq(wf_store_txn_hook(t, hook_fn, &h), -EBUSY);
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+	ck_assert_int_eq(h.commits, WF_STORE_TXN_HOOKS);
+	ck_assert_int_eq(h.aborts, 0);
+	wf_store_close(s);
+}
+END_TEST
+
 struct fill {
 	unsigned dbi;
 	int records;
@@ -557,6 +638,7 @@ int main(void)
 	tcase_add_test(tc, test_copy_out_survives_txn);
 	tcase_add_test(tc, test_error_mapping);
 	tcase_add_test(tc, test_abort_discards);
+	tcase_add_test(tc, test_txn_hooks);
 	tcase_add_test(tc, test_map_grows);
 	tcase_add_test(tc, test_map_ceiling);
 	tcase_add_test(tc, test_iteration_order);

@@ -110,6 +110,18 @@ int wf_store_txn_begin(struct wf_store *s, bool write, struct wf_txn **ret);
  * just ends it. */
 int wf_store_txn_commit(struct wf_txn *t);
 
+/* A hook of write transaction T: called once, with COMMIT true just before
+ * T commits (it may still read and write T; a negative return aborts T and
+ * wf_store_txn_commit returns it), or with COMMIT false when T is aborted
+ * instead (its return is ignored). For state a caller keeps in memory for
+ * the length of a transaction and writes once, e.g. a counter record
+ * touched by every message of a batch. */
+#define WF_STORE_TXN_HOOKS 4
+typedef int (*wf_store_txn_hook_fn)(struct wf_txn *t, void *ud, bool commit);
+/* Adds hook FN(T, UD, commit) to T: 0, -EINVAL (no FN, not a write
+ * transaction), -EBUSY (WF_STORE_TXN_HOOKS already). */
+int wf_store_txn_hook(struct wf_txn *t, wf_store_txn_hook_fn fn, void *ud);
+
 /* Discards T's changes and frees it. Accepts NULL; returns NULL. */
 struct wf_txn *wf_store_txn_abort(struct wf_txn *t);
 

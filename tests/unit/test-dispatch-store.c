@@ -1,0 +1,182 @@
+/* Unit tests for the dispatcher's stored records (services/dispatch/
+ * store.c, stats.c): the compact record encoding restores every record
+ * exactly, reads the raw records of earlier releases and refuses what is
+ * not a whole record; the stats cache counts a batch's versions once each,
+ * writes the record before the commit, and an aborted batch counts
+ * nothing. */
+#include "dispatch-test.h"
+#include "stats.h"
+#include "store.h"
+
+#define A WF__V1__MSG_TYPE__MSG_TYPE_ALERT
+#define ACTUAL WF__V1__STATUS__STATUS_ACTUAL
+#define IV WF__V1__LEVEL__LEVEL_IV
+#define DSP_REC_MAX_TEST 1024
+
+/* A deterministic pseudo-random stream (xorshift). */
+static uint32_t rnd(uint32_t *s)
+{
+	*s ^= *s << 13;
+	*s ^= *s >> 17;
+	*s ^= *s << 5;
+	return *s;
+}
+
+/* Records of every shape: all zeros, no zeros, zero runs of 1..300
+ * bytes between literals of 1..300 (across the 128-byte token limits). */
+START_TEST(test_codec_round_trip)
+{
+	uint8_t rec[DSP_REC_MAX_TEST], back[DSP_REC_MAX_TEST];
+	uint8_t enc[DSP_REC_ENCODED_MAX(DSP_REC_MAX_TEST)];
+	uint32_t seed = 2463534242u;
+	for (int round = 0; round < 3000; round++) {
+		size_t size = 1 + rnd(&seed) % sizeof rec;
+		int shape = round % 3;
+		for (size_t i = 0; i < size;) {
+			size_t run = 1 + rnd(&seed) % (round % 2 ? 300 : 8);
+			bool zero = shape == 0 ? true : shape == 1 ? false : rnd(&seed) % 2;
+			for (size_t k = 0; k < run && i < size; k++, i++)
+				rec[i] = zero ? 0 : (uint8_t)(1 + rnd(&seed) % 255);
+		}
+		rec[0] = 1; /* the layout version every fixed record starts with */
+		size_t n = dsp_rec_encode(rec, size, enc);
+		ck_assert_uint_le(n, DSP_REC_ENCODED_MAX(size));
+		memset(back, 0xAA, sizeof back);
+		ck_assert_msg(dsp_rec_decode(enc, n, back, size) == 0, "round %d size %zu", round,
+			      size);
+		ck_assert_msg(memcmp(rec, back, size) == 0, "round %d size %zu", round, size);
+		if (size < sizeof back)
+			ck_assert_uint_eq(back[size], 0xAA); /* nothing written past the record */
+		if (shape == 0 && size > 1)
+			/* marker, the version byte's token and byte, a token per 128 zeros */
+			ck_assert_uint_le(n, 3 + (size - 1 + 127) / 128);
+		/* a record of another size is refused */
+		if (size > 1)
+			ck_assert_int_eq(dsp_rec_decode(enc, n, back, size - 1), -EBADMSG);
+		ck_assert_int_eq(dsp_rec_decode(enc, n, back, size + 1), -EBADMSG);
+	}
+}
+END_TEST
+
+/* A typical record (a duty record: empty operator and escalated-from)
+ * takes a fraction of its struct; a raw record of an earlier release is
+ * read as it is; damaged values are refused, never read past. */
+START_TEST(test_codec_compact_legacy_and_damage)
+{
+	struct dsp_duty d, back;
+	memset(&d, 0, sizeof d);
+	d.rec_version = 1;
+	d.kind = 1;
+	d.sent_ms = T0;
+	d.deadline_ms = T0 + 30 * MIN;
+	uint8_t enc[DSP_REC_ENCODED_MAX(sizeof d)];
+	size_t n = dsp_rec_encode(&d, sizeof d, enc);
+	ck_assert_uint_lt(n, sizeof d / 4);
+	ck_assert_int_eq(dsp_rec_decode(enc, n, &back, sizeof back), 0);
+	ck_assert_int_eq(memcmp(&d, &back, sizeof d), 0);
+
+	/* the struct itself (written before compaction) */
+	memset(&back, 0, sizeof back);
+	ck_assert_int_eq(dsp_rec_decode(&d, sizeof d, &back, sizeof back), 0);
+	ck_assert_int_eq(memcmp(&d, &back, sizeof d), 0);
+	/* ... but not of another layout version */
+	struct dsp_duty v2 = d;
+	v2.rec_version = 2;
+	ck_assert_int_eq(dsp_rec_decode(&v2, sizeof v2, &back, sizeof back), -EBADMSG);
+	uint8_t enc2[DSP_REC_ENCODED_MAX(sizeof v2)];
+	size_t n2 = dsp_rec_encode(&v2, sizeof v2, enc2);
+	ck_assert_int_eq(dsp_rec_decode(enc2, n2, &back, sizeof back), -EBADMSG);
+
+	/* every truncation, and every single-byte change of the token bytes */
+	for (size_t cut = 0; cut < n; cut++)
+		ck_assert_msg(dsp_rec_decode(enc, cut, &back, sizeof back) == -EBADMSG, "cut %zu",
+			      cut);
+	for (size_t i = 0; i < n; i++) {
+		uint8_t bad[sizeof enc];
+		memcpy(bad, enc, n);
+		bad[i] ^= 0x80;
+		int r = dsp_rec_decode(bad, n, &back, sizeof back);
+		ck_assert(r == 0 || r == -EBADMSG); /* a literal byte may change the value only */
+		if (i == 0)
+			ck_assert_int_eq(r, -EBADMSG); /* not the compact marker */
+	}
+	ck_assert_int_eq(dsp_rec_decode("", 0, &back, sizeof back), -EBADMSG);
+}
+END_TEST
+
+static uint64_t stored_versions(void)
+{
+	struct wf_txn *t;
+	struct dsp_stats s;
+	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
+	ck_assert_int_eq(dsp_stats_load(t, dsp_engine_dbs(fx.e), &s), 0);
+	wf_store_txn_abort(t);
+	return s.versions;
+}
+
+struct batch {
+	const char *prefix;
+	int n;
+	bool fail;
+	uint64_t seen_inside;
+};
+
+static int batch_fn(struct wf_txn *t, void *ud)
+{
+	struct batch *b = ud;
+	char ids[64][48];
+	for (int i = 0; i < b->n; i++) {
+		snprintf(ids[i], sizeof ids[i], "wf-%s-%d", b->prefix, i);
+		Wf__V1__Warning w = mkw(ids[i], 1, IV, A, ACTUAL, T0);
+		struct wf_codec_error why;
+		dsp_engine_outputs_clear(fx.e);
+		ck_assert_int_eq(dsp_engine_warning(fx.e, t, &w, T0, &why), 0);
+	}
+	struct dsp_stats s;
+	ck_assert_int_eq(dsp_stats_load(t, dsp_engine_dbs(fx.e), &s), 0);
+	b->seen_inside = s.versions;
+	return b->fail ? -EIO : 0;
+}
+
+/* 40 versions in one transaction: counted 40 times, visible inside the
+ * transaction, stored by the commit; a failed batch counts nothing, and
+ * the next one starts from the stored figures. */
+START_TEST(test_stats_cache_per_transaction)
+{
+	fx_open(NULL);
+	struct batch b = { .prefix = "store-test", .n = 40 };
+	ck_assert_int_eq(wf_store_update(fx.store, batch_fn, &b), 0);
+	ck_assert_uint_eq(b.seen_inside, 40);
+	ck_assert_uint_eq(stored_versions(), 40);
+
+	struct batch fail = { .prefix = "store-failed", .n = 3, .fail = true };
+	ck_assert_int_eq(wf_store_update(fx.store, batch_fn, &fail), -EIO);
+	ck_assert_uint_eq(fail.seen_inside, 40 + 3);
+	ck_assert_uint_eq(stored_versions(), 40);
+
+	/* versions 2 of 5 of them, in a transaction of their own each */
+	for (int i = 0; i < 5; i++) {
+		char id[48];
+		snprintf(id, sizeof id, "wf-store-test-%d", i);
+		Wf__V1__Warning w = mkw(id, 2, IV, WF__V1__MSG_TYPE__MSG_TYPE_UPDATE, ACTUAL, T0 + MIN);
+		ck_assert_int_eq(apply_warning(&w, T0 + MIN), 0);
+	}
+	ck_assert_uint_eq(stored_versions(), 45);
+	fx_close();
+}
+END_TEST
+
+int main(void)
+{
+	Suite *s = suite_create("dispatch-store");
+	TCase *tc = tcase_create("core");
+	tcase_add_test(tc, test_codec_round_trip);
+	tcase_add_test(tc, test_codec_compact_legacy_and_damage);
+	tcase_add_test(tc, test_stats_cache_per_transaction);
+	suite_add_tcase(s, tc);
+	SRunner *sr = srunner_create(s);
+	srunner_run_all(sr, CK_NORMAL);
+	int failed = srunner_ntests_failed(sr);
+	srunner_free(sr);
+	return failed ? EXIT_FAILURE : EXIT_SUCCESS;
+}
