@@ -76,7 +76,8 @@ int dsp_engine_new(struct wf_store *store, const struct dsp_config *cfg,
 	e->regions = regions;
 	wf_codec_limits_init(&e->limits);
 	e->db.stats_cache = calloc(1, sizeof *e->db.stats_cache);
-	if (!e->db.stats_cache)
+	e->db.wlog_cache = calloc(1, sizeof *e->db.wlog_cache);
+	if (!e->db.stats_cache || !e->db.wlog_cache)
 		oom = true;
 	int r = oom ? -ENOMEM : dsp_store_open(store, &e->db);
 	if (r == 0)
@@ -105,6 +106,7 @@ struct dsp_engine *dsp_engine_free(struct dsp_engine *e)
 	free(e->cap_sender);
 	free(e->cap_sender_name);
 	free(e->db.stats_cache);
+	free(e->db.wlog_cache);
 	free(e);
 	return NULL;
 }
@@ -499,7 +501,6 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 		       int64_t now, struct wf_codec_error *why)
 {
 	struct dsp_current cur;
-	char key[DSP_KEY_MAX];
 	int r = dsp_get_rec(t, e->db.current, w->id, &cur, sizeof cur);
 
 	if (r == -ENOENT && w->expires_ms <= now - e->cfg.retain_ms) {
@@ -530,8 +531,7 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 		return WF_NODE_REJECT;
 	if (r < 0)
 		return r;
-	int kl = dsp_key_version(key, sizeof key, w->id, w->version);
-	r = kl < 0 ? kl : wf_store_put(t, e->db.warning, key, (size_t)kl, buf, len, 0);
+	r = dsp_put_warning(t, &e->db, w->id, w->version, buf, len);
 	free(buf);
 	if (r < 0)
 		return r;

@@ -277,7 +277,7 @@ static int purge_one(struct dsp_engine *e, struct wf_txn *t, const char *id, int
 	if (r >= 0 && rk->n == rk->cap)
 		return reschedule(t, &e->db, id, now);
 	if (r >= 0)
-		r = del_prefix(t, e->db.warning, prefix, &n);
+		r = dsp_del_warnings(t, &e->db, prefix, &n);
 	if (r >= 0)
 		r = del_prefix(t, e->db.delivery, prefix, &n);
 	if (r >= 0) {

@@ -16,12 +16,12 @@ int dsp_store_open(struct wf_store *s, struct dsp_dbs *d)
 					      "d-duty", "d-followup", "d-bcast", "d-silence",
 					      "d-silmeta", "d-audit", "d-verdict", "d-cancel", "d-stats",
 					      "d-due", "d-dpend", "d-purge", "d-purgeq", "d-meta",
-					      "d-relq" };
+					      "d-relq", "d-wver", "d-wlog" };
 	unsigned *slots[] = { &d->warning, &d->current, &d->review, &d->delivery,
 			      &d->duty, &d->followup, &d->bcast, &d->silence,
 			      &d->silmeta, &d->audit, &d->verdict, &d->cancel, &d->stats,
 			      &d->due, &d->dpend, &d->purge, &d->purgeq, &d->meta,
-			      &d->relq };
+			      &d->relq, &d->wver, &d->wlog };
 	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
 		int r = wf_store_dbi(s, names[i], 0, slots[i]);
 		if (r < 0)
@@ -205,16 +205,96 @@ int dsp_record(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32
 	return r < 0 ? r : dsp_stats_count(t, d, channel, (unsigned)state, at_ms);
 }
 
+/* --- warning versions: d-wlog, in arrival order, found through d-wver ---
+ *
+ * Versions arrive interleaved across warnings, so a table keyed by
+ * <id>@<version> takes each batch's versions all over its tree: a commit
+ * rewrote most of its pages. Appended by arrival (d-wlog, MDB_APPEND) they
+ * fill the last pages only, and the lookup table d-wver (<id>@<version> ->
+ * u64 sequence) is a tenth of the size. Versions stored by earlier releases
+ * in d-warning are read (and purged) there. */
+
+static int wlog_hook(struct wf_txn *t, void *ud, bool commit)
+{
+	(void)t;
+	(void)commit;
+	((struct dsp_wlog_cache *)ud)->t = NULL;
+	return 0;
+}
+
+/* The sequence number of the next version appended in T: after the last
+ * one stored (a purged last one's number may be used again: nothing
+ * points at it any more). */
+static int wlog_next(struct wf_txn *t, const struct dsp_dbs *d, uint64_t *ret)
+{
+	struct dsp_wlog_cache *c = d->wlog_cache;
+	if (c && c->t == t) {
+		*ret = c->next++;
+		return 0;
+	}
+	unsigned char k[8];
+	size_t kl = 0;
+	uint64_t next = 1;
+	int r = wf_store_last_key(t, d->wlog, k, sizeof k, &kl);
+	if (r == 0 && kl == sizeof k)
+		next = wf_store_key_to_u64(k) + 1;
+	else if (r < 0 && r != -ENOENT)
+		return r == -EMSGSIZE ? -EBADMSG : r;
+	if (c) {
+		r = wf_store_txn_hook(t, wlog_hook, c);
+		if (r < 0)
+			return r;
+		c->t = t;
+		c->next = next + 1;
+	}
+	*ret = next;
+	return 0;
+}
+
+int dsp_put_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
+		    const void *buf, size_t len)
+{
+	char key[DSP_KEY_MAX];
+	unsigned char seq[8], old[8];
+	uint64_t n;
+	size_t ol = 0;
+	int kl = dsp_key_version(key, sizeof key, id, version);
+	int r = kl < 0 ? kl : wlog_next(t, d, &n);
+	if (r < 0)
+		return r;
+	wf_store_u64_to_key(n, seq);
+	r = wf_store_put(t, d->wver, key, (size_t)kl, seq, sizeof seq, WF_STORE_PUT_NOOVERWRITE);
+	if (r == -EEXIST) {
+		/* stored before: the new copy replaces it */
+		r = wf_store_get_buf(t, d->wver, key, (size_t)kl, old, sizeof old, &ol);
+		if (r == 0 && ol == sizeof old)
+			r = wf_store_del(t, d->wlog, old, sizeof old);
+		if (r == 0 || r == -ENOENT || r == -EMSGSIZE)
+			r = wf_store_put(t, d->wver, key, (size_t)kl, seq, sizeof seq, 0);
+	}
+	return r < 0 ? r : wf_store_put(t, d->wlog, seq, sizeof seq, buf, len, WF_STORE_PUT_APPEND);
+}
+
 int dsp_get_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
 		    Wf__V1__Warning **ret)
 {
 	char key[DSP_KEY_MAX];
+	unsigned char seq[8];
 	void *buf = NULL;
 	size_t len = 0;
 	int r = dsp_key_version(key, sizeof key, id, version);
 	if (r < 0)
 		return r;
-	r = wf_store_get(t, d->warning, key, (size_t)r, &buf, &len);
+	size_t kl = (size_t)r;
+	r = wf_store_get_buf(t, d->wver, key, kl, seq, sizeof seq, &len);
+	if (r == 0 && len != sizeof seq)
+		return -EBADMSG;
+	if (r == -EMSGSIZE)
+		return -EBADMSG;
+	if (r == 0)
+		r = wf_store_get(t, d->wlog, seq, sizeof seq, &buf, &len);
+	else if (r == -ENOENT)
+		r = wf_store_get(t, d->warning, key, kl, &buf, &len); /* an earlier release's */
 	if (r < 0)
 		return r;
 	Wf__V1__Warning *w = wf__v1__warning__unpack(NULL, len, buf);
@@ -223,4 +303,65 @@ int dsp_get_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, u
 		return -EBADMSG;
 	*ret = w;
 	return 0;
+}
+
+struct seqs {
+	const char *prefix;
+	size_t plen, n, cap;
+	unsigned char (*v)[8];
+	bool oom;
+};
+
+static int seq_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct seqs *s = ud;
+	if (kl < s->plen || memcmp(k, s->prefix, s->plen) != 0)
+		return 1; /* past the warning's versions */
+	if (vl != 8)
+		return 0;
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? 2 * s->cap : 16;
+		void *nv = realloc(s->v, nc * sizeof *s->v);
+		if (!nv) {
+			s->oom = true;
+			return 1;
+		}
+		s->v = nv;
+		s->cap = nc;
+	}
+	memcpy(s->v[s->n++], val, 8);
+	return 0;
+}
+
+static int del_prefix(struct wf_txn *t, unsigned dbi, const char *prefix, size_t plen,
+		      uint64_t *n)
+{
+	char hi[DSP_KEY_MAX + 1];
+	uint64_t k = 0;
+	if (plen + 1 > sizeof hi)
+		return -ENAMETOOLONG;
+	memcpy(hi, prefix, plen);
+	hi[plen] = '\xff';
+	int r = wf_store_del_range(t, dbi, prefix, plen, hi, plen + 1, &k, NULL);
+	*n += k;
+	return r;
+}
+
+int dsp_del_warnings(struct wf_txn *t, const struct dsp_dbs *d, const char *prefix, uint64_t *n)
+{
+	struct seqs s = { prefix, strlen(prefix), 0, 0, NULL, false };
+	int r = wf_store_foreach(t, d->wver, prefix, s.plen, seq_cb, &s);
+	if (r >= 0 && s.oom)
+		r = -ENOMEM;
+	for (size_t i = 0; r >= 0 && i < s.n; i++) {
+		r = wf_store_del(t, d->wlog, s.v[i], sizeof s.v[i]);
+		if (r == -ENOENT)
+			r = 0;
+	}
+	free(s.v);
+	if (r >= 0)
+		r = del_prefix(t, d->wver, prefix, s.plen, n);
+	if (r >= 0)
+		r = del_prefix(t, d->warning, prefix, s.plen, n);
+	return r < 0 ? r : 0;
 }

@@ -2,7 +2,11 @@
  * node's store next to its outbox and dedupe state, so one transaction
  * covers an input's dedupe record and its effect.
  *
- *   d-warning   <id>@<version>          packed Warning (each version received)
+ *   d-wver      <id>@<version>          u64 BE: the version's place in d-wlog
+ *   d-wlog      <seq u64 BE>            packed Warning (each version received, in
+ *                                       arrival order: appended, store.c)
+ *   d-warning   <id>@<version>          packed Warning: versions stored by
+ *                                       earlier releases (read and purged only)
  *   d-current   <id>                    struct dsp_current
  *   d-review    <id>@<version>          struct dsp_review (policy.h)
  *   d-delivery  <id>@<ver>|<ch>|<target> struct dsp_delivery
@@ -50,10 +54,19 @@
 
 struct dsp_stats_cache;
 
+/* The next d-wlog sequence number during write transaction T (found
+ * once per transaction; forgotten by T's hook). */
+struct dsp_wlog_cache {
+	struct wf_txn *t;
+	uint64_t next;
+};
+
 struct dsp_dbs {
 	unsigned warning, current, review, delivery, duty, followup, bcast, silence;
 	unsigned silmeta, audit, verdict, cancel, stats;
 	unsigned due, dpend, purge, purgeq, meta, relq;
+	unsigned wver, wlog;
+	struct dsp_wlog_cache *wlog_cache; /* the engine's; NULL: looked up per version */
 	/* the engine's: d-stats changed in memory during a write transaction
 	 * and written once before it commits (stats.c); NULL: each change is
 	 * written at once */
@@ -170,6 +183,13 @@ int dsp_put_rec(struct wf_txn *t, unsigned dbi, const char *key, const void *rec
 int dsp_record(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
 	       const char *channel, const char *target, enum dsp_delivery_state state,
 	       int64_t at_ms, const char *fmt, ...) __attribute__((format(printf, 9, 10)));
+
+/* Stores packed version ID@VERSION (BUF, LEN), replacing a stored copy. */
+int dsp_put_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
+		    const void *buf, size_t len);
+/* Deletes every stored version whose key starts with PREFIX ("<id>@"),
+ * adding the number of keys deleted to *N. */
+int dsp_del_warnings(struct wf_txn *t, const struct dsp_dbs *d, const char *prefix, uint64_t *n);
 
 /* Loads version ID@VERSION (unpacked; free with wf_codec_warning_free),
  * -ENOENT if never received. */

@@ -96,7 +96,8 @@ START_TEST(test_ended_warning_purged_after_retain)
 	ck_assert(known("w-live"));
 	ck_assert_int_eq(delivery("w-live", 1, "duty", "duty-twn-a", NULL), DSP_DLV_ACKED);
 	ck_assert_uint_eq(count(d->current), 1);
-	ck_assert_uint_eq(count(d->warning), 1);
+	ck_assert_uint_eq(count(d->wver), 1);
+	ck_assert_uint_eq(count(d->wlog), 1);
 	ck_assert_uint_eq(count(d->review), 1);
 	ck_assert_uint_eq(count(d->duty), 2);
 	ck_assert_uint_eq(count(d->purge), 0);

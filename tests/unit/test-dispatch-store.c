@@ -3,7 +3,9 @@
  * exactly, reads the raw records of earlier releases and refuses what is
  * not a whole record; the stats cache counts a batch's versions once each,
  * writes the record before the commit, and an aborted batch counts
- * nothing. */
+ * nothing; warning versions are appended to d-wlog in arrival order and
+ * found through d-wver, versions of an earlier release's d-warning are
+ * still read and purged. */
 #include "dispatch-test.h"
 #include "stats.h"
 #include "store.h"
@@ -166,6 +168,121 @@ START_TEST(test_stats_cache_per_transaction)
 }
 END_TEST
 
+struct wl {
+	const struct dsp_dbs *d;
+	int step;
+	uint64_t n;
+};
+
+static uint64_t count_in(struct wf_txn *t, unsigned dbi)
+{
+	uint64_t n = 0;
+	ck_assert_int_eq(wf_store_count(t, dbi, &n), 0);
+	return n;
+}
+
+static uint64_t last_seq(struct wf_txn *t, unsigned dbi)
+{
+	unsigned char k[8];
+	size_t kl = 0;
+	ck_assert_int_eq(wf_store_last_key(t, dbi, k, sizeof k, &kl), 0);
+	ck_assert_uint_eq(kl, 8);
+	return wf_store_key_to_u64(k);
+}
+
+static void put_version(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t v,
+			const char *headline)
+{
+	Wf__V1__Warning w = mkw(id, v, IV, A, ACTUAL, T0);
+	w.headline = (char *)headline;
+	size_t len = wf__v1__warning__get_packed_size(&w);
+	uint8_t *buf = malloc(len);
+	ck_assert_ptr_nonnull(buf);
+	wf__v1__warning__pack(&w, buf);
+	ck_assert_int_eq(dsp_put_warning(t, d, id, v, buf, len), 0);
+	free(buf);
+}
+
+static void expect_headline(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t v,
+			    const char *headline)
+{
+	Wf__V1__Warning *w = NULL;
+	int r = dsp_get_warning(t, d, id, v, &w);
+	if (!headline) {
+		ck_assert_int_eq(r, -ENOENT);
+		return;
+	}
+	ck_assert_msg(r == 0, "%s@%u: %d", id, v, r);
+	ck_assert_str_eq(w->headline, headline);
+	wf_codec_warning_free(w);
+}
+
+static int wlog_fn(struct wf_txn *t, void *ud)
+{
+	struct wl *s = ud;
+	const struct dsp_dbs *d = s->d;
+	switch (s->step) {
+	case 0: {
+		/* an earlier release's version, in d-warning */
+		Wf__V1__Warning w = mkw("w-b", 1, IV, A, ACTUAL, T0);
+		w.headline = "legacy";
+		size_t len = wf__v1__warning__get_packed_size(&w);
+		uint8_t buf[2048];
+		ck_assert_uint_le(len, sizeof buf);
+		wf__v1__warning__pack(&w, buf);
+		ck_assert_int_eq(wf_store_put(t, d->warning, "w-b@1", 5, buf, len, 0), 0);
+		put_version(t, d, "w-a", 1, "a1");
+		put_version(t, d, "w-b", 2, "b2");
+		put_version(t, d, "w-a", 2, "a2");
+		ck_assert_uint_eq(last_seq(t, d->wlog), 3); /* in arrival order */
+		break;
+	}
+	case 1:
+		/* the next transaction goes on after the last; a copy replaces */
+		put_version(t, d, "w-c", 1, "c1");
+		ck_assert_uint_eq(last_seq(t, d->wlog), 4);
+		put_version(t, d, "w-a", 2, "a2 again");
+		ck_assert_uint_eq(count_in(t, d->wlog), 4);
+		ck_assert_uint_eq(count_in(t, d->wver), 4);
+		expect_headline(t, d, "w-a", 1, "a1");
+		expect_headline(t, d, "w-a", 2, "a2 again");
+		expect_headline(t, d, "w-b", 1, "legacy");
+		expect_headline(t, d, "w-b", 2, "b2");
+		expect_headline(t, d, "w-b", 3, NULL);
+		break;
+	case 2:
+		/* purging w-b takes both its versions, wherever they are, and
+		 * nothing of w-a (whose keys w-b@ does not prefix) */
+		ck_assert_int_eq(dsp_del_warnings(t, d, "w-b@", &s->n), 0);
+		expect_headline(t, d, "w-b", 1, NULL);
+		expect_headline(t, d, "w-b", 2, NULL);
+		expect_headline(t, d, "w-a", 1, "a1");
+		ck_assert_uint_eq(count_in(t, d->warning), 0);
+		ck_assert_uint_eq(count_in(t, d->wlog), 3);
+		ck_assert_int_eq(dsp_del_warnings(t, d, "w-a@", &s->n), 0);
+		ck_assert_int_eq(dsp_del_warnings(t, d, "w-c@", &s->n), 0);
+		ck_assert_uint_eq(count_in(t, d->wlog), 0);
+		ck_assert_uint_eq(count_in(t, d->wver), 0);
+		/* all gone: numbering starts again, and finds nothing stale */
+		put_version(t, d, "w-d", 1, "d1");
+		expect_headline(t, d, "w-d", 1, "d1");
+		expect_headline(t, d, "w-a", 1, NULL);
+		break;
+	}
+	return 0;
+}
+
+START_TEST(test_warning_log)
+{
+	fx_open(NULL);
+	struct wl s = { dsp_engine_dbs(fx.e), 0, 0 };
+	for (s.step = 0; s.step < 3; s.step++)
+		ck_assert_int_eq(wf_store_update(fx.store, wlog_fn, &s), 0);
+	ck_assert_uint_eq(s.n, 1 + 1 + 2 + 1); /* keys deleted: w-b@1 (d-warning), w-b@2, w-a@1..2, w-c@1 */
+	fx_close();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dispatch-store");
@@ -173,6 +290,7 @@ int main(void)
 	tcase_add_test(tc, test_codec_round_trip);
 	tcase_add_test(tc, test_codec_compact_legacy_and_damage);
 	tcase_add_test(tc, test_stats_cache_per_transaction);
+	tcase_add_test(tc, test_warning_log);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
