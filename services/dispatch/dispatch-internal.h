@@ -76,6 +76,10 @@ enum dsp_due_kind {
  * moves its index entries. */
 int dsp_put_indexed(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
 		    const char *key, const void *rec, size_t size);
+/* The same, given the record OLD stored under KEY now (as read in this
+ * transaction; NULL: none), which saves reading it again. */
+int dsp_put_indexed_over(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
+			 const char *key, const void *rec, size_t size, const void *old);
 /* Deletes KEY from KIND's table with its index entries (absent: 0). */
 int dsp_del_indexed(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
 		    const char *key, size_t size);
@@ -100,6 +104,11 @@ int dsp_index_open(struct wf_store *s, const struct dsp_dbs *d, int64_t retain_m
  * ended) or unschedules (when it is active again) ID's purge. */
 int dsp_put_current(struct dsp_engine *e, struct wf_txn *t, const char *id,
 		    const struct dsp_current *cur, int64_t now);
+/* The same, given OLD, the record stored now (NULL: none), read in this
+ * transaction: neither it nor (for a warning active before and after) the
+ * purge schedule is read again. */
+int dsp_put_current_over(struct dsp_engine *e, struct wf_txn *t, const char *id,
+			 const struct dsp_current *old, const struct dsp_current *cur, int64_t now);
 /* Schedules the purge of ID at AT unless one is scheduled already. */
 int dsp_retain_schedule(struct wf_txn *t, const struct dsp_dbs *d, const char *id, int64_t at);
 /* When the ended warning ID is to be purged (the time it ended + retain),

@@ -493,6 +493,18 @@ static int resend_fn(struct wf_txn *t, void *ud)
 	return dsp_engine_resync_duty(c->d->engine, t, c->now);
 }
 
+/* Logs a resync pass WHAT (its outputs still queued); MORE: it stopped at
+ * its per-pass limit. ALWAYS: even when it sends nothing (a resync after
+ * connecting; a periodic resend is logged only when it sends something). */
+static void log_resync(struct dispatch *d, const char *what, bool always, bool more)
+{
+	const struct dsp_out *o;
+	size_t n = dsp_engine_outputs(d->engine, &o);
+	if (n > 0 || always)
+		wf_log(LOG_INFO, "resync", "%s: %zu messages republished%s", what, n,
+		       more ? " (more in the next pass)" : "");
+}
+
 /* Seconds after a reconnect when the resync goes out once more: the
  * consoles reconnect to a restarted broker too, and what we republished
  * before they subscribed again was dropped. The unacknowledged notices would
@@ -519,6 +531,7 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			wf_log(LOG_ERR, "store", "resync failed: %s", strerror(-r));
 			dsp_engine_outputs_clear(d->engine);
 		} else {
+			log_resync(d, "resync after connecting", true, r == 1);
 			flush_outputs(d);
 		}
 		d->resync_more = r == 1;
@@ -536,6 +549,10 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 			wf_log(LOG_ERR, "store", "notice resend failed: %s", strerror(-r));
 			dsp_engine_outputs_clear(d->engine);
 		} else {
+			log_resync(d, whole ? "second resync after connecting"
+				      : scheduled ? "resend of unacknowledged notices"
+						  : "resync, next pass",
+				   whole, r == 1);
 			flush_outputs(d);
 		}
 		d->resync_more = r == 1;

@@ -101,23 +101,29 @@ static int pend_set(struct wf_txn *t, const struct dsp_dbs *d, const char *key, 
 	return r == -ENOENT ? 0 : r;
 }
 
+int dsp_put_indexed_over(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
+			 const char *key, const void *rec, size_t size, const void *old)
+{
+	if (size > sizeof(union any_rec))
+		return -EINVAL;
+	int r = dsp_put_rec(t, table_of(d, kind), key, rec, size);
+	if (r == 0)
+		r = idx_set(t, d, kind, key, old ? due_of(kind, old) : DSP_DUE_NONE, due_of(kind, rec));
+	if (r == 0)
+		r = pend_set(t, d, key, old && pending_of(kind, old), pending_of(kind, rec));
+	return r;
+}
+
 int dsp_put_indexed(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
 		    const char *key, const void *rec, size_t size)
 {
 	union any_rec old;
 	if (size > sizeof old)
 		return -EINVAL;
-	unsigned dbi = table_of(d, kind);
-	int r = dsp_get_rec(t, dbi, key, &old, size);
-	bool had = r == 0;
+	int r = dsp_get_rec(t, table_of(d, kind), key, &old, size);
 	if (r < 0 && r != -ENOENT && r != -EBADMSG)
 		return r;
-	r = dsp_put_rec(t, dbi, key, rec, size);
-	if (r == 0)
-		r = idx_set(t, d, kind, key, had ? due_of(kind, &old) : DSP_DUE_NONE, due_of(kind, rec));
-	if (r == 0)
-		r = pend_set(t, d, key, had && pending_of(kind, &old), pending_of(kind, rec));
-	return r;
+	return dsp_put_indexed_over(t, d, kind, key, rec, size, r == 0 ? &old : NULL);
 }
 
 int dsp_del_indexed(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,

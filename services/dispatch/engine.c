@@ -374,9 +374,10 @@ static int sms_output(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 			  DSP_DLV_SENT, now, "%zu recipients planned", total);
 }
 
-/* Delivers released version W to the public channels its routes name. */
+/* Delivers released version W to the public channels its routes name.
+ * NO_HOLD: the caller knows W's warning has no held d-cancel record. */
 static int release(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
-		   struct dsp_current *cur, int64_t now)
+		   struct dsp_current *cur, bool no_hold, int64_t now)
 {
 	struct dsp_route_result route;
 	struct silences sil = { 0 };
@@ -448,7 +449,7 @@ static int release(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning
 		r = dsp_stats_release(t, &e->db, w, now);
 	if (r >= 0) {
 		struct dsp_cancel mc;
-		if (dsp_get_rec(t, e->db.cancel, w->id, &mc, sizeof mc) == 0 && mc.hold) {
+		if (!no_hold && dsp_get_rec(t, e->db.cancel, w->id, &mc, sizeof mc) == 0 && mc.hold) {
 			mc.hold = 0; /* released again after review: the hold is over */
 			r = dsp_put_rec(t, e->db.cancel, w->id, &mc, sizeof mc);
 		}
@@ -517,6 +518,8 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 	} else if (r < 0) {
 		return r;
 	}
+	bool known = r == 0;
+	struct dsp_current was = cur; /* as stored (dsp_put_current_over) */
 	if (cur.latest >= w->version) {
 		/* an old or repeated version (e.g. a rebuilt fusion state): nothing new */
 		wf_log(LOG_INFO, "warning", "%s@%u ignored: version %u already known", w->id,
@@ -542,7 +545,8 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 	r = dsp_get_rec(t, e->db.cancel, w->id, &mc, sizeof mc);
 	if (r < 0 && r != -ENOENT)
 		return r;
-	bool held = r == 0 && mc.hold && w->msg_type != WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
+	bool held_rec = r == 0 && mc.hold;
+	bool held = held_rec && w->msg_type != WF__V1__MSG_TYPE__MSG_TYPE_CANCEL;
 	if (held && need == 0) {
 		/* an operator withdrew this warning: fusion's later versions wait for review */
 		need = 1;
@@ -583,11 +587,11 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 			return r;
 	}
 	if (need == 0) {
-		r = release(e, t, w, &cur, now);
+		r = release(e, t, w, &cur, !held_rec, now);
 		if (r < 0)
 			return r;
 	}
-	return dsp_put_current(e, t, w->id, &cur, now);
+	return dsp_put_current_over(e, t, w->id, known ? &was : NULL, &cur, now);
 }
 
 static const char *action_of(const Wf__V1__Approval *a)
@@ -839,7 +843,7 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 		if (r < 0)
 			return r;
 		rv.state = WF__V1__REVIEW_STATE__REVIEW_RELEASED;
-		r = release(e, t, w, &cur, now);
+		r = release(e, t, w, &cur, false, now);
 		/* announced only if it did reach the public (not an exercise, not
 		 * the cancel of a version never released) */
 		if (r == 0 && cur.released == w->version)

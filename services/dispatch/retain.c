@@ -105,6 +105,18 @@ int dsp_put_current(struct dsp_engine *e, struct wf_txn *t, const char *id,
 			   : dsp_retain_schedule(t, &e->db, id, now + e->cfg.retain_ms);
 }
 
+int dsp_put_current_over(struct dsp_engine *e, struct wf_txn *t, const char *id,
+			 const struct dsp_current *old, const struct dsp_current *cur, int64_t now)
+{
+	int r = dsp_put_indexed_over(t, &e->db, DSP_DUE_EXPIRE, id, cur, sizeof *cur, old);
+	if (r < 0)
+		return r;
+	if (cur->active && (!old || old->active))
+		return 0; /* only an ended warning has a purge scheduled */
+	return cur->active ? unschedule(t, &e->db, id)
+			   : dsp_retain_schedule(t, &e->db, id, now + e->cfg.retain_ms);
+}
+
 /* --- purging one warning --- */
 
 struct pair {

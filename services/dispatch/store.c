@@ -59,37 +59,82 @@ const char *dsp_delivery_state_to_string(enum dsp_delivery_state s)
 	return state_names[s];
 }
 
-static int keyf(char *buf, size_t size, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int keyf(char *buf, size_t size, const char *fmt, ...)
+/* Keys are built by hand, not by snprintf: several per version. */
+struct kbuf {
+	char *buf;
+	size_t size, n;
+	bool ok;
+};
+
+static void kput(struct kbuf *k, const char *s)
 {
-	va_list ap;
-	va_start(ap, fmt);
-	int n = vsnprintf(buf, size, fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= size || (size_t)n > WF_STORE_MAX_KEY)
-		return -ENAMETOOLONG;
-	return n;
+	size_t l = strlen(s);
+	if (!k->ok || k->n + l >= k->size) {
+		k->ok = false;
+		return;
+	}
+	memcpy(k->buf + k->n, s, l + 1);
+	k->n += l;
+}
+
+static void kput_u32(struct kbuf *k, uint32_t v)
+{
+	char tmp[11];
+	size_t i = sizeof tmp - 1;
+	tmp[i] = '\0';
+	do {
+		tmp[--i] = (char)('0' + v % 10);
+		v /= 10;
+	} while (v);
+	kput(k, tmp + i);
+}
+
+static int kdone(const struct kbuf *k)
+{
+	return k->ok && k->n <= WF_STORE_MAX_KEY ? (int)k->n : -ENAMETOOLONG;
 }
 
 int dsp_key_version(char *buf, size_t size, const char *id, uint32_t version)
 {
-	return keyf(buf, size, "%s@%u", id, version);
+	struct kbuf k = { buf, size, 0, size > 0 };
+	kput(&k, id);
+	kput(&k, "@");
+	kput_u32(&k, version);
+	return kdone(&k);
 }
 
 int dsp_key_delivery(char *buf, size_t size, const char *id, uint32_t version,
 		     const char *channel, const char *target)
 {
-	return keyf(buf, size, "%s@%u|%s|%s", id, version, channel, target);
+	struct kbuf k = { buf, size, 0, size > 0 };
+	kput(&k, id);
+	kput(&k, "@");
+	kput_u32(&k, version);
+	kput(&k, "|");
+	kput(&k, channel);
+	kput(&k, "|");
+	kput(&k, target);
+	return kdone(&k);
 }
 
 int dsp_key_duty(char *buf, size_t size, const char *station, const char *id, uint32_t version)
 {
-	return keyf(buf, size, "%s|%s@%u", station, id, version);
+	struct kbuf k = { buf, size, 0, size > 0 };
+	kput(&k, station);
+	kput(&k, "|");
+	kput(&k, id);
+	kput(&k, "@");
+	kput_u32(&k, version);
+	return kdone(&k);
 }
 
 int dsp_key_followup(char *buf, size_t size, const char *station, const char *id)
 {
-	return keyf(buf, size, "%s|%s", station, id);
+	struct kbuf k = { buf, size, 0, size > 0 };
+	kput(&k, station);
+	kput(&k, "|");
+	kput(&k, id);
+	return kdone(&k);
 }
 
 /* Compact records: a fixed record is mostly zeros (empty names, reasons,

@@ -488,6 +488,15 @@ static int emit_burst(struct wf_txn *t, void *ud)
 
 static bool burst_notified(void *ud) { return ((struct watch *)ud)->notices_a >= N_BURST; }
 
+/* Whether the dispatcher's log LOG has its second resync after connecting. */
+static bool second_resync(void *ud)
+{
+	char *l = read_log(ud);
+	bool yes = strstr(l, "second resync after connecting") != NULL;
+	free(l);
+	return yes;
+}
+
 /* A burst of N_BURST versions to one station: wf-dispatch sends the
  * notices to its inbox in bundles ([mqtt] bundle, default 128), which the
  * console's bus opens into N_BURST notices; with bundle = 1 every notice
@@ -507,6 +516,10 @@ static void notices_burst(const char *bundle_line)
 	struct watch w;
 	struct child ch;
 	struct wf_node *fusion = start_dispatch(loop, br, dir, conf, log, "dsp-burst", &w, &ch);
+	/* after its second resync (RECONNECT_RESEND_MS after connecting), which
+	 * sends every unacknowledged notice again: "each once" counts the
+	 * burst's own notices */
+	ck_assert_msg(wf_test_run_until(loop, second_resync, log, 10000), "no second resync");
 	struct wf_bus_stats before, after;
 	wf_bus_get_stats(w.bus, &before);
 	ck_assert_int_eq(wf_node_update(fusion, emit_burst, fusion), 0);

@@ -283,6 +283,37 @@ START_TEST(test_warning_log)
 }
 END_TEST
 
+/* Keys: exact text, and too long for the buffer or for LMDB is refused. */
+START_TEST(test_keys)
+{
+	char k[DSP_KEY_MAX], small[8], id[600], big[600];
+	ck_assert_int_eq(dsp_key_version(k, sizeof k, "w-1", 4294967295u), 14);
+	ck_assert_str_eq(k, "w-1@4294967295");
+	ck_assert_int_eq(dsp_key_delivery(k, sizeof k, "w-1", 0, "duty", "st"), 13);
+	ck_assert_str_eq(k, "w-1@0|duty|st");
+	ck_assert_int_eq(dsp_key_duty(k, sizeof k, "st", "w-1", 12), 9);
+	ck_assert_str_eq(k, "st|w-1@12");
+	ck_assert_int_eq(dsp_key_followup(k, sizeof k, "st", "w-1"), 6);
+	ck_assert_str_eq(k, "st|w-1");
+	ck_assert_int_eq(dsp_key_version(small, sizeof small, "w-1", 1234), -ENAMETOOLONG);
+	ck_assert_int_eq(dsp_key_version(small, sizeof small, "w-1", 123), 7);
+	/* the buffer's bound, and LMDB's (WF_STORE_MAX_KEY) with a larger buffer */
+	memset(id, 'x', sizeof id - 1);
+	id[sizeof id - 1] = '\0';
+	id[DSP_KEY_MAX - 3] = '\0'; /* "<id>@1" fills the buffer: the longest */
+	ck_assert_int_eq(dsp_key_version(k, sizeof k, id, 1), DSP_KEY_MAX - 1);
+	id[DSP_KEY_MAX - 3] = 'x';
+	id[DSP_KEY_MAX - 2] = '\0';
+	ck_assert_int_eq(dsp_key_version(k, sizeof k, id, 1), -ENAMETOOLONG);
+	id[DSP_KEY_MAX - 2] = 'x';
+	id[WF_STORE_MAX_KEY - 2] = '\0';
+	ck_assert_int_eq(dsp_key_version(big, sizeof big, id, 1), WF_STORE_MAX_KEY);
+	id[WF_STORE_MAX_KEY - 2] = 'x';
+	id[WF_STORE_MAX_KEY - 1] = '\0';
+	ck_assert_int_eq(dsp_key_version(big, sizeof big, id, 1), -ENAMETOOLONG);
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dispatch-store");
@@ -291,6 +322,7 @@ int main(void)
 	tcase_add_test(tc, test_codec_compact_legacy_and_damage);
 	tcase_add_test(tc, test_stats_cache_per_transaction);
 	tcase_add_test(tc, test_warning_log);
+	tcase_add_test(tc, test_keys);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
