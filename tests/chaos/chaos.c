@@ -28,7 +28,7 @@
  * across agencies form from one slice to the next).
  *
  * The checker: events lost (not acknowledged by fusion), warning versions
- * lost / different (what wf-dispatch stored in d-warning against replay),
+ * lost / different (what wf-dispatch stored in d-wver/d-wlog against replay),
  * duplicated (one id@version published by fusion under two sequence numbers,
  * seen by an observer), duty notices lost / duplicated after the console's
  * dedupe (station, id, version), and the worst restart-to-ready time
@@ -1435,23 +1435,50 @@ static int dstore_one(void *ud, const void *key, size_t klen, const void *val, s
 	return 0;
 }
 
-static unsigned dstore_dbi;
+/* d-wver <id>@<version> -> u64 BE place in d-wlog (services/dispatch/store.c) */
+static unsigned dstore_wver, dstore_wlog;
+static size_t dstore_dangling; /* d-wver entries whose d-wlog version is missing */
+
+static int dstore_ver(void *ud, const void *key, size_t klen, const void *val, size_t vlen)
+{
+	struct wf_txn *t = *(struct wf_txn **)ud;
+	void *w = NULL;
+	size_t wl = 0;
+	if (vlen != 8 || wf_store_get(t, dstore_wlog, val, vlen, &w, &wl) < 0) {
+		dstore_dangling++;
+		return 0;
+	}
+	int r = dstore_one(((void **)ud)[1], key, klen, w, wl);
+	free(w);
+	return r;
+}
 
 static int dstore_read(struct wf_txn *t, void *ud)
 {
-	return wf_store_foreach(t, dstore_dbi, NULL, 0, dstore_one, ud);
+	void *ctx[2] = { t, ud };
+	uint64_t nver = 0, nlog = 0;
+	int r = wf_store_foreach(t, dstore_wver, NULL, 0, dstore_ver, ctx);
+	if (r >= 0)
+		r = wf_store_count(t, dstore_wver, &nver);
+	if (r >= 0)
+		r = wf_store_count(t, dstore_wlog, &nlog);
+	if (r >= 0 && nlog > nver)
+		dstore_dangling += (size_t)(nlog - nver); /* versions no key finds */
+	return r;
 }
 
+/* Every version wf-dispatch stored (d-wver and d-wlog), sorted. */
 static void dstore_load(struct dstore *d)
 {
 	struct wf_store_options so = { 0 };
 	struct wf_store *s = NULL;
 	char *path = wf_test_xasprintf("%s/state-dispatch", dir);
 	so.path = path;
-	if (wf_store_open(&so, &s) < 0 || wf_store_dbi(s, "d-warning", WF_STORE_DB_NOCREATE,
-						       &dstore_dbi) < 0 ||
+	if (wf_store_open(&so, &s) < 0 ||
+	    wf_store_dbi(s, "d-wver", WF_STORE_DB_NOCREATE, &dstore_wver) < 0 ||
+	    wf_store_dbi(s, "d-wlog", WF_STORE_DB_NOCREATE, &dstore_wlog) < 0 ||
 	    wf_store_view(s, dstore_read, d) < 0)
-		die("%s: cannot read d-warning", path);
+		die("%s: cannot read d-wver and d-wlog", path);
 	wf_store_close(s);
 	free(path);
 	qsort(d->w, d->n, sizeof *d->w, cmp_wver);
@@ -2055,12 +2082,14 @@ int main(int argc, char **argv)
 	printf("events: %llu expected, %llu lost (not acked by wf-fusion), spool files left %zu, "
 	       "rejected %zu\n",
 	       (unsigned long long)x.events, (unsigned long long)ev_lost, left, rejected);
-	printf("warning versions (wf-dispatch's d-warning vs wf-fusion --replay): %zu expected, "
-	       "%zu stored; lost %zu (%zu of them older than a version dispatch already had), "
+	printf("warning versions (wf-dispatch's d-wver/d-wlog vs wf-fusion --replay): %zu expected, "
+	       "%zu stored (%zu index entries without their version or versions without an "
+	       "entry); lost %zu (%zu of them older than a version dispatch already had), "
 	       "different %zu, unexpected %zu, duplicated %zu (one id@version "
 	       "published under two seqs); monitoring-gap versions %zu (dup %zu); not seen by the "
 	       "observer %zu\n",
-	       x.n_w - x_gap, ds.n, w_lost, w_lost_superseded, w_diff, w_extra, w_dup, gap_versions, w_dup_gap, w_unseen);
+	       x.n_w - x_gap, ds.n, dstore_dangling, w_lost, w_lost_superseded, w_diff, w_extra,
+	       w_dup, gap_versions, w_dup_gap, w_unseen);
 	printf("duty notices (console, deduped by station|id@version|kind): %zu expected, %zu "
 	       "distinct received (%llu copies); lost %zu (the station got a newer version of "
 	       "%zu of them; dispatch had stored the version of %zu, %zu of these with no newer "
@@ -2128,6 +2157,7 @@ int main(int argc, char **argv)
 	TARGET(ev_lost == 0 && left == 0 && rejected == 0, "0 events lost");
 	TARGET(w_lost == 0 && w_diff == 0 && w_extra == 0, "0 warning versions lost or different");
 	TARGET(w_dup == 0, "0 warning versions duplicated");
+	TARGET(dstore_dangling == 0, "wf-dispatch's version index and log agree");
 	TARGET(n_lost == 0 && n_dup == 0 && n_extra == 0, "0 duty notices lost or duplicated");
 	TARGET(n_rel > 0 && left_pending == 0 && r_lost == 0 && r_extra == 0,
 	       "every approval applied, 0 RELEASED notices lost or unexpected");
