@@ -5,8 +5,11 @@
  * writes the record before the commit, and an aborted batch counts
  * nothing; warning versions are appended to d-wlog in arrival order and
  * found through d-wver, versions of an earlier release's d-warning are
- * still read and purged. */
+ * still read and purged; a whole store in the earlier layout (raw records,
+ * versions in d-warning) works on: acks, a new version referring to one
+ * stored before, statistics going on, the purge at the end. */
 #include "dispatch-test.h"
+#include "dispatch-internal.h"
 #include "stats.h"
 #include "store.h"
 
@@ -314,6 +317,191 @@ START_TEST(test_keys)
 }
 END_TEST
 
+/* --- a store in the layout of the releases before 2026-12-04 --- */
+
+struct kv {
+	char **k;
+	void **v;
+	size_t *kl, *vl, n, cap;
+};
+
+static int kv_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct kv *s = ud;
+	if (s->n == s->cap) {
+		s->cap = s->cap ? 2 * s->cap : 64;
+		s->k = realloc(s->k, s->cap * sizeof *s->k);
+		s->v = realloc(s->v, s->cap * sizeof *s->v);
+		s->kl = realloc(s->kl, s->cap * sizeof *s->kl);
+		s->vl = realloc(s->vl, s->cap * sizeof *s->vl);
+		ck_assert(s->k && s->v && s->kl && s->vl);
+	}
+	s->k[s->n] = malloc(kl + 1);
+	s->v[s->n] = malloc(vl + 1);
+	ck_assert(s->k[s->n] && s->v[s->n]);
+	memcpy(s->k[s->n], k, kl);
+	s->k[s->n][kl] = '\0';
+	memcpy(s->v[s->n], v, vl);
+	s->kl[s->n] = kl;
+	s->vl[s->n] = vl;
+	s->n++;
+	return 0;
+}
+
+static void kv_free(struct kv *s)
+{
+	for (size_t i = 0; i < s->n; i++) {
+		free(s->k[i]);
+		free(s->v[i]);
+	}
+	free(s->k);
+	free(s->v);
+	free(s->kl);
+	free(s->vl);
+	memset(s, 0, sizeof *s);
+}
+
+/* Rewrites the store as an earlier release wrote it: every fixed record
+ * raw (the struct itself), every version in d-warning under <id>@<version>,
+ * d-wver and d-wlog empty. Returns the number of records rewritten. */
+static int to_old_layout(struct wf_txn *t, void *ud)
+{
+	const struct dsp_dbs *d = dsp_engine_dbs(fx.e);
+	struct {
+		unsigned dbi;
+		size_t size;
+	} tabs[] = {
+		{ d->current, sizeof(struct dsp_current) },   { d->review, sizeof(struct dsp_review_rec) },
+		{ d->delivery, sizeof(struct dsp_delivery) }, { d->duty, sizeof(struct dsp_duty) },
+		{ d->followup, sizeof(struct dsp_followup) }, { d->cancel, sizeof(struct dsp_cancel) },
+		{ d->silmeta, sizeof(struct dsp_silmeta) },   { d->stats, sizeof(struct dsp_stats) },
+	};
+	int *n = ud;
+	uint8_t rec[sizeof(struct dsp_stats)];
+	for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
+		struct kv s = { 0 };
+		ck_assert_int_eq(wf_store_foreach(t, tabs[i].dbi, NULL, 0, kv_cb, &s), 0);
+		for (size_t k = 0; k < s.n; k++) {
+			ck_assert_int_eq(dsp_rec_decode(s.v[k], s.vl[k], rec, tabs[i].size), 0);
+			ck_assert_uint_ne(s.vl[k], tabs[i].size); /* it was stored compact */
+			ck_assert_int_eq(wf_store_put(t, tabs[i].dbi, s.k[k], s.kl[k], rec, tabs[i].size,
+						      0), 0);
+			(*n)++;
+		}
+		kv_free(&s);
+	}
+	struct kv s = { 0 };
+	ck_assert_int_eq(wf_store_foreach(t, d->wver, NULL, 0, kv_cb, &s), 0);
+	for (size_t k = 0; k < s.n; k++) {
+		void *w = NULL;
+		size_t wl = 0;
+		ck_assert_int_eq(wf_store_get(t, d->wlog, s.v[k], 8, &w, &wl), 0);
+		ck_assert_int_eq(wf_store_put(t, d->warning, s.k[k], s.kl[k], w, wl, 0), 0);
+		ck_assert_int_eq(wf_store_del(t, d->wlog, s.v[k], 8), 0);
+		ck_assert_int_eq(wf_store_del(t, d->wver, s.k[k], s.kl[k]), 0);
+		free(w);
+		(*n)++;
+	}
+	kv_free(&s);
+	return 0;
+}
+
+static uint64_t count_db(unsigned dbi)
+{
+	struct wf_txn *t;
+	uint64_t n = 0;
+	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
+	ck_assert_int_eq(wf_store_count(t, dbi, &n), 0);
+	wf_store_txn_abort(t);
+	return n;
+}
+
+static bool has_record(const char *id)
+{
+	struct wf_txn *t;
+	uint8_t *buf = NULL;
+	size_t len = 0;
+	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
+	int r = dsp_engine_record(fx.e, t, id, T0, &buf, &len);
+	wf_store_txn_abort(t);
+	Wf__V1__WarningRecord *m = r == 0 ? wf__v1__warning_record__unpack(NULL, len, buf) : NULL;
+	bool yes = m && m->n_versions >= 1 && m->versions[0]->headline &&
+		   strcmp(m->versions[0]->headline, "登封市气象台发布暴雨预警") == 0;
+	if (m)
+		wf__v1__warning_record__free_unpacked(m, NULL);
+	free(buf);
+	return yes;
+}
+
+/* Two warnings released to every channel and acknowledged by one station,
+ * rewritten in the earlier layout, then opened by this engine: nothing is
+ * converted, and everything goes on from the old records. */
+START_TEST(test_store_of_an_earlier_release)
+{
+	struct dsp_config c;
+	dsp_config_defaults(&c);
+	c.retain_ms = 60 * MIN;
+	fx_open_cfg(NULL, &c);
+	Wf__V1__Warning a = mkw("w-old-a", 1, IV, A, ACTUAL, T0);
+	a.expires_ms = T0 + 30 * MIN;
+	Wf__V1__Warning b = mkw("w-old-b", 1, IV, A, ACTUAL, T0);
+	b.expires_ms = T0 + 6 * 60 * MIN;
+	ck_assert_int_eq(apply_warning(&a, T0), 0);
+	ck_assert_int_eq(apply_warning(&b, T0), 0);
+	ck_assert_int_eq(duty_ack("duty-twn-a", "w-old-a", 1, T0 + MIN), 0);
+	uint64_t versions = stored_versions();
+	ck_assert_uint_eq(versions, 2);
+	int n = 0;
+	ck_assert_int_eq(wf_store_update(fx.store, to_old_layout, &n), 0);
+	ck_assert_int_gt(n, 10);
+	const struct dsp_dbs *d = dsp_engine_dbs(fx.e);
+	ck_assert_uint_eq(count_db(d->warning), 2);
+	ck_assert_uint_eq(count_db(d->wlog), 0);
+
+	/* the new binary on the old store */
+	struct dsp_routing r;
+	char err[256];
+	dsp_engine_free(fx.e);
+	ck_assert_msg(dsp_routing_parse("test", routing_text, fx.regions, &r, err, sizeof err) == 0,
+		      "%s", err);
+	ck_assert_int_eq(dsp_engine_new(fx.store, &fx.cfg, &r, fx.regions, &fx.e), 0);
+	d = dsp_engine_dbs(fx.e);
+	ck_assert(has_record("w-old-a"));
+	ck_assert(has_record("w-old-b"));
+	ck_assert_int_eq(delivery("w-old-a", 1, "duty", "duty-twn-a", NULL), DSP_DLV_ACKED);
+	ck_assert_int_eq(delivery("w-old-b", 1, "duty", "duty-twn-a", NULL), DSP_DLV_SENT);
+	ck_assert_int_eq(delivery("w-old-b", 1, "cap", "spool", NULL), DSP_DLV_SENT);
+	/* old duty records acknowledged now */
+	ck_assert_int_eq(duty_ack("duty-twn-b", "w-old-a", 1, T0 + 2 * MIN), 0);
+	ck_assert_int_eq(delivery("w-old-a", 1, "duty", "duty-twn-b", NULL), DSP_DLV_ACKED);
+	ck_assert_int_eq(duty_ack("duty-twn-a", "w-old-b", 1, T0 + 2 * MIN), 0);
+	ck_assert_int_eq(delivery("w-old-b", 1, "duty", "duty-twn-a", NULL), DSP_DLV_ACKED);
+	/* a new version: its CAP Update refers to version 1, read from d-warning */
+	Wf__V1__Warning b2 = mkw("w-old-b", 2, IV,
+				 WF__V1__MSG_TYPE__MSG_TYPE_UPDATE, ACTUAL, T0 + 3 * MIN);
+	b2.expires_ms = T0 + 6 * 60 * MIN;
+	ck_assert_int_eq(apply_warning(&b2, T0 + 3 * MIN), 0);
+	bool cap_refers = false;
+	const struct dsp_out *all = NULL;
+	size_t no = dsp_engine_outputs(fx.e, &all);
+	for (size_t i = 0; i < no; i++)
+		if (all[i].kind == DSP_OUT_FILE && strstr((const char *)all[i].payload, "<msgType>Update") &&
+		    strstr((const char *)all[i].payload, "w-old-b.v1"))
+			cap_refers = true;
+	ck_assert_msg(cap_refers, "no CAP Update referring to w-old-b.v1");
+	ck_assert_uint_eq(count_db(d->wlog), 1); /* the new version in the new table */
+	ck_assert_uint_eq(stored_versions(), versions + 1); /* counted on from the raw record */
+	/* the end of w-old-a and its purge take its d-warning version and raw records */
+	ck_assert_int_eq(tick(T0 + 30 * MIN), 0);
+	ck_assert_int_eq(tick(T0 + 90 * MIN), 0);
+	ck_assert(!has_record("w-old-a"));
+	ck_assert_int_eq(delivery("w-old-a", 1, "duty", "duty-twn-a", NULL), -1);
+	ck_assert_uint_eq(count_db(d->warning), 1); /* w-old-b@1 */
+	ck_assert(has_record("w-old-b"));
+	fx_close();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dispatch-store");
@@ -323,6 +511,7 @@ int main(void)
 	tcase_add_test(tc, test_stats_cache_per_transaction);
 	tcase_add_test(tc, test_warning_log);
 	tcase_add_test(tc, test_keys);
+	tcase_add_test(tc, test_store_of_an_earlier_release);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
