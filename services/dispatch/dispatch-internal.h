@@ -105,8 +105,8 @@ int dsp_index_open(struct wf_store *s, const struct dsp_dbs *d, int64_t retain_m
 int dsp_put_current(struct dsp_engine *e, struct wf_txn *t, const char *id,
 		    const struct dsp_current *cur, int64_t now);
 /* The same, given OLD, the record stored now (NULL: none), read in this
- * transaction: neither it nor (for a warning active before and after) the
- * purge schedule is read again. */
+ * transaction: neither it nor (for a warning active before and after: only
+ * an ended one has a purge scheduled) the purge schedule is read again. */
 int dsp_put_current_over(struct dsp_engine *e, struct wf_txn *t, const char *id,
 			 const struct dsp_current *old, const struct dsp_current *cur, int64_t now);
 /* Schedules the purge of ID at AT unless one is scheduled already. */

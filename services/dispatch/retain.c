@@ -98,11 +98,11 @@ static int reschedule(struct wf_txn *t, const struct dsp_dbs *d, const char *id,
 int dsp_put_current(struct dsp_engine *e, struct wf_txn *t, const char *id,
 		    const struct dsp_current *cur, int64_t now)
 {
-	int r = dsp_put_indexed(t, &e->db, DSP_DUE_EXPIRE, id, cur, sizeof *cur);
-	if (r < 0)
+	struct dsp_current old;
+	int r = dsp_get_rec(t, e->db.current, id, &old, sizeof old);
+	if (r < 0 && r != -ENOENT && r != -EBADMSG)
 		return r;
-	return cur->active ? unschedule(t, &e->db, id)
-			   : dsp_retain_schedule(t, &e->db, id, now + e->cfg.retain_ms);
+	return dsp_put_current_over(e, t, id, r == 0 ? &old : NULL, cur, now);
 }
 
 int dsp_put_current_over(struct dsp_engine *e, struct wf_txn *t, const char *id,
@@ -206,19 +206,6 @@ static int review_cb(void *ud, const void *k, size_t kl, const void *val, size_t
 	return 0;
 }
 
-/* Deletes ID@* (a prefix range) from DBI. */
-static int del_prefix(struct wf_txn *t, unsigned dbi, const char *prefix, uint64_t *n)
-{
-	char hi[DSP_KEY_MAX + 1];
-	uint64_t k = 0;
-	int len = snprintf(hi, sizeof hi, "%s\xff", prefix);
-	if (len < 0 || (size_t)len >= sizeof hi)
-		return -ENAMETOOLONG;
-	int r = wf_store_del_range(t, dbi, prefix, strlen(prefix), hi, (size_t)len, &k, NULL);
-	*n += k;
-	return r;
-}
-
 static int purge_one(struct dsp_engine *e, struct wf_txn *t, const char *id, int64_t now,
 		     struct scan *s, struct keys *rk)
 {
@@ -291,7 +278,7 @@ static int purge_one(struct dsp_engine *e, struct wf_txn *t, const char *id, int
 	if (r >= 0)
 		r = dsp_del_warnings(t, &e->db, prefix, &n);
 	if (r >= 0)
-		r = del_prefix(t, e->db.delivery, prefix, &n);
+		r = dsp_del_prefix(t, e->db.delivery, prefix, &n);
 	if (r >= 0) {
 		r = wf_store_del(t, e->db.cancel, id, strlen(id));
 		if (r == -ENOENT)

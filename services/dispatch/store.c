@@ -378,11 +378,11 @@ static int seq_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl
 	return 0;
 }
 
-static int del_prefix(struct wf_txn *t, unsigned dbi, const char *prefix, size_t plen,
-		      uint64_t *n)
+int dsp_del_prefix(struct wf_txn *t, unsigned dbi, const char *prefix, uint64_t *n)
 {
 	char hi[DSP_KEY_MAX + 1];
 	uint64_t k = 0;
+	size_t plen = strlen(prefix);
 	if (plen + 1 > sizeof hi)
 		return -ENAMETOOLONG;
 	memcpy(hi, prefix, plen);
@@ -405,8 +405,8 @@ int dsp_del_warnings(struct wf_txn *t, const struct dsp_dbs *d, const char *pref
 	}
 	free(s.v);
 	if (r >= 0)
-		r = del_prefix(t, d->wver, prefix, s.plen, n);
+		r = dsp_del_prefix(t, d->wver, prefix, n);
 	if (r >= 0)
-		r = del_prefix(t, d->warning, prefix, s.plen, n);
+		r = dsp_del_prefix(t, d->warning, prefix, n);
 	return r < 0 ? r : 0;
 }

@@ -187,6 +187,9 @@ int dsp_record(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32
 /* Stores packed version ID@VERSION (BUF, LEN), replacing a stored copy. */
 int dsp_put_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
 		    const void *buf, size_t len);
+/* Deletes every key of DBI that starts with PREFIX (e.g. "<id>@"), adding
+ * how many to *N. */
+int dsp_del_prefix(struct wf_txn *t, unsigned dbi, const char *prefix, uint64_t *n);
 /* Deletes every stored version whose key starts with PREFIX ("<id>@"),
  * adding the number of keys deleted to *N. */
 int dsp_del_warnings(struct wf_txn *t, const struct dsp_dbs *d, const char *prefix, uint64_t *n);

@@ -87,6 +87,40 @@ __attribute__((unused)) static void fx_close(void)
 	ck_assert_int_eq(system(cmd), 0);
 }
 
+/* Restarts the engine on the same store (the store stays open). */
+__attribute__((unused)) static void fx_reopen_engine(void)
+{
+	struct dsp_routing r;
+	char err[256];
+	dsp_engine_free(fx.e);
+	ck_assert_msg(dsp_routing_parse("test", routing_text, fx.regions, &r, err, sizeof err) == 0,
+		      "%s", err);
+	ck_assert_int_eq(dsp_engine_new(fx.store, &fx.cfg, &r, fx.regions, &fx.e), 0);
+}
+
+/* Entries of database DBI. */
+__attribute__((unused)) static uint64_t fx_count(unsigned dbi)
+{
+	struct wf_txn *t;
+	uint64_t n = 0;
+	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
+	ck_assert_int_eq(wf_store_count(t, dbi, &n), 0);
+	wf_store_txn_abort(t);
+	return n;
+}
+
+/* The packed WarningRecord of ID (malloc'd *RET, *LEN) as the engine
+ * builds it now: 0, or -ENOENT for a warning it does not know. */
+__attribute__((unused)) static int fx_record(const char *id, uint8_t **ret, size_t *len)
+{
+	struct wf_txn *t;
+	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
+	int r = dsp_engine_record(fx.e, t, id, T0, ret, len);
+	wf_store_txn_abort(t);
+	ck_assert(r == 0 || r == -ENOENT);
+	return r;
+}
+
 /* A warning version; strings are static. */
 __attribute__((unused)) static Wf__V1__Warning mkw(const char *id, uint32_t version, Wf__V1__Level level,
 			   Wf__V1__MsgType type, Wf__V1__Status status, int64_t sent)

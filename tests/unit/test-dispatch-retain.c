@@ -20,38 +20,14 @@ static void open_retain(int64_t retain_ms)
 	fx_open_cfg(NULL, &c);
 }
 
-static uint64_t count(unsigned dbi)
-{
-	struct wf_txn *t;
-	uint64_t n = 0;
-	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
-	ck_assert_int_eq(wf_store_count(t, dbi, &n), 0);
-	wf_store_txn_abort(t);
-	return n;
-}
-
 /* Whether ID has a d-current record (the engine knows the warning). */
 static bool known(const char *id)
 {
-	struct wf_txn *t;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
-	int r = dsp_engine_record(fx.e, t, id, T0, &buf, &len);
-	wf_store_txn_abort(t);
+	int r = fx_record(id, &buf, &len);
 	free(buf);
-	ck_assert(r == 0 || r == -ENOENT);
 	return r == 0;
-}
-
-static void reopen(void)
-{
-	struct dsp_routing r;
-	char err[256];
-	dsp_engine_free(fx.e);
-	ck_assert_msg(dsp_routing_parse("test", routing_text, fx.regions, &r, err, sizeof err) == 0,
-		      "%s", err);
-	ck_assert_int_eq(dsp_engine_new(fx.store, &fx.cfg, &r, fx.regions, &fx.e), 0);
 }
 
 /* Both township stations acknowledge; the warning expires at T0+30m and
@@ -95,15 +71,15 @@ START_TEST(test_ended_warning_purged_after_retain)
 	/* only the live warning's records are left, and nothing is due for the old one */
 	ck_assert(known("w-live"));
 	ck_assert_int_eq(delivery("w-live", 1, "duty", "duty-twn-a", NULL), DSP_DLV_ACKED);
-	ck_assert_uint_eq(count(d->current), 1);
-	ck_assert_uint_eq(count(d->wver), 1);
-	ck_assert_uint_eq(count(d->wlog), 1);
-	ck_assert_uint_eq(count(d->review), 1);
-	ck_assert_uint_eq(count(d->duty), 2);
-	ck_assert_uint_eq(count(d->purge), 0);
-	ck_assert_uint_eq(count(d->purgeq), 0);
-	ck_assert_uint_eq(count(d->due), 1); /* w-live's expiry */
-	ck_assert_uint_eq(count(d->dpend), 0);
+	ck_assert_uint_eq(fx_count(d->current), 1);
+	ck_assert_uint_eq(fx_count(d->wver), 1);
+	ck_assert_uint_eq(fx_count(d->wlog), 1);
+	ck_assert_uint_eq(fx_count(d->review), 1);
+	ck_assert_uint_eq(fx_count(d->duty), 2);
+	ck_assert_uint_eq(fx_count(d->purge), 0);
+	ck_assert_uint_eq(fx_count(d->purgeq), 0);
+	ck_assert_uint_eq(fx_count(d->due), 1); /* w-live's expiry */
+	ck_assert_uint_eq(fx_count(d->dpend), 0);
 	ck_assert_int_eq(next_due(), T0 + 24 * HOUR);
 
 	/* a late copy of the purged version is not new: ignored, nothing sent */
@@ -125,13 +101,13 @@ START_TEST(test_pending_warning_kept)
 	Wf__V1__Warning w = mkw("w-p", 1, IV, A, ACTUAL, T0);
 	w.expires_ms = T0 + 30 * MIN;
 	ck_assert_int_eq(apply_warning(&w, T0), 0);
-	ck_assert_uint_eq(count(d->dpend), 2);
+	ck_assert_uint_eq(fx_count(d->dpend), 2);
 	int64_t last = 0;
 	bool purged = false;
 	for (int i = 0; i < 50 && !purged; i++) {
 		int64_t due = next_due();
 		ck_assert_int_ne(due, INT64_MAX);
-		bool pending = count(d->dpend) > 0;
+		bool pending = fx_count(d->dpend) > 0;
 		ck_assert_int_eq(tick(due), 0);
 		purged = !known("w-p");
 		/* never purged while a notice was waiting for its ack deadline */
@@ -144,9 +120,9 @@ START_TEST(test_pending_warning_kept)
 	/* township 1 h, county 1 h, prefecture 1 h (the top): + a minute */
 	ck_assert_int_ge(last, T0 + 3 * HOUR);
 	ck_assert_int_eq(delivery("w-p", 1, "duty", "duty-4101", NULL), -1);
-	ck_assert_uint_eq(count(d->duty), 0);
-	ck_assert_uint_eq(count(d->delivery), 0);
-	ck_assert_uint_eq(count(d->due), 0);
+	ck_assert_uint_eq(fx_count(d->duty), 0);
+	ck_assert_uint_eq(fx_count(d->delivery), 0);
+	ck_assert_uint_eq(fx_count(d->due), 0);
 	ck_assert_int_eq(next_due(), INT64_MAX);
 	fx_close();
 }
@@ -233,14 +209,14 @@ START_TEST(test_old_store_indexed_at_open)
 	ck_assert_int_eq(tick(T0 + 10 * MIN), 0); /* w-g expired: its purge at T0+70m */
 	const struct dsp_dbs *d = dsp_engine_dbs(fx.e);
 	ck_assert_int_eq(wf_store_update(fx.store, drop_indexes, (void *)d), 0);
-	ck_assert_uint_eq(count(d->due), 0);
-	ck_assert_uint_eq(count(d->meta), 0);
+	ck_assert_uint_eq(fx_count(d->due), 0);
+	ck_assert_uint_eq(fx_count(d->meta), 0);
 
-	reopen();
+	fx_reopen_engine();
 	d = dsp_engine_dbs(fx.e);
-	ck_assert_uint_eq(count(d->meta), 1);
-	ck_assert_uint_eq(count(d->dpend), 2);   /* w-u's two notices */
-	ck_assert_uint_eq(count(d->purge), 1);   /* w-g: from its expiry */
+	ck_assert_uint_eq(fx_count(d->meta), 1);
+	ck_assert_uint_eq(fx_count(d->dpend), 2);   /* w-u's two notices */
+	ck_assert_uint_eq(fx_count(d->purge), 1);   /* w-g: from its expiry */
 	/* the earliest deadline is found again: w-u's ack deadlines (1 h) ... */
 	ck_assert_int_eq(next_due(), T0 + 60 * MIN);
 	/* ... the resend has its pending notices ... */
@@ -261,9 +237,9 @@ START_TEST(test_old_store_indexed_at_open)
 	ck_assert(!known("w-g"));
 	ck_assert(known("w-u"));
 	/* a second open builds nothing again (the marker), and loses nothing */
-	uint64_t due = count(d->due);
-	reopen();
-	ck_assert_uint_eq(count(dsp_engine_dbs(fx.e)->due), due);
+	uint64_t due = fx_count(d->due);
+	fx_reopen_engine();
+	ck_assert_uint_eq(fx_count(dsp_engine_dbs(fx.e)->due), due);
 	fx_close();
 }
 END_TEST
@@ -277,7 +253,7 @@ START_TEST(test_resend_every_pending_notice)
 	Wf__V1__Warning w2 = mkw("w-s", 2, IV, WF__V1__MSG_TYPE__MSG_TYPE_UPDATE, ACTUAL, T0 + MIN);
 	ck_assert_int_eq(apply_warning(&w1, T0), 0);
 	ck_assert_int_eq(apply_warning(&w2, T0 + MIN), 0);
-	ck_assert_uint_eq(count(dsp_engine_dbs(fx.e)->dpend), 4);
+	ck_assert_uint_eq(fx_count(dsp_engine_dbs(fx.e)->dpend), 4);
 	struct wf_txn *t;
 	dsp_engine_outputs_clear(fx.e);
 	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);

@@ -406,24 +406,11 @@ static int to_old_layout(struct wf_txn *t, void *ud)
 	return 0;
 }
 
-static uint64_t count_db(unsigned dbi)
-{
-	struct wf_txn *t;
-	uint64_t n = 0;
-	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
-	ck_assert_int_eq(wf_store_count(t, dbi, &n), 0);
-	wf_store_txn_abort(t);
-	return n;
-}
-
 static bool has_record(const char *id)
 {
-	struct wf_txn *t;
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
-	int r = dsp_engine_record(fx.e, t, id, T0, &buf, &len);
-	wf_store_txn_abort(t);
+	int r = fx_record(id, &buf, &len);
 	Wf__V1__WarningRecord *m = r == 0 ? wf__v1__warning_record__unpack(NULL, len, buf) : NULL;
 	bool yes = m && m->n_versions >= 1 && m->versions[0]->headline &&
 		   strcmp(m->versions[0]->headline, "登封市气象台发布暴雨预警") == 0;
@@ -455,16 +442,11 @@ START_TEST(test_store_of_an_earlier_release)
 	ck_assert_int_eq(wf_store_update(fx.store, to_old_layout, &n), 0);
 	ck_assert_int_gt(n, 10);
 	const struct dsp_dbs *d = dsp_engine_dbs(fx.e);
-	ck_assert_uint_eq(count_db(d->warning), 2);
-	ck_assert_uint_eq(count_db(d->wlog), 0);
+	ck_assert_uint_eq(fx_count(d->warning), 2);
+	ck_assert_uint_eq(fx_count(d->wlog), 0);
 
 	/* the new binary on the old store */
-	struct dsp_routing r;
-	char err[256];
-	dsp_engine_free(fx.e);
-	ck_assert_msg(dsp_routing_parse("test", routing_text, fx.regions, &r, err, sizeof err) == 0,
-		      "%s", err);
-	ck_assert_int_eq(dsp_engine_new(fx.store, &fx.cfg, &r, fx.regions, &fx.e), 0);
+	fx_reopen_engine();
 	d = dsp_engine_dbs(fx.e);
 	ck_assert(has_record("w-old-a"));
 	ck_assert(has_record("w-old-b"));
@@ -489,14 +471,14 @@ START_TEST(test_store_of_an_earlier_release)
 		    strstr((const char *)all[i].payload, "w-old-b.v1"))
 			cap_refers = true;
 	ck_assert_msg(cap_refers, "no CAP Update referring to w-old-b.v1");
-	ck_assert_uint_eq(count_db(d->wlog), 1); /* the new version in the new table */
+	ck_assert_uint_eq(fx_count(d->wlog), 1); /* the new version in the new table */
 	ck_assert_uint_eq(stored_versions(), versions + 1); /* counted on from the raw record */
 	/* the end of w-old-a and its purge take its d-warning version and raw records */
 	ck_assert_int_eq(tick(T0 + 30 * MIN), 0);
 	ck_assert_int_eq(tick(T0 + 90 * MIN), 0);
 	ck_assert(!has_record("w-old-a"));
 	ck_assert_int_eq(delivery("w-old-a", 1, "duty", "duty-twn-a", NULL), -1);
-	ck_assert_uint_eq(count_db(d->warning), 1); /* w-old-b@1 */
+	ck_assert_uint_eq(fx_count(d->warning), 1); /* w-old-b@1 */
 	ck_assert(has_record("w-old-b"));
 	fx_close();
 }
