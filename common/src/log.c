@@ -190,6 +190,26 @@ static void put_raw(struct line *l, const char *s, size_t n)
 		l->cut = l->pos;
 }
 
+/* Appends the N printable ASCII bytes of S as N units of one byte each
+ * (what N put_raw calls would do, in one copy). */
+static void put_ascii(struct line *l, const char *s, size_t n)
+{
+	if (l->truncated)
+		return;
+	size_t p0 = l->pos, take = l->budget - l->pos;
+	if (take > n)
+		take = n;
+	memcpy(l->buf + l->pos, s, take);
+	l->pos += take;
+	size_t mark = strlen(WF_LOG_TRUNCATED);
+	if (l->pos + mark <= l->budget)
+		l->cut = l->pos;
+	else if (l->budget >= mark && l->budget - mark > p0)
+		l->cut = l->budget - mark;
+	if (take < n)
+		l->truncated = true;
+}
+
 /* Appends N bytes of S, escaping control characters and invalid UTF-8. */
 static void put_escaped(struct line *l, const char *s, size_t n)
 {
@@ -198,6 +218,14 @@ static void put_escaped(struct line *l, const char *s, size_t n)
 	size_t i = 0;
 	while (i < n && !l->truncated) {
 		unsigned char c = u[i];
+		if (c >= 0x20 && c < 0x7F) { /* a run of printable ASCII: one copy */
+			size_t j = i + 1;
+			while (j < n && u[j] >= 0x20 && u[j] < 0x7F)
+				j++;
+			put_ascii(l, s + i, j - i);
+			i = j;
+			continue;
+		}
 		size_t len = utf8_seq(u + i, n - i);
 		if (c == '\n') {
 			put_raw(l, "\\n", 2);

@@ -80,6 +80,11 @@ int dsp_put_indexed(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind
  * transaction; NULL: none), which saves reading it again. */
 int dsp_put_indexed_over(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
 			 const char *key, const void *rec, size_t size, const void *old);
+/* The same for a KEY expected to be new (a record of a version just
+ * received): stored without reading first; if KEY is there after all,
+ * falls back to dsp_put_indexed. */
+int dsp_put_indexed_new(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
+			const char *key, const void *rec, size_t size);
 /* Deletes KEY from KIND's table with its index entries (absent: 0). */
 int dsp_del_indexed(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
 		    const char *key, size_t size);

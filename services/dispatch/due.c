@@ -126,6 +126,21 @@ int dsp_put_indexed(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind
 	return dsp_put_indexed_over(t, d, kind, key, rec, size, r == 0 ? &old : NULL);
 }
 
+int dsp_put_indexed_new(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
+			const char *key, const void *rec, size_t size)
+{
+	if (size > sizeof(union any_rec))
+		return -EINVAL;
+	int r = dsp_put_rec_flags(t, table_of(d, kind), key, rec, size, WF_STORE_PUT_NOOVERWRITE);
+	if (r == -EEXIST)
+		return dsp_put_indexed(t, d, kind, key, rec, size);
+	if (r == 0)
+		r = idx_set(t, d, kind, key, DSP_DUE_NONE, due_of(kind, rec));
+	if (r == 0)
+		r = pend_set(t, d, key, false, pending_of(kind, rec));
+	return r;
+}
+
 int dsp_del_indexed(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
 		    const char *key, size_t size)
 {

@@ -125,7 +125,11 @@ static int notify_one(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 	d.sent_ms = now;
 	d.deadline_ms = deadline_for(e, w->level, now);
 	snprintf(d.from, sizeof d.from, "%s", from ? from : "");
-	int r = put_duty(e, t, station, w->id, w->version, &d);
+	/* a notice of a version just received, or an escalation: new, as a rule */
+	char key[DSP_KEY_MAX];
+	int r = dsp_key_duty(key, sizeof key, station, w->id, w->version);
+	if (r >= 0)
+		r = dsp_put_indexed_new(t, &e->db, DSP_DUE_DUTY, key, &d, sizeof d);
 	if (r == 0)
 		r = push_notice(e, w, station, kind, pending_review, d.deadline_ms, from, now);
 	if (r == 0)

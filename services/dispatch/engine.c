@@ -160,6 +160,14 @@ static int out_idx_reserve(struct dsp_engine *e, size_t n)
 	return 0;
 }
 
+/* snprintf(DST, SIZE, "%s", SRC) without the format parsing. */
+static void copy_str(char *dst, size_t size, const char *src)
+{
+	size_t n = strnlen(src, size - 1);
+	memcpy(dst, src, n);
+	dst[n] = '\0';
+}
+
 int dsp_out_push(struct dsp_engine *e, enum dsp_out_kind kind, const char *key, const char *topic,
 		 bool retain, const void *payload, size_t len)
 {
@@ -183,11 +191,11 @@ int dsp_out_push(struct dsp_engine *e, enum dsp_out_kind kind, const char *key, 
 		}
 		o = &e->out[e->n_out++];
 		memset(o, 0, sizeof *o);
-		snprintf(o->key, sizeof o->key, "%s", key);
+		copy_str(o->key, sizeof o->key, key);
 		e->out_idx[slot] = (uint32_t)e->n_out;
 	}
 	o->kind = kind;
-	snprintf(o->topic, sizeof o->topic, "%s", topic);
+	copy_str(o->topic, sizeof o->topic, topic);
 	o->retain = retain;
 	o->payload = malloc(len + 1);
 	if (!o->payload) {
@@ -376,16 +384,21 @@ static int sms_output(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 
 /* Delivers released version W to the public channels its routes name.
  * NO_HOLD: the caller knows W's warning has no held d-cancel record. */
+/* ROUTE: W's routes as matched by the caller (NULL: matched here). */
 static int release(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
-		   struct dsp_current *cur, bool no_hold, int64_t now)
+		   const struct dsp_route_result *route, struct dsp_current *cur, bool no_hold,
+		   int64_t now)
 {
-	struct dsp_route_result route;
+	struct dsp_route_result own;
 	struct silences sil = { 0 };
 	Wf__V1__Warning *prev = NULL;
 	int r;
 
-	dsp_routing_match(&e->routing, w, &route);
-	unsigned pub = route.channels & DSP_CH_PUBLIC;
+	if (route == NULL) {
+		dsp_routing_match(&e->routing, w, &own);
+		route = &own;
+	}
+	unsigned pub = route->channels & DSP_CH_PUBLIC;
 	if (!dsp_policy_public_allowed(w->status)) {
 		/* exercise / test: recorded, never sent, whatever the routes say */
 		for (int c = 0; c < DSP_CH_MAX; c++)
@@ -413,11 +426,12 @@ static int release(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning
 					    "skipped", w->id, w->version);
 		return 0;
 	}
-	r = load_silences(e, t, &sil, now);
+	r = pub ? load_silences(e, t, &sil, now) : 0;
 	if (r < 0)
 		goto out;
-	if (cur->released > 0 && cur->released < w->version &&
-	    dsp_get_warning(t, &e->db, w->id, cur->released, &prev) < 0)
+	/* the version released before: what the broadcast state replaces */
+	if ((pub & DSP_CH_BIT(DSP_CH_BROADCAST)) && cur->released > 0 &&
+	    cur->released < w->version && dsp_get_warning(t, &e->db, w->id, cur->released, &prev) < 0)
 		prev = NULL;
 	for (int c = DSP_CH_BROADCAST; c < DSP_CH_MAX && r >= 0; c++) {
 		if (!(pub & DSP_CH_BIT(c)))
@@ -486,8 +500,9 @@ bool dsp_review_pending(struct dsp_engine *e, struct wf_txn *t, const char *id, 
 	       rv.state == WF__V1__REVIEW_STATE__REVIEW_PENDING;
 }
 
-static int store_review(struct dsp_engine *e, struct wf_txn *t, const char *id,
-			const struct dsp_review *rv)
+/* FRESH: the review of a version just received (its key is new, as a rule). */
+static int store_review_as(struct dsp_engine *e, struct wf_txn *t, const char *id,
+			   const struct dsp_review *rv, bool fresh)
 {
 	struct dsp_review_rec rec;
 	memset(&rec, 0, sizeof rec);
@@ -495,7 +510,16 @@ static int store_review(struct dsp_engine *e, struct wf_txn *t, const char *id,
 	rec.rv = *rv;
 	char key[DSP_KEY_MAX];
 	int r = dsp_key_version(key, sizeof key, id, rv->version);
-	return r < 0 ? r : dsp_put_indexed(t, &e->db, DSP_DUE_REVIEW, key, &rec, sizeof rec);
+	if (r < 0)
+		return r;
+	return fresh ? dsp_put_indexed_new(t, &e->db, DSP_DUE_REVIEW, key, &rec, sizeof rec)
+		     : dsp_put_indexed(t, &e->db, DSP_DUE_REVIEW, key, &rec, sizeof rec);
+}
+
+static int store_review(struct dsp_engine *e, struct wf_txn *t, const char *id,
+			const struct dsp_review *rv)
+{
+	return store_review_as(e, t, id, rv, false);
 }
 
 int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
@@ -564,7 +588,7 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 	rv.state = need ? WF__V1__REVIEW_STATE__REVIEW_PENDING : WF__V1__REVIEW_STATE__REVIEW_AUTO;
 	if (need && e->cfg.policy.review_timeout_ms[w->level] > 0)
 		rv.review_deadline_ms = now + e->cfg.policy.review_timeout_ms[w->level];
-	r = store_review(e, t, w->id, &rv);
+	r = store_review_as(e, t, w->id, &rv, true);
 	if (r < 0)
 		return r;
 
@@ -587,7 +611,7 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 			return r;
 	}
 	if (need == 0) {
-		r = release(e, t, w, &cur, !held_rec, now);
+		r = release(e, t, w, &route, &cur, !held_rec, now);
 		if (r < 0)
 			return r;
 	}
@@ -843,7 +867,7 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 		if (r < 0)
 			return r;
 		rv.state = WF__V1__REVIEW_STATE__REVIEW_RELEASED;
-		r = release(e, t, w, &cur, false, now);
+		r = release(e, t, w, NULL, &cur, false, now);
 		/* announced only if it did reach the public (not an exercise, not
 		 * the cancel of a version never released) */
 		if (r == 0 && cur.released == w->version)

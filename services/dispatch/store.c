@@ -220,13 +220,19 @@ int dsp_get_rec(struct wf_txn *t, unsigned dbi, const char *key, void *rec, size
 	return r < 0 ? r : dsp_rec_decode(buf, len, rec, size);
 }
 
-int dsp_put_rec(struct wf_txn *t, unsigned dbi, const char *key, const void *rec, size_t size)
+int dsp_put_rec_flags(struct wf_txn *t, unsigned dbi, const char *key, const void *rec,
+		      size_t size, unsigned flags)
 {
 	uint8_t buf[DSP_REC_ENCODED_MAX(DSP_REC_MAX)];
 	if (size > DSP_REC_MAX)
 		return -EINVAL;
 	size_t len = dsp_rec_encode(rec, size, buf);
-	return wf_store_put(t, dbi, key, strlen(key), buf, len, 0);
+	return wf_store_put(t, dbi, key, strlen(key), buf, len, flags);
+}
+
+int dsp_put_rec(struct wf_txn *t, unsigned dbi, const char *key, const void *rec, size_t size)
+{
+	return dsp_put_rec_flags(t, dbi, key, rec, size, 0);
 }
 
 int dsp_record(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,

@@ -176,6 +176,10 @@ size_t dsp_rec_encode(const void *rec, size_t size, uint8_t *out);
 int dsp_rec_decode(const void *val, size_t len, void *rec, size_t size);
 int dsp_get_rec(struct wf_txn *t, unsigned dbi, const char *key, void *rec, size_t size);
 int dsp_put_rec(struct wf_txn *t, unsigned dbi, const char *key, const void *rec, size_t size);
+/* dsp_put_rec with wf_store_put FLAGS (e.g. WF_STORE_PUT_NOOVERWRITE: -EEXIST
+ * if KEY is there). */
+int dsp_put_rec_flags(struct wf_txn *t, unsigned dbi, const char *key, const void *rec,
+		      size_t size, unsigned flags);
 
 /* The delivery record for (ID@VERSION, CHANNEL, TARGET): STATE at AT_MS
  * with a printf DETAIL. */

@@ -286,6 +286,74 @@ START_TEST(test_warning_log)
 }
 END_TEST
 
+/* dsp_put_indexed_new: a new key is stored with its index entries without
+ * a read; a key there after all (a leftover record) falls back to the
+ * full path, which moves its entries: no deadline left pointing at the
+ * old one, no pending mark lost or doubled. */
+struct due_seen {
+	size_t n;
+	int64_t at[4];
+	char kind[4];
+};
+
+static int due_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	struct due_seen *s = ud;
+	(void)v;
+	(void)vl;
+	ck_assert_uint_gt(kl, 9);
+	ck_assert_uint_lt(s->n, 4);
+	s->at[s->n] = (int64_t)wf_store_key_to_u64(k);
+	s->kind[s->n++] = ((const char *)k)[8];
+	return 0;
+}
+
+static int put_new_fn(struct wf_txn *t, void *ud)
+{
+	const struct dsp_dbs *d = ud;
+	struct dsp_duty duty;
+	memset(&duty, 0, sizeof duty);
+	duty.rec_version = 1;
+	duty.state = DSP_DUTY_PENDING;
+	duty.deadline_ms = T0 + 1000;
+	ck_assert_int_eq(dsp_put_indexed_new(t, d, DSP_DUE_DUTY, "st|w-n@1", &duty, sizeof duty), 0);
+	duty.deadline_ms = T0 + 5000; /* the same key again, a later deadline */
+	ck_assert_int_eq(dsp_put_indexed_new(t, d, DSP_DUE_DUTY, "st|w-n@1", &duty, sizeof duty), 0);
+	struct due_seen seen = { 0 };
+	ck_assert_int_eq(wf_store_foreach(t, d->due, NULL, 0, due_cb, &seen), 0);
+	ck_assert_uint_eq(seen.n, 1); /* the first deadline is gone */
+	ck_assert_int_eq(seen.at[0], T0 + 5000);
+	ck_assert_int_eq(seen.kind[0], DSP_DUE_DUTY);
+	uint64_t c = 0;
+	ck_assert_int_eq(wf_store_count(t, d->dpend, &c), 0);
+	ck_assert_uint_eq(c, 1);
+	duty.state = DSP_DUTY_ACKED; /* no longer pending: off the list, no deadline */
+	ck_assert_int_eq(dsp_put_indexed_new(t, d, DSP_DUE_DUTY, "st|w-n@1", &duty, sizeof duty), 0);
+	ck_assert_int_eq(wf_store_count(t, d->dpend, &c), 0);
+	ck_assert_uint_eq(c, 0);
+	struct dsp_review_rec rec;
+	memset(&rec, 0, sizeof rec);
+	rec.rec_version = 1;
+	rec.rv.version = 1;
+	rec.rv.state = WF__V1__REVIEW_STATE__REVIEW_PENDING;
+	rec.rv.review_deadline_ms = T0 + 3000;
+	ck_assert_int_eq(dsp_put_indexed_new(t, d, DSP_DUE_REVIEW, "w-n@1", &rec, sizeof rec), 0);
+	memset(&seen, 0, sizeof seen);
+	ck_assert_int_eq(wf_store_foreach(t, d->due, NULL, 0, due_cb, &seen), 0);
+	ck_assert_uint_eq(seen.n, 1);
+	ck_assert_int_eq(seen.kind[0], DSP_DUE_REVIEW);
+	ck_assert_int_eq(seen.at[0], T0 + 3000);
+	return 0;
+}
+
+START_TEST(test_put_indexed_new)
+{
+	fx_open(NULL);
+	ck_assert_int_eq(wf_store_update(fx.store, put_new_fn, (void *)dsp_engine_dbs(fx.e)), 0);
+	fx_close();
+}
+END_TEST
+
 /* Keys: exact text, and too long for the buffer or for LMDB is refused. */
 START_TEST(test_keys)
 {
@@ -493,6 +561,7 @@ int main(void)
 	tcase_add_test(tc, test_stats_cache_per_transaction);
 	tcase_add_test(tc, test_warning_log);
 	tcase_add_test(tc, test_keys);
+	tcase_add_test(tc, test_put_indexed_new);
 	tcase_add_test(tc, test_store_of_an_earlier_release);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);

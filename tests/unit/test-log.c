@@ -178,15 +178,25 @@ START_TEST(test_truncation)
 	ck_assert_uint_eq(kept % 3, 0);
 	ck_assert_int_eq(memcmp(lines[3] + prefix + kept - 3, "警", 3), 0);
 
+	/* a cut inside a run of ASCII (copied in one piece) still keeps every
+	 * byte that fits before the marker */
+	strcpy(big, "警");
+	memset(big + 3, 'c', 2 * WF_LOG_LINE_MAX);
+	big[3 + 2 * WF_LOG_LINE_MAX] = '\0';
+	wf_log(LOG_INFO, "g", "%s", big);
+	ck_assert(ends_with_marker(4));
+	ck_assert_uint_eq(line_len[4], WF_LOG_LINE_MAX);
+	ck_assert_int_eq(lines[4][line_len[4] - 2 - marker_len()], 'c');
+
 	/* escapes are not split either */
 	memset(big, '\n', 2000);
 	big[2000] = '\0';
 	wf_log(LOG_INFO, "g", "%s", big);
-	ck_assert(ends_with_marker(4));
-	kept = line_len[4] - 1 - marker_len() - prefix;
+	ck_assert(ends_with_marker(5));
+	kept = line_len[5] - 1 - marker_len() - prefix;
 	ck_assert_uint_eq(kept % 2, 0);
-	ck_assert_int_eq(lines[4][prefix + kept - 2], '\\');
-	ck_assert_int_eq(lines[4][prefix + kept - 1], 'n');
+	ck_assert_int_eq(lines[5][prefix + kept - 2], '\\');
+	ck_assert_int_eq(lines[5][prefix + kept - 1], 'n');
 	ck_assert_uint_gt(kept, WF_LOG_LINE_MAX - 40);
 }
 END_TEST
