@@ -103,6 +103,17 @@ int dsp_due_first(struct wf_txn *t, const struct dsp_dbs *d, int64_t *ret);
 /* Builds the indexes of a store written before they existed (once: d-meta
  * "index" marks it done). Runs its own write transactions. */
 int dsp_index_open(struct wf_store *s, const struct dsp_dbs *d, int64_t retain_ms);
+/* Adds the index entries (and pending marks) of every record of KIND's
+ * table, adding how many records to *N (index_open; layout.c after it
+ * changed the keys). */
+int dsp_index_build(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
+		    int64_t retain_ms, uint64_t *n);
+
+/* layout.c: converts a store whose tables are keyed as by earlier releases
+ * (records by "<id>@<version>", versions in d-warning) to the keys of
+ * store.h, once (d-meta "layout" 2), in one transaction; *N: the records
+ * converted. -EPROTONOSUPPORT for a store of a newer layout. */
+int dsp_layout_open(struct wf_store *s, const struct dsp_dbs *d, int64_t retain_ms, uint64_t *n);
 
 /* retain.c: retention of ended warnings (docs/dispatch.md, "Retention"). */
 /* Stores CUR (d-current of ID) through the index and schedules (when CUR

@@ -268,6 +268,19 @@ static int build_cb(void *ud, const void *k, size_t kl, const void *val, size_t 
 	return r < 0 ? r : 0;
 }
 
+int dsp_index_build(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
+		    int64_t retain_ms, uint64_t *n)
+{
+	size_t size = kind == DSP_DUE_EXPIRE   ? sizeof(struct dsp_current)
+		      : kind == DSP_DUE_REVIEW ? sizeof(struct dsp_review_rec)
+		      : kind == DSP_DUE_DUTY   ? sizeof(struct dsp_duty)
+					       : sizeof(struct dsp_followup);
+	struct build b = { t, d, kind, size, retain_ms, 0 };
+	int r = wf_store_foreach(t, table_of(d, kind), NULL, 0, build_cb, &b);
+	*n += b.n;
+	return r < 0 ? r : 0;
+}
+
 struct open_ctx {
 	const struct dsp_dbs *d;
 	int64_t retain_ms;
@@ -286,18 +299,12 @@ static int index_fn(struct wf_txn *t, void *ud)
 		return 0;
 	if (r < 0 && r != -ENOENT && r != -EMSGSIZE)
 		return r;
-	static const struct { enum dsp_due_kind kind; size_t size; } tabs[] = {
-		{ DSP_DUE_EXPIRE, sizeof(struct dsp_current) },
-		{ DSP_DUE_REVIEW, sizeof(struct dsp_review_rec) },
-		{ DSP_DUE_DUTY, sizeof(struct dsp_duty) },
-		{ DSP_DUE_FOLLOWUP, sizeof(struct dsp_followup) },
-	};
-	for (size_t i = 0; i < sizeof tabs / sizeof tabs[0]; i++) {
-		struct build b = { t, c->d, tabs[i].kind, tabs[i].size, c->retain_ms, 0 };
-		r = wf_store_foreach(t, table_of(c->d, tabs[i].kind), NULL, 0, build_cb, &b);
+	static const enum dsp_due_kind kinds[] = { DSP_DUE_EXPIRE, DSP_DUE_REVIEW, DSP_DUE_DUTY,
+						   DSP_DUE_FOLLOWUP };
+	for (size_t i = 0; i < sizeof kinds / sizeof kinds[0]; i++) {
+		r = dsp_index_build(t, c->d, kinds[i], c->retain_ms, &c->n);
 		if (r < 0)
 			return r;
-		c->n += b.n;
 	}
 	ver = 1;
 	c->built = true;

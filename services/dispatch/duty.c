@@ -93,7 +93,7 @@ static int put_duty(struct dsp_engine *e, struct wf_txn *t, const char *station,
 		    uint32_t version, const struct dsp_duty *d)
 {
 	char key[DSP_KEY_MAX];
-	int r = dsp_key_duty(key, sizeof key, station, id, version);
+	int r = dsp_key_duty(t, &e->db, key, sizeof key, station, id, version);
 	return r < 0 ? r : dsp_put_indexed(t, &e->db, DSP_DUE_DUTY, key, d, sizeof *d);
 }
 
@@ -101,7 +101,7 @@ static int get_duty(struct dsp_engine *e, struct wf_txn *t, const char *station,
 		    uint32_t version, struct dsp_duty *d)
 {
 	char key[DSP_KEY_MAX];
-	int r = dsp_key_duty(key, sizeof key, station, id, version);
+	int r = dsp_key_duty(t, &e->db, key, sizeof key, station, id, version);
 	return r < 0 ? r : dsp_get_rec(t, e->db.duty, key, d, sizeof *d);
 }
 
@@ -127,7 +127,7 @@ static int notify_one(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 	snprintf(d.from, sizeof d.from, "%s", from ? from : "");
 	/* a notice of a version just received, or an escalation: new, as a rule */
 	char key[DSP_KEY_MAX];
-	int r = dsp_key_duty(key, sizeof key, station, w->id, w->version);
+	int r = dsp_key_duty(t, &e->db, key, sizeof key, station, w->id, w->version);
 	if (r >= 0)
 		r = dsp_put_indexed_new(t, &e->db, DSP_DUE_DUTY, key, &d, sizeof d);
 	if (r == 0)
@@ -183,7 +183,7 @@ static int first_ack(struct dsp_engine *e, struct wf_txn *t, const char *id, uin
 {
 	char key[DSP_KEY_MAX];
 	struct dsp_delivery rec;
-	int r = dsp_key_delivery(key, sizeof key, id, version, "stats", "first-ack");
+	int r = dsp_key_delivery(t, &e->db, key, sizeof key, id, version, "stats", "first-ack");
 	if (r < 0)
 		return r;
 	r = dsp_get_rec(t, e->db.delivery, key, &rec, sizeof rec);
@@ -282,7 +282,8 @@ int dsp_duty_followup(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Foll
 
 /* --- deadlines (from the index, engine.c) --- */
 
-/* Splits "station|id@ver" (or "station|id" when VER is NULL) in place. */
+/* Splits "station|<seq>:id@ver" (or "station|id" when VER is NULL) in
+ * place. */
 static int split_key(char *key, char **station, char **id, uint32_t *ver)
 {
 	char *bar = strchr(key, '|');
@@ -290,7 +291,7 @@ static int split_key(char *key, char **station, char **id, uint32_t *ver)
 		return -EINVAL;
 	*bar = '\0';
 	*station = key;
-	*id = bar + 1;
+	*id = ver ? (char *)dsp_key_skip_seq(bar + 1) : bar + 1;
 	if (ver) {
 		char *at = strrchr(*id, '@');
 		if (!at)
@@ -462,7 +463,7 @@ static int notified_of(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 {
 	char prefix[DSP_KEY_MAX];
 	s->stations = NULL;
-	int r = dsp_key_delivery(prefix, sizeof prefix, w->id, w->version, "duty", "");
+	int r = dsp_key_delivery(t, &e->db, prefix, sizeof prefix, w->id, w->version, "duty", "");
 	if (r < 0)
 		return r;
 	*s = (struct notified){ e, t, prefix, (size_t)r, w->id, w->version, what, NULL, 0, 256 };

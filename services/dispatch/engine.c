@@ -80,6 +80,16 @@ int dsp_engine_new(struct wf_store *store, const struct dsp_config *cfg,
 	if (!e->db.stats_cache || !e->db.wlog_cache)
 		oom = true;
 	int r = oom ? -ENOMEM : dsp_store_open(store, &e->db);
+	uint64_t converted = 0;
+	if (r == 0)
+		r = dsp_layout_open(store, &e->db, cfg->retain_ms, &converted);
+	if (r == -EPROTONOSUPPORT)
+		wf_log(LOG_ERR, "store", "the state was written by a newer release (its d-meta "
+					 "\"layout\" is above 2): refusing to run on it");
+	else if (r == 0 && converted > 0)
+		wf_log(LOG_NOTICE, "store", "converted %llu records of an earlier release's store to "
+					    "the version-keyed layout (once)",
+		       (unsigned long long)converted);
 	if (r == 0)
 		r = dsp_index_open(store, &e->db, cfg->retain_ms);
 	if (r < 0) {
@@ -238,7 +248,7 @@ int dsp_engine_delivery(struct dsp_engine *e, struct wf_txn *t, const char *id, 
 			const char *channel, const char *target, struct dsp_delivery *ret)
 {
 	char key[DSP_KEY_MAX];
-	int r = dsp_key_delivery(key, sizeof key, id, version, channel, target);
+	int r = dsp_key_delivery(t, &e->db, key, sizeof key, id, version, channel, target);
 	if (r < 0)
 		return r;
 	return dsp_get_rec(t, e->db.delivery, key, ret, sizeof *ret);
@@ -484,7 +494,7 @@ int dsp_get_review(struct dsp_engine *e, struct wf_txn *t, const char *id, uint3
 {
 	char key[DSP_KEY_MAX];
 	struct dsp_review_rec rec;
-	int r = dsp_key_version(key, sizeof key, id, version);
+	int r = dsp_key_review(t, &e->db, key, sizeof key, id, version);
 	if (r < 0)
 		return r;
 	r = dsp_get_rec(t, e->db.review, key, &rec, sizeof rec);
@@ -509,7 +519,7 @@ static int store_review_as(struct dsp_engine *e, struct wf_txn *t, const char *i
 	rec.rec_version = 1;
 	rec.rv = *rv;
 	char key[DSP_KEY_MAX];
-	int r = dsp_key_version(key, sizeof key, id, rv->version);
+	int r = dsp_key_review(t, &e->db, key, sizeof key, id, rv->version);
 	if (r < 0)
 		return r;
 	return fresh ? dsp_put_indexed_new(t, &e->db, DSP_DUE_REVIEW, key, &rec, sizeof rec)
@@ -972,8 +982,9 @@ int dsp_duty_review_timeout(struct dsp_engine *e, struct wf_txn *t, const Wf__V1
 			    int64_t now);
 
 /* A due review timeout of KEY ("<id>@<ver>"). */
-static int review_due(struct dsp_engine *e, struct wf_txn *t, char *key, int64_t now)
+static int review_due(struct dsp_engine *e, struct wf_txn *t, char *full, int64_t now)
 {
+	char *key = (char *)dsp_key_skip_seq(full); /* "<id>@<ver>" */
 	char *at = strrchr(key, '@');
 	if (!at)
 		return 0;

@@ -217,19 +217,27 @@ static int purge_one(struct dsp_engine *e, struct wf_txn *t, const char *id, int
 		return unschedule(t, &e->db, id); /* gone, or active again: rescheduled at its end */
 	if (r < 0 && r != -EBADMSG)
 		return r;
-	snprintf(prefix, sizeof prefix, "%s@", id);
-	s->prefix = prefix;
-	s->plen = strlen(prefix);
-	s->n_pairs = s->n_stations = 0;
-	s->overflow = false;
-	r = wf_store_foreach(t, e->db.delivery, prefix, s->plen, dlv_cb, s);
+	/* the records of each version sit under its own key prefix */
+	char(*pfx)[DSP_KEY_MAX] = NULL;
+	size_t np = 0;
+	r = dsp_version_prefixes(t, &e->db, id, &pfx, &np);
 	if (r < 0)
 		return r;
+	s->n_pairs = s->n_stations = 0;
+	s->overflow = false;
+	for (size_t i = 0; r >= 0 && i < np && !s->overflow; i++) {
+		s->prefix = pfx[i];
+		s->plen = strlen(pfx[i]);
+		r = wf_store_foreach(t, e->db.delivery, pfx[i], s->plen, dlv_cb, s);
+	}
+	if (r < 0)
+		goto out;
 	/* a notice still waiting for its ack deadline: that escalates first */
 	int64_t wait = DSP_DUE_NONE;
 	for (size_t i = 0; i < s->n_pairs; i++) {
 		struct dsp_duty d;
-		if (dsp_key_duty(key, sizeof key, s->pairs[i].station, id, s->pairs[i].version) < 0 ||
+		if (dsp_key_duty(t, &e->db, key, sizeof key, s->pairs[i].station, id,
+				 s->pairs[i].version) < 0 ||
 		    dsp_get_rec(t, e->db.duty, key, &d, sizeof d) < 0)
 			continue;
 		if (d.state == DSP_DUTY_PENDING && d.deadline_ms != 0 && d.deadline_ms > wait)
@@ -238,16 +246,18 @@ static int purge_one(struct dsp_engine *e, struct wf_txn *t, const char *id, int
 	if (wait != DSP_DUE_NONE) {
 		int64_t at = (wait > now ? wait : now) + RECHECK_MS;
 		wf_log(LOG_DEBUG, "retain", "%s ended; its purge waits for an ack deadline", id);
-		return reschedule(t, &e->db, id, at);
+		r = reschedule(t, &e->db, id, at);
+		goto out;
 	}
 	for (size_t i = 0; r >= 0 && i < s->n_pairs; i++) {
-		r = dsp_key_duty(key, sizeof key, s->pairs[i].station, id, s->pairs[i].version);
+		r = dsp_key_duty(t, &e->db, key, sizeof key, s->pairs[i].station, id,
+				 s->pairs[i].version);
 		if (r >= 0)
 			r = dsp_del_indexed(t, &e->db, DSP_DUE_DUTY, key, sizeof(struct dsp_duty));
 		if (r >= 0 && s->overflow) {
 			/* this pass's share: its delivery records go with it */
-			r = dsp_key_delivery(key, sizeof key, id, s->pairs[i].version, "duty",
-					     s->pairs[i].station);
+			r = dsp_key_delivery(t, &e->db, key, sizeof key, id, s->pairs[i].version,
+					     "duty", s->pairs[i].station);
 			if (r >= 0)
 				r = wf_store_del(t, e->db.delivery, key, strlen(key));
 			if (r == -ENOENT)
@@ -261,24 +271,31 @@ static int purge_one(struct dsp_engine *e, struct wf_txn *t, const char *id, int
 			r = dsp_del_indexed(t, &e->db, DSP_DUE_FOLLOWUP, key, sizeof(struct dsp_followup));
 	}
 	if (r < 0)
-		return r;
-	if (s->overflow)
-		return reschedule(t, &e->db, id, now); /* the rest in the next pass */
+		goto out;
+	if (s->overflow) {
+		r = reschedule(t, &e->db, id, now); /* the rest in the next pass */
+		goto out;
+	}
 	/* reviews go one by one (a pending one has a timeout in the index) */
-	rk->prefix = prefix;
-	rk->plen = s->plen;
 	rk->n = 0;
-	r = wf_store_foreach(t, e->db.review, prefix, s->plen, review_cb, rk);
+	for (size_t i = 0; r >= 0 && i < np && rk->n < rk->cap; i++) {
+		rk->prefix = pfx[i];
+		rk->plen = strlen(pfx[i]);
+		r = wf_store_foreach(t, e->db.review, pfx[i], rk->plen, review_cb, rk);
+	}
 	for (size_t i = 0; r >= 0 && i < rk->n; i++) {
 		r = dsp_del_indexed(t, &e->db, DSP_DUE_REVIEW, rk->v[i], sizeof(struct dsp_review_rec));
 		n++;
 	}
-	if (r >= 0 && rk->n == rk->cap)
-		return reschedule(t, &e->db, id, now);
+	if (r >= 0 && rk->n == rk->cap) {
+		r = reschedule(t, &e->db, id, now);
+		goto out;
+	}
+	for (size_t i = 0; r >= 0 && i < np; i++)
+		r = dsp_del_prefix(t, e->db.delivery, pfx[i], &n);
+	snprintf(prefix, sizeof prefix, "%s@", id);
 	if (r >= 0)
 		r = dsp_del_warnings(t, &e->db, prefix, &n);
-	if (r >= 0)
-		r = dsp_del_prefix(t, e->db.delivery, prefix, &n);
 	if (r >= 0) {
 		r = wf_store_del(t, e->db.cancel, id, strlen(id));
 		if (r == -ENOENT)
@@ -289,7 +306,7 @@ static int purge_one(struct dsp_engine *e, struct wf_txn *t, const char *id, int
 	if (r >= 0)
 		r = unschedule(t, &e->db, id);
 	if (r < 0)
-		return r;
+		goto out;
 	/* the retained record goes too (an empty retained message clears it) */
 	char topic[WF_TOPIC_MAX + 96];
 	snprintf(topic, sizeof topic, "wf/v1/review/%s", id);
@@ -298,6 +315,8 @@ static int purge_one(struct dsp_engine *e, struct wf_txn *t, const char *id, int
 	if (r == 0)
 		wf_log(LOG_INFO, "retain", "%s purged (ended, %lld ms retained): %llu records", id,
 		       (long long)e->cfg.retain_ms, (unsigned long long)n + 2);
+out:
+	free(pfx);
 	return r;
 }
 

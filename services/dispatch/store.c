@@ -103,13 +103,110 @@ int dsp_key_version(char *buf, size_t size, const char *id, uint32_t version)
 	return kdone(&k);
 }
 
-int dsp_key_delivery(char *buf, size_t size, const char *id, uint32_t version,
-		     const char *channel, const char *target)
+static void kput_seq(struct kbuf *k, uint64_t seq)
+{
+	static const char hex[] = "0123456789abcdef";
+	char tmp[DSP_SEQ_HEX + 2];
+	for (int i = DSP_SEQ_HEX - 1; i >= 0; i--, seq >>= 4)
+		tmp[i] = hex[seq & 15];
+	tmp[DSP_SEQ_HEX] = ':';
+	tmp[DSP_SEQ_HEX + 1] = '\0';
+	kput(k, tmp);
+}
+
+static void kput_vkey(struct kbuf *k, uint64_t seq, const char *id, uint32_t version)
+{
+	kput_seq(k, seq);
+	kput(k, id);
+	kput(k, "@");
+	kput_u32(k, version);
+}
+
+int dsp_key_vkey(char *buf, size_t size, uint64_t seq, const char *id, uint32_t version)
 {
 	struct kbuf k = { buf, size, 0, size > 0 };
-	kput(&k, id);
-	kput(&k, "@");
-	kput_u32(&k, version);
+	kput_vkey(&k, seq, id, version);
+	return kdone(&k);
+}
+
+const char *dsp_key_skip_seq(const char *key)
+{
+	for (int i = 0; i < DSP_SEQ_HEX; i++)
+		if (!((key[i] >= '0' && key[i] <= '9') || (key[i] >= 'a' && key[i] <= 'f')))
+			return key;
+	return key[DSP_SEQ_HEX] == ':' ? key + DSP_SEQ_HEX + 1 : key;
+}
+
+static int wlog_hook(struct wf_txn *t, void *ud, bool commit);
+
+/* D's cache, bound to write transaction T (NULL: none, e.g. T reads). */
+static struct dsp_wlog_cache *cache_for(struct wf_txn *t, const struct dsp_dbs *d)
+{
+	struct dsp_wlog_cache *c = d->wlog_cache;
+	if (!c || !wf_store_txn_writable(t))
+		return NULL;
+	if (c->t == t)
+		return c;
+	if (wf_store_txn_hook(t, wlog_hook, c) < 0)
+		return NULL; /* no room for the hook: go without */
+	c->t = t;
+	c->have_next = c->have_last = false;
+	return c;
+}
+
+static void cache_last(struct dsp_wlog_cache *c, const char *id, uint32_t version, uint64_t seq)
+{
+	size_t l = strlen(id);
+	if (!c || l >= sizeof c->last_id)
+		return;
+	memcpy(c->last_id, id, l + 1);
+	c->last_version = version;
+	c->last_seq = seq;
+	c->have_last = true;
+}
+
+int dsp_version_seq(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
+		    uint64_t *ret)
+{
+	struct dsp_wlog_cache *c = cache_for(t, d);
+	if (c && c->have_last && c->last_version == version && strcmp(c->last_id, id) == 0) {
+		*ret = c->last_seq;
+		return 0;
+	}
+	char key[DSP_KEY_MAX];
+	unsigned char seq[8];
+	size_t len = 0;
+	int r = dsp_key_version(key, sizeof key, id, version);
+	if (r < 0)
+		return r;
+	r = wf_store_get_buf(t, d->wver, key, (size_t)r, seq, sizeof seq, &len);
+	if (r == -ENOENT || (r == 0 && len != sizeof seq) || r == -EMSGSIZE)
+		*ret = 0; /* not stored (or not a sequence number): the shared prefix */
+	else if (r < 0)
+		return r;
+	else
+		*ret = wf_store_key_to_u64(seq);
+	cache_last(c, id, version, *ret);
+	return 0;
+}
+
+int dsp_key_review(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_t size,
+		   const char *id, uint32_t version)
+{
+	uint64_t seq;
+	int r = dsp_version_seq(t, d, id, version, &seq);
+	return r < 0 ? r : dsp_key_vkey(buf, size, seq, id, version);
+}
+
+int dsp_key_delivery(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_t size,
+		     const char *id, uint32_t version, const char *channel, const char *target)
+{
+	uint64_t seq;
+	int r = dsp_version_seq(t, d, id, version, &seq);
+	if (r < 0)
+		return r;
+	struct kbuf k = { buf, size, 0, size > 0 };
+	kput_vkey(&k, seq, id, version);
 	kput(&k, "|");
 	kput(&k, channel);
 	kput(&k, "|");
@@ -117,14 +214,17 @@ int dsp_key_delivery(char *buf, size_t size, const char *id, uint32_t version,
 	return kdone(&k);
 }
 
-int dsp_key_duty(char *buf, size_t size, const char *station, const char *id, uint32_t version)
+int dsp_key_duty(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_t size,
+		 const char *station, const char *id, uint32_t version)
 {
+	uint64_t seq;
+	int r = dsp_version_seq(t, d, id, version, &seq);
+	if (r < 0)
+		return r;
 	struct kbuf k = { buf, size, 0, size > 0 };
 	kput(&k, station);
 	kput(&k, "|");
-	kput(&k, id);
-	kput(&k, "@");
-	kput_u32(&k, version);
+	kput_vkey(&k, seq, id, version);
 	return kdone(&k);
 }
 
@@ -241,7 +341,7 @@ int dsp_record(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32
 {
 	char key[DSP_KEY_MAX];
 	struct dsp_delivery rec;
-	int r = dsp_key_delivery(key, sizeof key, id, version, channel, target);
+	int r = dsp_key_delivery(t, d, key, sizeof key, id, version, channel, target);
 	if (r < 0)
 		return r;
 	memset(&rec, 0, sizeof rec);
@@ -278,8 +378,8 @@ static int wlog_hook(struct wf_txn *t, void *ud, bool commit)
  * points at it any more). */
 static int wlog_next(struct wf_txn *t, const struct dsp_dbs *d, uint64_t *ret)
 {
-	struct dsp_wlog_cache *c = d->wlog_cache;
-	if (c && c->t == t) {
+	struct dsp_wlog_cache *c = cache_for(t, d);
+	if (c && c->have_next) {
 		*ret = c->next++;
 		return 0;
 	}
@@ -292,10 +392,7 @@ static int wlog_next(struct wf_txn *t, const struct dsp_dbs *d, uint64_t *ret)
 	else if (r < 0 && r != -ENOENT)
 		return r == -EMSGSIZE ? -EBADMSG : r;
 	if (c) {
-		r = wf_store_txn_hook(t, wlog_hook, c);
-		if (r < 0)
-			return r;
-		c->t = t;
+		c->have_next = true;
 		c->next = next + 1;
 	}
 	*ret = next;
@@ -310,20 +407,32 @@ int dsp_put_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, u
 	uint64_t n;
 	size_t ol = 0;
 	int kl = dsp_key_version(key, sizeof key, id, version);
-	int r = kl < 0 ? kl : wlog_next(t, d, &n);
+	if (kl < 0)
+		return kl;
+	int r = wlog_next(t, d, &n);
 	if (r < 0)
 		return r;
 	wf_store_u64_to_key(n, seq);
 	r = wf_store_put(t, d->wver, key, (size_t)kl, seq, sizeof seq, WF_STORE_PUT_NOOVERWRITE);
 	if (r == -EEXIST) {
-		/* stored before: the new copy replaces it */
 		r = wf_store_get_buf(t, d->wver, key, (size_t)kl, old, sizeof old, &ol);
-		if (r == 0 && ol == sizeof old)
-			r = wf_store_del(t, d->wlog, old, sizeof old);
-		if (r == 0 || r == -ENOENT || r == -EMSGSIZE)
+		if (r == 0 && ol == sizeof old) {
+			/* stored before: the new copy replaces it under the same
+			 * number, which the version's records are keyed by (N
+			 * stays unused) */
+			r = wf_store_put(t, d->wlog, old, sizeof old, buf, len, 0);
+			if (r == 0)
+				cache_last(cache_for(t, d), id, version, wf_store_key_to_u64(old));
+			return r;
+		}
+		if (r == 0 || r == -EMSGSIZE) /* not a sequence number: replaced */
 			r = wf_store_put(t, d->wver, key, (size_t)kl, seq, sizeof seq, 0);
 	}
-	return r < 0 ? r : wf_store_put(t, d->wlog, seq, sizeof seq, buf, len, WF_STORE_PUT_APPEND);
+	if (r == 0)
+		r = wf_store_put(t, d->wlog, seq, sizeof seq, buf, len, WF_STORE_PUT_APPEND);
+	if (r == 0)
+		cache_last(cache_for(t, d), id, version, n);
+	return r;
 }
 
 int dsp_get_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
@@ -398,9 +507,45 @@ int dsp_del_prefix(struct wf_txn *t, unsigned dbi, const char *prefix, uint64_t 
 	return r;
 }
 
+int dsp_version_prefixes(struct wf_txn *t, const struct dsp_dbs *d, const char *id,
+			 char (**ret)[DSP_KEY_MAX], size_t *n)
+{
+	char prefix[DSP_KEY_MAX];
+	struct kbuf k = { prefix, sizeof prefix, 0, true };
+	kput(&k, id);
+	kput(&k, "@");
+	int r = kdone(&k);
+	if (r < 0)
+		return r;
+	struct seqs s = { prefix, (size_t)r, 0, 0, NULL, false };
+	r = wf_store_foreach(t, d->wver, prefix, s.plen, seq_cb, &s);
+	if (r >= 0 && s.oom)
+		r = -ENOMEM;
+	char(*v)[DSP_KEY_MAX] = r >= 0 ? calloc(s.n + 1, sizeof *v) : NULL;
+	if (r >= 0 && !v)
+		r = -ENOMEM;
+	for (size_t i = 0; r >= 0 && i <= s.n; i++) {
+		struct kbuf p = { v[i], sizeof v[i], 0, true };
+		kput_seq(&p, i < s.n ? wf_store_key_to_u64(s.v[i]) : 0);
+		kput(&p, prefix);
+		r = kdone(&p);
+	}
+	free(s.v);
+	if (r < 0) {
+		free(v);
+		return r;
+	}
+	*ret = v;
+	*n = s.n + 1;
+	return 0;
+}
+
 int dsp_del_warnings(struct wf_txn *t, const struct dsp_dbs *d, const char *prefix, uint64_t *n)
 {
 	struct seqs s = { prefix, strlen(prefix), 0, 0, NULL, false };
+	struct dsp_wlog_cache *c = cache_for(t, d);
+	if (c)
+		c->have_last = false; /* it may be one of these */
 	int r = wf_store_foreach(t, d->wver, prefix, s.plen, seq_cb, &s);
 	if (r >= 0 && s.oom)
 		r = -ENOMEM;

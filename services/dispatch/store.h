@@ -8,9 +8,9 @@
  *   d-warning   <id>@<version>          packed Warning: versions stored by
  *                                       earlier releases (read and purged only)
  *   d-current   <id>                    struct dsp_current
- *   d-review    <id>@<version>          struct dsp_review (policy.h)
- *   d-delivery  <id>@<ver>|<ch>|<target> struct dsp_delivery
- *   d-duty      <station>|<id>@<ver>    struct dsp_duty (ack deadlines)
+ *   d-review    <v>                     struct dsp_review (policy.h)
+ *   d-delivery  <v>|<ch>|<target>       struct dsp_delivery
+ *   d-duty      <station>|<v>           struct dsp_duty (ack deadlines)
  *   d-followup  <station>|<id>          struct dsp_followup (续报 reminders)
  *   d-bcast     <ppccdd>                packed BroadcastState (retained state)
  *               <ppccdd>+               packed BroadcastState: the items left out
@@ -26,7 +26,7 @@
  *                                       d-current expiries ('c'), d-review
  *                                       timeouts ('r'), d-duty ack deadlines
  *                                       ('d') and d-followup reminders ('f')
- *   d-dpend     <station>|<id>@<ver>    empty: the d-duty notices still PENDING
+ *   d-dpend     <station>|<v>           empty: the d-duty notices still PENDING
  *                                       (the [duty] resend's list)
  *   d-purge     <id>                    int64 purge time of an ended warning (retain.c)
  *   d-purgeq    <at u64 BE><id>         empty: d-purge by time
@@ -34,6 +34,15 @@
  *                                       whose stations got a RELEASED notice, by
  *                                       release time (the resync's list, 24 h)
  *   d-meta      "index"                 uint8 version of the indexes above (1)
+ *               "layout"                uint8 version of the keys (2; layout.c
+ *                                       converts a store of an earlier release)
+ *
+ * <v>, a version's key, is "<seq>:<id>@<version>": <seq> its d-wlog
+ * sequence number in 16 hex digits ("0000000000000000" for a version not
+ * stored, e.g. a refused approval of an unknown one), so the records of
+ * the versions of a batch sit together at the end of each table instead
+ * of all over it (docs/dispatch.md, "State"). dsp_key_* find <seq> in
+ * d-wver.
  *
  * Fixed records are stored in host layout behind a version byte, zero runs
  * elided (dsp_put_rec): a state directory moves between machines of the
@@ -58,7 +67,13 @@ struct dsp_stats_cache;
  * once per transaction; forgotten by T's hook). */
 struct dsp_wlog_cache {
 	struct wf_txn *t;
+	bool have_next;
 	uint64_t next;
+	/* the version looked up (or stored) last in T */
+	bool have_last;
+	uint32_t last_version;
+	uint64_t last_seq;
+	char last_id[DSP_KEY_MAX];
 };
 
 struct dsp_dbs {
@@ -156,12 +171,32 @@ struct dsp_silmeta {
 	int64_t sent_ms, applied_ms;
 };
 
-/* Keys. Return the key length, or -ENAMETOOLONG. */
+/* Keys. Return the key length, or -ENAMETOOLONG (or an error reading
+ * d-wver). */
+/* "<id>@<version>" (d-wver) */
 int dsp_key_version(char *buf, size_t size, const char *id, uint32_t version);
-int dsp_key_delivery(char *buf, size_t size, const char *id, uint32_t version,
-		     const char *channel, const char *target);
-int dsp_key_duty(char *buf, size_t size, const char *station, const char *id, uint32_t version);
+/* "<seq>:<id>@<version>", given SEQ */
+#define DSP_SEQ_HEX 16
+int dsp_key_vkey(char *buf, size_t size, uint64_t seq, const char *id, uint32_t version);
+/* The d-wlog sequence number of ID@VERSION in *RET: 0 if not stored. */
+int dsp_version_seq(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
+		    uint64_t *ret);
+/* d-review's key of ID@VERSION */
+int dsp_key_review(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_t size,
+		   const char *id, uint32_t version);
+int dsp_key_delivery(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_t size,
+		     const char *id, uint32_t version, const char *channel, const char *target);
+int dsp_key_duty(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_t size,
+		 const char *station, const char *id, uint32_t version);
 int dsp_key_followup(char *buf, size_t size, const char *station, const char *id);
+/* KEY past its "<seq>:" (KEY itself if it has none): "<id>@<ver>...". */
+const char *dsp_key_skip_seq(const char *key);
+/* The key prefixes of every record of ID's versions in d-review and
+ * d-delivery, "<seq>:<id>@" for each stored version and
+ * "0000000000000000:<id>@" for the versions not stored, in a malloc'd
+ * *RET (*N of them). */
+int dsp_version_prefixes(struct wf_txn *t, const struct dsp_dbs *d, const char *id,
+			 char (**ret)[DSP_KEY_MAX], size_t *n);
 
 /* Fixed-record get/put: get returns 0, -ENOENT, or -EBADMSG for a record
  * of another size/version. Records are stored compact (store.c): zero

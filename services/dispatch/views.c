@@ -292,10 +292,17 @@ int dsp_engine_record(struct dsp_engine *e, struct wf_txn *t, const char *id, in
 		m.n_rule_ids = latest->n_rule_ids;
 		m.review = m.n_versions ? vr[m.n_versions - 1].review : 0;
 	}
-	/* deliveries of the latest and the released (or cancelled) version */
-	snprintf(prefix, sizeof prefix, "%s@", id);
-	ds.plen = strlen(prefix);
-	r = wf_store_foreach(t, e->db.delivery, prefix, ds.plen, dlv_cb, &ds);
+	/* deliveries of the latest and the released (or cancelled) version,
+	 * each version's under its own key prefix */
+	char(*pfx)[DSP_KEY_MAX] = NULL;
+	size_t np = 0;
+	r = dsp_version_prefixes(t, &e->db, id, &pfx, &np);
+	for (size_t i = 0; r >= 0 && i < np && !ds.err; i++) {
+		snprintf(prefix, sizeof prefix, "%s", pfx[i]);
+		ds.plen = strlen(prefix);
+		r = wf_store_foreach(t, e->db.delivery, prefix, ds.plen, dlv_cb, &ds);
+	}
+	free(pfx);
 	if (r >= 0 && ds.err)
 		r = ds.err;
 	dlv_link(&ds);

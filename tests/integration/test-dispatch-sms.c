@@ -461,11 +461,11 @@ static int dlv_fn(struct wf_txn *t, void *ud)
 {
 	struct dlv_get *g = ud;
 	char key[DSP_KEY_MAX];
-	int r = dsp_key_delivery(key, sizeof key, g->id, 1, g->channel, "*");
+	int r = dsp_key_delivery(t, &g->s->dbs, key, sizeof key, g->id, 1, g->channel, "*");
 	return r < 0 ? r : dsp_get_rec(t, g->s->dbs.delivery, key, &g->rec, sizeof g->rec);
 }
 
-/* d-delivery "<id>@1|<channel>|*" */
+/* d-delivery "<seq>:<id>@1|<channel>|*" */
 static void expect_delivery(struct state *s, const char *id, const char *channel,
 			    enum dsp_delivery_state want, const char *detail)
 {

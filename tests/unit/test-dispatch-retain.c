@@ -214,7 +214,7 @@ START_TEST(test_old_store_indexed_at_open)
 
 	fx_reopen_engine();
 	d = dsp_engine_dbs(fx.e);
-	ck_assert_uint_eq(fx_count(d->meta), 1);
+	ck_assert_uint_eq(fx_count(d->meta), 2);    /* "index" and "layout" */
 	ck_assert_uint_eq(fx_count(d->dpend), 2);   /* w-u's two notices */
 	ck_assert_uint_eq(fx_count(d->purge), 1);   /* w-g: from its expiry */
 	/* the earliest deadline is found again: w-u's ack deadlines (1 h) ... */

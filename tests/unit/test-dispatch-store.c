@@ -354,16 +354,75 @@ START_TEST(test_put_indexed_new)
 }
 END_TEST
 
+/* A version's records are keyed by its place in d-wlog: the keys of a
+ * stored version carry its sequence number, those of one not stored the
+ * shared 0; a version stored again keeps its number (its records stay
+ * found); the prefixes of a warning cover each version and the shared
+ * one. */
+static int vkeys_fn(struct wf_txn *t, void *ud)
+{
+	const struct dsp_dbs *d = ud;
+	char k[DSP_KEY_MAX];
+	ck_assert_int_eq(dsp_put_warning(t, d, "w-1", 12, "a", 1), 0);
+	ck_assert_int_eq(dsp_put_warning(t, d, "w-2", 1, "b", 1), 0);
+	ck_assert_int_gt(dsp_key_delivery(t, d, k, sizeof k, "w-1", 12, "duty", "st"), 0);
+	ck_assert_str_eq(k, "0000000000000001:w-1@12|duty|st");
+	ck_assert_int_gt(dsp_key_duty(t, d, k, sizeof k, "st", "w-2", 1), 0);
+	ck_assert_str_eq(k, "st|0000000000000002:w-2@1");
+	ck_assert_int_gt(dsp_key_review(t, d, k, sizeof k, "w-1", 12), 0);
+	ck_assert_str_eq(k, "0000000000000001:w-1@12");
+	ck_assert_int_gt(dsp_key_review(t, d, k, sizeof k, "w-1", 13), 0); /* not stored */
+	ck_assert_str_eq(k, "0000000000000000:w-1@13");
+	ck_assert_int_eq(dsp_put_warning(t, d, "w-1", 12, "c", 1), 0); /* again: same number */
+	ck_assert_int_gt(dsp_key_review(t, d, k, sizeof k, "w-1", 12), 0);
+	ck_assert_str_eq(k, "0000000000000001:w-1@12");
+	ck_assert_int_eq(dsp_put_warning(t, d, "w-1", 13, "d", 1), 0);
+	ck_assert_int_gt(dsp_key_review(t, d, k, sizeof k, "w-1", 13), 0); /* now stored */
+	ck_assert_str_eq(k, "0000000000000004:w-1@13"); /* 3 went unused by the copy */
+	char(*p)[DSP_KEY_MAX] = NULL;
+	size_t n = 0;
+	ck_assert_int_eq(dsp_version_prefixes(t, d, "w-1", &p, &n), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_str_eq(p[0], "0000000000000001:w-1@");
+	ck_assert_str_eq(p[1], "0000000000000004:w-1@");
+	ck_assert_str_eq(p[2], "0000000000000000:w-1@");
+	free(p);
+	return 0;
+}
+
+static int vkeys_read_fn(struct wf_txn *t, void *ud)
+{
+	const struct dsp_dbs *d = ud;
+	char k[DSP_KEY_MAX];
+	ck_assert_int_gt(dsp_key_duty(t, d, k, sizeof k, "st", "w-1", 13), 0); /* a reader */
+	ck_assert_str_eq(k, "st|0000000000000004:w-1@13");
+	return 0;
+}
+
+START_TEST(test_version_keys)
+{
+	fx_open(NULL);
+	ck_assert_int_eq(wf_store_update(fx.store, vkeys_fn, (void *)dsp_engine_dbs(fx.e)), 0);
+	ck_assert_int_eq(wf_store_view(fx.store, vkeys_read_fn, (void *)dsp_engine_dbs(fx.e)), 0);
+	fx_close();
+}
+END_TEST
+
 /* Keys: exact text, and too long for the buffer or for LMDB is refused. */
 START_TEST(test_keys)
 {
 	char k[DSP_KEY_MAX], small[8], id[600], big[600];
 	ck_assert_int_eq(dsp_key_version(k, sizeof k, "w-1", 4294967295u), 14);
 	ck_assert_str_eq(k, "w-1@4294967295");
-	ck_assert_int_eq(dsp_key_delivery(k, sizeof k, "w-1", 0, "duty", "st"), 13);
-	ck_assert_str_eq(k, "w-1@0|duty|st");
-	ck_assert_int_eq(dsp_key_duty(k, sizeof k, "st", "w-1", 12), 9);
-	ck_assert_str_eq(k, "st|w-1@12");
+	ck_assert_int_eq(dsp_key_vkey(k, sizeof k, 0x2au, "w-1", 12), 23);
+	ck_assert_str_eq(k, "000000000000002a:w-1@12");
+	ck_assert_int_eq(dsp_key_vkey(k, sizeof k, UINT64_MAX, "w", 0), 20);
+	ck_assert_str_eq(k, "ffffffffffffffff:w@0");
+	ck_assert_str_eq(dsp_key_skip_seq("000000000000002a:w-1@12|duty|st"), "w-1@12|duty|st");
+	ck_assert_str_eq(dsp_key_skip_seq("w-1@12"), "w-1@12");                /* none */
+	ck_assert_str_eq(dsp_key_skip_seq("000000000000002A:w"), "000000000000002A:w"); /* not hex */
+	ck_assert_str_eq(dsp_key_skip_seq("00000000000002a:w"), "00000000000002a:w");   /* 15 */
+	ck_assert_str_eq(dsp_key_skip_seq(""), "");
 	ck_assert_int_eq(dsp_key_followup(k, sizeof k, "st", "w-1"), 6);
 	ck_assert_str_eq(k, "st|w-1");
 	ck_assert_int_eq(dsp_key_version(small, sizeof small, "w-1", 1234), -ENAMETOOLONG);
@@ -429,9 +488,57 @@ static void kv_free(struct kv *s)
 	memset(s, 0, sizeof *s);
 }
 
+/* KEY (KL bytes) as an earlier release keyed it: without the "<seq>:" of
+ * its version, after the station for SHAPE 'd' (d-duty, d-dpend), at the
+ * start for 'v' (d-review, d-delivery). */
+static size_t old_key(const char *key, size_t kl, char shape, char *out)
+{
+	char k[DSP_KEY_MAX];
+	memcpy(k, key, kl);
+	k[kl] = '\0';
+	char *v = k;
+	if (shape == 'd') {
+		char *bar = strchr(k, '|');
+		ck_assert_ptr_nonnull(bar);
+		v = bar + 1;
+	}
+	const char *rest = dsp_key_skip_seq(v);
+	ck_assert_ptr_ne(rest, v); /* it had one */
+	size_t head = (size_t)(v - k);
+	memcpy(out, k, head);
+	strcpy(out + head, rest);
+	return strlen(out);
+}
+
+/* Rewrites table DBI's keys (of SHAPE, old_key) as an earlier release's. */
+static void old_keys(struct wf_txn *t, unsigned dbi, char shape)
+{
+	struct kv s = { 0 };
+	ck_assert_int_eq(wf_store_foreach(t, dbi, NULL, 0, kv_cb, &s), 0);
+	for (size_t k = 0; k < s.n; k++) {
+		char nk[DSP_KEY_MAX + 16];
+		size_t nl;
+		if (shape == 'x') { /* d-due: <u64><kind> before the table key */
+			char kind = ((char *)s.k[k])[8];
+			if (kind != 'r' && kind != 'd')
+				continue;
+			memcpy(nk, s.k[k], 9);
+			nl = 9 + old_key((char *)s.k[k] + 9, s.kl[k] - 9, kind == 'd' ? 'd' : 'v',
+					 nk + 9);
+		} else {
+			nl = old_key(s.k[k], s.kl[k], shape, nk);
+		}
+		ck_assert_int_eq(wf_store_del(t, dbi, s.k[k], s.kl[k]), 0);
+		ck_assert_int_eq(wf_store_put(t, dbi, nk, nl, s.v[k], s.vl[k], 0), 0);
+	}
+	kv_free(&s);
+}
+
 /* Rewrites the store as an earlier release wrote it: every fixed record
  * raw (the struct itself), every version in d-warning under <id>@<version>,
- * d-wver and d-wlog empty. Returns the number of records rewritten. */
+ * d-wver and d-wlog empty, the records keyed by "<id>@<version>" (in the
+ * deadline index and the pending list too), no d-meta "layout". Returns
+ * the number of records rewritten. */
 static int to_old_layout(struct wf_txn *t, void *ud)
 {
 	const struct dsp_dbs *d = dsp_engine_dbs(fx.e);
@@ -471,7 +578,37 @@ static int to_old_layout(struct wf_txn *t, void *ud)
 		(*n)++;
 	}
 	kv_free(&s);
+	old_keys(t, d->review, 'v');
+	old_keys(t, d->delivery, 'v');
+	old_keys(t, d->duty, 'd');
+	old_keys(t, d->dpend, 'd');
+	old_keys(t, d->due, 'x');
+	ck_assert_int_eq(wf_store_del(t, d->meta, "layout", 6), 0);
 	return 0;
+}
+
+/* What the old layout left: no key of a version's record with a "<seq>:". */
+static int seq_keys_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	(void)v;
+	(void)vl;
+	char key[DSP_KEY_MAX];
+	memcpy(key, k, kl);
+	key[kl] = '\0';
+	const char *bar = strchr(key, '|');
+	if (dsp_key_skip_seq(key) != key || (bar && dsp_key_skip_seq(bar + 1) != bar + 1))
+		(*(int *)ud)++;
+	return 0;
+}
+
+static int count_seq_keys(unsigned dbi)
+{
+	struct wf_txn *t;
+	int n = 0;
+	ck_assert_int_eq(wf_store_txn_begin(fx.store, false, &t), 0);
+	ck_assert_int_eq(wf_store_foreach(t, dbi, NULL, 0, seq_keys_cb, &n), 0);
+	wf_store_txn_abort(t);
+	return n;
 }
 
 static bool has_record(const char *id)
@@ -489,8 +626,9 @@ static bool has_record(const char *id)
 }
 
 /* Two warnings released to every channel and acknowledged by one station,
- * rewritten in the earlier layout, then opened by this engine: nothing is
- * converted, and everything goes on from the old records. */
+ * rewritten in the earlier layout, then opened by this engine: the keys are
+ * converted once (layout.c; the records stay raw, still read), and
+ * everything goes on from the old records. */
 START_TEST(test_store_of_an_earlier_release)
 {
 	struct dsp_config c;
@@ -512,10 +650,28 @@ START_TEST(test_store_of_an_earlier_release)
 	const struct dsp_dbs *d = dsp_engine_dbs(fx.e);
 	ck_assert_uint_eq(fx_count(d->warning), 2);
 	ck_assert_uint_eq(fx_count(d->wlog), 0);
+	ck_assert_int_eq(count_seq_keys(d->review) + count_seq_keys(d->delivery) +
+				 count_seq_keys(d->duty) + count_seq_keys(d->dpend),
+			 0);
+	uint64_t dues = fx_count(d->due), pend = fx_count(d->dpend);
+	ck_assert_uint_gt(pend, 0);
 
 	/* the new binary on the old store */
 	fx_reopen_engine();
 	d = dsp_engine_dbs(fx.e);
+	ck_assert_uint_eq(fx_count(d->warning), 0); /* moved to the log */
+	ck_assert_uint_eq(fx_count(d->wlog), 2);
+	ck_assert_uint_eq(fx_count(d->wver), 2);
+	ck_assert_int_eq(count_seq_keys(d->review), (int)fx_count(d->review));
+	ck_assert_int_eq(count_seq_keys(d->delivery), (int)fx_count(d->delivery));
+	ck_assert_int_eq(count_seq_keys(d->duty), (int)fx_count(d->duty));
+	ck_assert_int_eq(count_seq_keys(d->dpend), (int)pend);
+	ck_assert_uint_eq(fx_count(d->dpend), pend);
+	ck_assert_uint_eq(fx_count(d->due), dues); /* every deadline rebuilt, none doubled */
+	fx_reopen_engine(); /* once: nothing changes the second time */
+	d = dsp_engine_dbs(fx.e);
+	ck_assert_uint_eq(fx_count(d->due), dues);
+	ck_assert_uint_eq(fx_count(d->wlog), 2);
 	ck_assert(has_record("w-old-a"));
 	ck_assert(has_record("w-old-b"));
 	ck_assert_int_eq(delivery("w-old-a", 1, "duty", "duty-twn-a", NULL), DSP_DLV_ACKED);
@@ -526,7 +682,7 @@ START_TEST(test_store_of_an_earlier_release)
 	ck_assert_int_eq(delivery("w-old-a", 1, "duty", "duty-twn-b", NULL), DSP_DLV_ACKED);
 	ck_assert_int_eq(duty_ack("duty-twn-a", "w-old-b", 1, T0 + 2 * MIN), 0);
 	ck_assert_int_eq(delivery("w-old-b", 1, "duty", "duty-twn-a", NULL), DSP_DLV_ACKED);
-	/* a new version: its CAP Update refers to version 1, read from d-warning */
+	/* a new version: its CAP Update refers to version 1, moved to d-wlog */
 	Wf__V1__Warning b2 = mkw("w-old-b", 2, IV,
 				 WF__V1__MSG_TYPE__MSG_TYPE_UPDATE, ACTUAL, T0 + 3 * MIN);
 	b2.expires_ms = T0 + 6 * 60 * MIN;
@@ -539,14 +695,16 @@ START_TEST(test_store_of_an_earlier_release)
 		    strstr((const char *)all[i].payload, "w-old-b.v1"))
 			cap_refers = true;
 	ck_assert_msg(cap_refers, "no CAP Update referring to w-old-b.v1");
-	ck_assert_uint_eq(fx_count(d->wlog), 1); /* the new version in the new table */
+	ck_assert_uint_eq(fx_count(d->wlog), 3); /* the new version after the two moved */
 	ck_assert_uint_eq(stored_versions(), versions + 1); /* counted on from the raw record */
-	/* the end of w-old-a and its purge take its d-warning version and raw records */
+	/* the end of w-old-a and its purge take its moved version and raw records */
 	ck_assert_int_eq(tick(T0 + 30 * MIN), 0);
 	ck_assert_int_eq(tick(T0 + 90 * MIN), 0);
 	ck_assert(!has_record("w-old-a"));
 	ck_assert_int_eq(delivery("w-old-a", 1, "duty", "duty-twn-a", NULL), -1);
-	ck_assert_uint_eq(fx_count(d->warning), 1); /* w-old-b@1 */
+	ck_assert_uint_eq(fx_count(d->wlog), 2); /* w-old-b@1, @2 */
+	ck_assert_uint_eq(fx_count(d->wver), 2);
+	ck_assert_int_eq(count_seq_keys(d->delivery), (int)fx_count(d->delivery));
 	ck_assert(has_record("w-old-b"));
 	fx_close();
 }
@@ -562,6 +720,7 @@ int main(void)
 	tcase_add_test(tc, test_warning_log);
 	tcase_add_test(tc, test_keys);
 	tcase_add_test(tc, test_put_indexed_new);
+	tcase_add_test(tc, test_version_keys);
 	tcase_add_test(tc, test_store_of_an_earlier_release);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
