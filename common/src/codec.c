@@ -912,6 +912,16 @@ out:
 	return r;
 }
 
+int wf_codec_warning_pack_checked(const Wf__V1__Warning *w, const struct wf_codec_limits *lim,
+				  uint8_t **ret_buf, size_t *ret_len,
+				  struct wf_codec_error *ret_err)
+{
+	SETUP(ret_err, lim, 0);
+	if (!w || !ret_buf || !ret_len)
+		return -EINVAL;
+	return pack_common(&w->base, c, ret_buf, ret_len);
+}
+
 Wf__V1__Warning *wf_codec_warning_free(Wf__V1__Warning *w)
 {
 	if (w)

@@ -312,6 +312,29 @@ void wf_log_flush(void)
 	pthread_mutex_unlock(&log_mu);
 }
 
+/* wf_clock_format of MS, the date and time of its second formatted once
+ * (per thread) and only the milliseconds written for each line. */
+static void format_ts(int64_t ms, char *buf, size_t size)
+{
+	static _Thread_local int64_t cached_sec = INT64_MIN;
+	static _Thread_local char cached[40];
+	int64_t sec = ms >= 0 ? ms / 1000 : (ms - 999) / 1000;
+	int frac = (int)(ms - sec * 1000);
+	if (sec != cached_sec) {
+		wf_clock_format(sec * 1000, cached, sizeof cached);
+		cached_sec = sec;
+	}
+	/* "YYYY-MM-DDTHH:MM:SS.mmmZ"; anything else is formatted whole */
+	if (size <= 24 || strlen(cached) != 24 || cached[19] != '.') {
+		wf_clock_format(ms, buf, size);
+		return;
+	}
+	memcpy(buf, cached, 25);
+	buf[20] = (char)('0' + frac / 100);
+	buf[21] = (char)('0' + frac / 10 % 10);
+	buf[22] = (char)('0' + frac % 10);
+}
+
 void wf_logv(int priority, const char *group, const char *fmt, va_list ap)
 {
 	int saved_errno = errno;
@@ -342,7 +365,7 @@ void wf_logv(int priority, const char *group, const char *fmt, va_list ap)
 	put_raw(&l, head, (size_t)h);
 	if (want_timestamps()) {
 		char ts[40];
-		wf_clock_format(wf_clock_now_ms(log_clock), ts, sizeof ts);
+		format_ts(wf_clock_now_ms(log_clock), ts, sizeof ts);
 		put_raw(&l, ts, strlen(ts));
 		put_raw(&l, " ", 1);
 	}

@@ -510,7 +510,10 @@ static int apply_batch(struct wf_txn *t, void *ud)
 		else
 			r = n->cb.on_warning != NULL ? n->cb.on_warning(n->ud, t, p->w, &m, &p->why) : 0;
 		if (r < 0) {
-			notice(n, WF_NODE_TRANSIENT, r, p->topic);
+			/* -ENOSPC: the map is full; the store grows it and runs the
+			 * batch again (and says so if it cannot) */
+			if (r != -ENOSPC)
+				notice(n, WF_NODE_TRANSIENT, r, p->topic);
 			return r;
 		}
 		p->outcome = r == WF_NODE_REJECT ? OUT_REJECT : OUT_APPLIED;

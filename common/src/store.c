@@ -23,6 +23,7 @@ struct wf_store {
 	MDB_env *env;
 	size_t map_size;
 	size_t max_map_size;
+	size_t page_size;
 	unsigned stale_readers;
 	atomic_int active; /* open transactions of this handle */
 };
@@ -157,6 +158,11 @@ int wf_store_open(const struct wf_store_options *o, struct wf_store **ret)
 	s->map_size = info.me_mapsize;
 	if (s->max_map_size < s->map_size)
 		s->max_map_size = s->map_size;
+	MDB_stat st;
+	r = map_err(mdb_env_stat(s->env, &st));
+	if (r < 0)
+		goto fail;
+	s->page_size = st.ms_psize;
 
 	int dead = 0;
 	r = map_err(mdb_reader_check(s->env, &dead));
@@ -557,10 +563,25 @@ int wf_store_dbi(struct wf_store *s, const char *name, unsigned flags, unsigned 
 	return 0;
 }
 
+/* Grows the map ahead of need: once the file's pages reach half of it (a
+ * write transaction that hits the end is aborted and run again, its whole
+ * batch of work lost). Only when no transaction is open; a failure is
+ * left to the full-map path. */
+static void grow_early(struct wf_store *s)
+{
+	MDB_envinfo info;
+	if (s->map_size >= s->max_map_size || atomic_load(&s->active) != 0 ||
+	    mdb_env_info(s->env, &info) != MDB_SUCCESS)
+		return;
+	if (((size_t)info.me_last_pgno + 1) * s->page_size > s->map_size / 2)
+		(void)grow(s);
+}
+
 int wf_store_update(struct wf_store *s, int (*fn)(struct wf_txn *t, void *ud), void *ud)
 {
 	if (!s || !fn)
 		return -EINVAL;
+	grow_early(s);
 	for (int attempt = 0; attempt < MAX_UPDATE_RETRIES; attempt++) {
 		struct wf_txn *t = NULL;
 		int r = wf_store_txn_begin(s, true, &t);

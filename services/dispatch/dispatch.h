@@ -99,7 +99,8 @@ void dsp_engine_set_routing(struct dsp_engine *e, struct dsp_routing *routing);
 const struct dsp_routing *dsp_engine_routing(const struct dsp_engine *e);
 const struct dsp_dbs *dsp_engine_dbs(const struct dsp_engine *e);
 
-/* Inputs. */
+/* Inputs. W (and MSG) as the codec's unpack returned them: checked and
+ * normalised (W is stored as it is, not checked again). */
 int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
 		       int64_t now_ms, struct wf_codec_error *why);
 int dsp_engine_control(struct dsp_engine *e, struct wf_txn *t, enum wf_topic_kind kind,

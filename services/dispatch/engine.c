@@ -563,7 +563,7 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 	/* keep the version (CAP references, notices rebuilt on resync) */
 	uint8_t *buf = NULL;
 	size_t len = 0;
-	r = wf_codec_warning_pack(w, &e->limits, w->sent_ms, &buf, &len, why);
+	r = wf_codec_warning_pack_checked(w, &e->limits, &buf, &len, why);
 	if (r == -EBADMSG)
 		return WF_NODE_REJECT;
 	if (r < 0)

@@ -388,6 +388,28 @@ START_TEST(test_warning_round_trip)
 	wf_codec_warning_free(out);
 	free(rbuf);
 
+	/* what unpack returned packs as it is, without a second check: the
+	 * same bytes as the checked pack (normalised regions included) */
+	rbuf = raw(&w.base, &rlen);
+	ck_assert_int_eq(wf_codec_warning_unpack(rbuf, rlen, &lim, NOW, &out, NULL), 0);
+	uint8_t *cbuf = NULL, *pbuf = NULL;
+	size_t clen = 0, plen = 0;
+	ck_assert_int_eq(wf_codec_warning_pack_checked(out, &lim, &cbuf, &clen, NULL), 0);
+	ck_assert_int_eq(wf_codec_warning_pack(out, &lim, NOW, &pbuf, &plen, NULL), 0);
+	ck_assert_uint_eq(clen, plen);
+	ck_assert_int_eq(memcmp(cbuf, pbuf, clen), 0);
+	free(cbuf);
+	free(pbuf);
+	/* the size limit still holds */
+	struct wf_codec_limits tiny = lim;
+	tiny.max_payload = clen - 1;
+	struct wf_codec_error err;
+	ck_assert_int_eq(wf_codec_warning_pack_checked(out, &tiny, &cbuf, &clen, &err), -EBADMSG);
+	ck_assert_int_eq(err.reason, WF_REASON_TOO_LARGE);
+	ck_assert_int_eq(wf_codec_warning_pack_checked(NULL, &lim, &cbuf, &clen, NULL), -EINVAL);
+	wf_codec_warning_free(out);
+	free(rbuf);
+
 	/* an update */
 	w.version = 2;
 	w.msg_type = WF__V1__MSG_TYPE__MSG_TYPE_UPDATE;

@@ -209,6 +209,21 @@ START_TEST(test_timestamps)
 	wf_log_set_timestamps(WF_LOG_TIMESTAMPS_ON);
 	wf_log(LOG_INFO, "g", "stamped");
 	ck_assert_str_eq(lines[0], "<6>2021-07-20T08:00:00.500Z g: stamped\n");
+	/* the second is formatted once: each line still gets its own time */
+	char want[80];
+	const int64_t at[] = { 1626768000007, 1626768000999, 1626768001000, 1626768000500,
+			       1626771599999, -1, 0 };
+	for (size_t i = 0; i < sizeof at / sizeof at[0]; i++) {
+		char ts[40];
+		now = at[i];
+		wf_log(LOG_INFO, "g", "stamped");
+		snprintf(want, sizeof want, "<6>%s g: stamped\n", wf_clock_format(now, ts, sizeof ts));
+		ck_assert_str_eq(lines[nlines - 1], want);
+	}
+	ck_assert_str_eq(lines[nlines - 3], "<6>2021-07-20T08:59:59.999Z g: stamped\n");
+	ck_assert_str_eq(lines[nlines - 2], "<6>1969-12-31T23:59:59.999Z g: stamped\n");
+	now = 1626768000500;
+	nlines = 1; /* the lines below count from 1 */
 
 	/* AUTO: no timestamps when the output fd is the one JOURNAL_STREAM names */
 	int p[2];

@@ -386,6 +386,29 @@ START_TEST(test_map_grows)
 }
 END_TEST
 
+/* Past half of the map, the next update grows it first: no batch is run
+ * twice for it. */
+START_TEST(test_map_grows_early)
+{
+	struct wf_store *s = open_at(env_dir("early"), 1 << 20, 64 << 20);
+	ck_assert_uint_eq(wf_store_map_size(s), 1 << 20);
+	unsigned d;
+	ck_assert_int_eq(wf_store_dbi(s, "big", 0, &d), 0);
+	struct fill f = { .dbi = d, .records = 150, .vsize = 4000 }; /* ~600 KiB: fits */
+	ck_assert_int_eq(wf_store_update(s, fill_fn, &f), 150);
+	ck_assert_int_eq(f.runs, 1);
+	ck_assert_uint_eq(wf_store_map_size(s), 1 << 20);
+	struct fill small = { .dbi = d, .records = 1, .vsize = 10 };
+	ck_assert_int_eq(wf_store_update(s, fill_fn, &small), 1);
+	ck_assert_int_eq(small.runs, 1);
+	ck_assert_uint_eq(wf_store_map_size(s), 2 << 20); /* grown before it */
+	struct fill more = { .dbi = d, .records = 150, .vsize = 4001 }; /* rewrites: ~1.2 MiB in all */
+	ck_assert_int_eq(wf_store_update(s, fill_fn, &more), 150);
+	ck_assert_int_eq(more.runs, 1);
+	wf_store_close(s);
+}
+END_TEST
+
 static int own_enospc(struct wf_txn *t, void *ud)
 {
 	(void)t;
@@ -640,6 +663,7 @@ int main(void)
 	tcase_add_test(tc, test_abort_discards);
 	tcase_add_test(tc, test_txn_hooks);
 	tcase_add_test(tc, test_map_grows);
+	tcase_add_test(tc, test_map_grows_early);
 	tcase_add_test(tc, test_map_ceiling);
 	tcase_add_test(tc, test_iteration_order);
 	tcase_add_test(tc, test_view);

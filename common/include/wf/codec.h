@@ -126,6 +126,12 @@ int wf_codec_warning_validate(const Wf__V1__Warning *w, const struct wf_codec_li
 int wf_codec_warning_pack(const Wf__V1__Warning *w, const struct wf_codec_limits *lim,
 			  int64_t now_ms, uint8_t **ret_buf, size_t *ret_len,
 			  struct wf_codec_error *ret_err);
+/* Packs W as wf_codec_warning_unpack returned it (checked and normalised
+ * already) without checking it again: only the size limit (a consumer
+ * storing what it received). */
+int wf_codec_warning_pack_checked(const Wf__V1__Warning *w, const struct wf_codec_limits *lim,
+				  uint8_t **ret_buf, size_t *ret_len,
+				  struct wf_codec_error *ret_err);
 Wf__V1__Warning *wf_codec_warning_free(Wf__V1__Warning *w);
 
 int wf_codec_ack_unpack(const void *data, size_t len, const struct wf_codec_limits *lim,
