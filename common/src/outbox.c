@@ -44,6 +44,11 @@ struct item {
 	bool gone;
 };
 
+struct meta {
+	uint64_t last_seq;
+	uint64_t bytes;
+};
+
 struct wf_outbox {
 	struct wf_store *s;
 	char *producer;
@@ -51,6 +56,12 @@ struct wf_outbox {
 	unsigned entries_dbi;
 	unsigned meta_dbi;
 	struct wf_outbox_options o;
+
+	/* the meta record during write transaction mc_t: read once, written
+	 * once by a pre-commit hook (meta_hook) instead of at each entry */
+	struct wf_txn *mc_t;
+	struct meta mc;
+	bool mc_dirty, mc_checked;
 
 	struct sent *sent;
 	size_t n_sent, cap_sent;
@@ -146,12 +157,7 @@ const char *wf_outbox_producer(const struct wf_outbox *o)
 
 /* ---- meta record ---- */
 
-struct meta {
-	uint64_t last_seq;
-	uint64_t bytes;
-};
-
-static int meta_get(struct wf_outbox *o, struct wf_txn *t, struct meta *m)
+static int meta_read(struct wf_outbox *o, struct wf_txn *t, struct meta *m)
 {
 	unsigned char v[16];
 	size_t n = 0;
@@ -169,12 +175,46 @@ static int meta_get(struct wf_outbox *o, struct wf_txn *t, struct meta *m)
 	return 0;
 }
 
-static int meta_put(struct wf_outbox *o, struct wf_txn *t, const struct meta *m)
+static int meta_write(struct wf_outbox *o, struct wf_txn *t, const struct meta *m)
 {
 	unsigned char v[16];
 	put_u64(v, m->last_seq);
 	put_u64(v + 8, m->bytes);
 	return wf_store_put(t, o->meta_dbi, o->producer, o->producer_len, v, sizeof v, 0);
+}
+
+static int meta_hook(struct wf_txn *t, void *ud, bool commit)
+{
+	struct wf_outbox *o = ud;
+	int r = commit && o->mc_dirty ? meta_write(o, t, &o->mc) : 0;
+	o->mc_t = NULL;
+	o->mc_dirty = o->mc_checked = false;
+	return r;
+}
+
+static int meta_get(struct wf_outbox *o, struct wf_txn *t, struct meta *m)
+{
+	if (o->mc_t == t && t) {
+		*m = o->mc;
+		return 0;
+	}
+	int r = meta_read(o, t, m);
+	if (r < 0 || !wf_store_txn_writable(t) || wf_store_txn_hook(t, meta_hook, o) < 0)
+		return r; /* a reader, or no room for the hook: without the cache */
+	o->mc_t = t;
+	o->mc = *m;
+	o->mc_dirty = o->mc_checked = false;
+	return 0;
+}
+
+static int meta_put(struct wf_outbox *o, struct wf_txn *t, const struct meta *m)
+{
+	if (o->mc_t == t && t) {
+		o->mc = *m;
+		o->mc_dirty = true;
+		return 0;
+	}
+	return meta_write(o, t, m);
 }
 
 int wf_outbox_next_seq(struct wf_outbox *o, struct wf_txn *t, uint64_t *ret_seq)
@@ -194,12 +234,17 @@ int wf_outbox_next_seq(struct wf_outbox *o, struct wf_txn *t, uint64_t *ret_seq)
 	r = meta_get(o, t, &m);
 	if (r < 0)
 		return r;
-	/* defensive: never reuse a number still stored */
-	r = wf_store_last_key(t, o->entries_dbi, k, sizeof k, &kl);
-	if (r == 0 && kl == sizeof k && get_u64(k) > m.last_seq)
-		m.last_seq = get_u64(k);
-	else if (r < 0 && r != -ENOENT)
-		return r;
+	/* defensive: never reuse a number still stored (once a transaction:
+	 * the numbers after it come from here) */
+	if (!(o->mc_t == t && o->mc_checked)) {
+		r = wf_store_last_key(t, o->entries_dbi, k, sizeof k, &kl);
+		if (r == 0 && kl == sizeof k && get_u64(k) > m.last_seq)
+			m.last_seq = get_u64(k);
+		else if (r < 0 && r != -ENOENT)
+			return r;
+		if (o->mc_t == t)
+			o->mc_checked = true;
+	}
 	if (m.last_seq == UINT64_MAX)
 		return -EOVERFLOW;
 	m.last_seq++;

@@ -181,6 +181,46 @@ START_TEST(test_seq_increasing_across_reopen)
 }
 END_TEST
 
+/* The meta record (last number, bytes) is kept in memory for a write
+ * transaction and written before it commits: an aborted one leaves
+ * nothing (its numbers are handed out again), a committed one all of it,
+ * and readers of another transaction see the committed figures only. */
+START_TEST(test_meta_per_transaction)
+{
+	struct fx f;
+	fx_init(&f, "meta");
+	struct wf_txn *t = NULL;
+	ck_assert_int_eq(wf_store_txn_begin(f.s, true, &t), 0);
+	ck_assert_uint_eq(put_one(&f, t), 1);
+	ck_assert_uint_eq(put_one(&f, t), 2);
+	wf_store_txn_abort(t);
+	uint64_t n = 9, bytes = 9;
+	ck_assert_int_eq(wf_outbox_pending(f.o, &n, &bytes), 0);
+	ck_assert_uint_eq(n, 0);
+	ck_assert_uint_eq(bytes, 0);
+	ck_assert_int_eq(wf_store_txn_begin(f.s, true, &t), 0);
+	ck_assert_uint_eq(put_one(&f, t), 1); /* the aborted numbers again */
+	ck_assert_uint_eq(put_one(&f, t), 2);
+	ck_assert_uint_eq(put_one(&f, t), 3);
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+	ck_assert_int_eq(wf_outbox_pending(f.o, &n, &bytes), 0);
+	ck_assert_uint_eq(n, 3);
+	uint64_t after3 = bytes;
+	ck_assert_uint_gt(after3, 3 * strlen("msg-1"));
+	/* reopened: the committed record was written */
+	fx_close(&f);
+	fx_open_store(&f);
+	fx_open_outbox(&f);
+	ck_assert_int_eq(wf_outbox_pending(f.o, &n, &bytes), 0);
+	ck_assert_uint_eq(n, 3);
+	ck_assert_uint_eq(bytes, after3);
+	ck_assert_int_eq(wf_store_txn_begin(f.s, true, &t), 0);
+	ck_assert_uint_eq(put_one(&f, t), 4);
+	ck_assert_int_eq(wf_store_txn_commit(t), 0);
+	fx_close(&f);
+}
+END_TEST
+
 START_TEST(test_open_rejects)
 {
 	struct fx f;
@@ -709,6 +749,7 @@ int main(void)
 	TCase *tc = tcase_create("core");
 	tcase_add_unchecked_fixture(tc, tc_setup, tc_teardown);
 	tcase_add_test(tc, test_seq_increasing_across_reopen);
+	tcase_add_test(tc, test_meta_per_transaction);
 	tcase_add_test(tc, test_open_rejects);
 	tcase_add_test(tc, test_put_flush_exact_bytes_in_order);
 	tcase_add_test(tc, test_flush_n_budget);
