@@ -129,6 +129,15 @@ int dsp_key_vkey(char *buf, size_t size, uint64_t seq, const char *id, uint32_t 
 	return kdone(&k);
 }
 
+int dsp_key_vprefix(char *buf, size_t size, uint64_t seq, const char *id)
+{
+	struct kbuf k = { buf, size, 0, size > 0 };
+	kput_seq(&k, seq);
+	kput(&k, id);
+	kput(&k, "@");
+	return kdone(&k);
+}
+
 const char *dsp_key_skip_seq(const char *key)
 {
 	for (int i = 0; i < DSP_SEQ_HEX; i++)
@@ -435,6 +444,27 @@ int dsp_put_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, u
 	return r;
 }
 
+static int unpack_stored(void *buf, size_t len, Wf__V1__Warning **ret)
+{
+	Wf__V1__Warning *w = wf__v1__warning__unpack(NULL, len, buf);
+	free(buf);
+	if (!w)
+		return -EBADMSG;
+	*ret = w;
+	return 0;
+}
+
+int dsp_get_warning_seq(struct wf_txn *t, const struct dsp_dbs *d, uint64_t seq,
+			Wf__V1__Warning **ret)
+{
+	unsigned char k[8];
+	void *buf = NULL;
+	size_t len = 0;
+	wf_store_u64_to_key(seq, k);
+	int r = seq == 0 ? -ENOENT : wf_store_get(t, d->wlog, k, sizeof k, &buf, &len);
+	return r < 0 ? r : unpack_stored(buf, len, ret);
+}
+
 int dsp_get_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
 		    Wf__V1__Warning **ret)
 {
@@ -455,14 +485,7 @@ int dsp_get_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, u
 		r = wf_store_get(t, d->wlog, seq, sizeof seq, &buf, &len);
 	else if (r == -ENOENT)
 		r = wf_store_get(t, d->warning, key, kl, &buf, &len); /* an earlier release's */
-	if (r < 0)
-		return r;
-	Wf__V1__Warning *w = wf__v1__warning__unpack(NULL, len, buf);
-	free(buf);
-	if (!w)
-		return -EBADMSG;
-	*ret = w;
-	return 0;
+	return r < 0 ? r : unpack_stored(buf, len, ret);
 }
 
 struct seqs {
@@ -524,12 +547,8 @@ int dsp_version_prefixes(struct wf_txn *t, const struct dsp_dbs *d, const char *
 	char(*v)[DSP_KEY_MAX] = r >= 0 ? calloc(s.n + 1, sizeof *v) : NULL;
 	if (r >= 0 && !v)
 		r = -ENOMEM;
-	for (size_t i = 0; r >= 0 && i <= s.n; i++) {
-		struct kbuf p = { v[i], sizeof v[i], 0, true };
-		kput_seq(&p, i < s.n ? wf_store_key_to_u64(s.v[i]) : 0);
-		kput(&p, prefix);
-		r = kdone(&p);
-	}
+	for (size_t i = 0; r >= 0 && i <= s.n; i++)
+		r = dsp_key_vprefix(v[i], sizeof v[i], i < s.n ? wf_store_key_to_u64(s.v[i]) : 0, id);
 	free(s.v);
 	if (r < 0) {
 		free(v);

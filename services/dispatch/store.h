@@ -189,6 +189,9 @@ int dsp_key_delivery(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_
 int dsp_key_duty(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_t size,
 		 const char *station, const char *id, uint32_t version);
 int dsp_key_followup(char *buf, size_t size, const char *station, const char *id);
+/* "<seq>:<id>@": the key prefix of every d-review and d-delivery record of
+ * the version numbered SEQ (of warning ID). */
+int dsp_key_vprefix(char *buf, size_t size, uint64_t seq, const char *id);
 /* KEY past its "<seq>:" (KEY itself if it has none): "<id>@<ver>...". */
 const char *dsp_key_skip_seq(const char *key);
 /* The key prefixes of every record of ID's versions in d-review and
@@ -233,6 +236,10 @@ int dsp_del_prefix(struct wf_txn *t, unsigned dbi, const char *prefix, uint64_t 
  * adding the number of keys deleted to *N. */
 int dsp_del_warnings(struct wf_txn *t, const struct dsp_dbs *d, const char *prefix, uint64_t *n);
 
+/* Loads the version numbered SEQ in d-wlog (dsp_version_seq), -ENOENT if
+ * none. */
+int dsp_get_warning_seq(struct wf_txn *t, const struct dsp_dbs *d, uint64_t seq,
+			Wf__V1__Warning **ret);
 /* Loads version ID@VERSION (unpacked; free with wf_codec_warning_free),
  * -ENOENT if never received. */
 int dsp_get_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,

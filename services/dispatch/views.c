@@ -243,11 +243,27 @@ int dsp_engine_record(struct dsp_engine *e, struct wf_txn *t, const char *id, in
 	m.active = cur.active;
 	m.expires_ms = cur.expires_ms;
 	uint32_t first = cur.latest > REC_VERSIONS_MAX ? cur.latest - REC_VERSIONS_MAX + 1 : 1;
+	uint32_t other = cur.released ? cur.released : cancelled ? cancel.version : 0;
+	uint64_t latest_seq = 0, other_seq = 0;
 	for (uint32_t v = first; v <= cur.latest && v > 0; v++) {
 		Wf__V1__Warning *w = NULL;
 		struct dsp_review rv;
-		if (dsp_get_warning(t, &e->db, id, v, &w) < 0)
+		struct dsp_review_rec rec;
+		char rkey[DSP_KEY_MAX];
+		uint64_t seq = 0;
+		/* each version's number looked up once: its version and review by it */
+		if (dsp_version_seq(t, &e->db, id, v, &seq) < 0 ||
+		    (seq ? dsp_get_warning_seq(t, &e->db, seq, &w)
+			 : dsp_get_warning(t, &e->db, id, v, &w)) < 0) /* (an unconverted copy) */
 			continue;
+		if (v == cur.latest)
+			latest_seq = seq;
+		if (v == other)
+			other_seq = seq;
+		bool have_rv = seq && dsp_key_vkey(rkey, sizeof rkey, seq, id, v) > 0 &&
+			       dsp_get_rec(t, e->db.review, rkey, &rec, sizeof rec) == 0;
+		if (have_rv)
+			rv = rec.rv;
 		size_t i = m.n_versions++;
 		ws[i] = w;
 		Wf__V1__VersionRecord *x = &vr[i];
@@ -262,7 +278,7 @@ int dsp_engine_record(struct dsp_engine *e, struct wf_txn *t, const char *id, in
 		x->n_event_ids = (uint32_t)w->n_event_ids;
 		x->rule_ids = w->rule_ids;
 		x->n_rule_ids = w->n_rule_ids;
-		if (dsp_get_review(e, t, id, v, &rv) == 0) {
+		if (have_rv) {
 			x->review = (Wf__V1__ReviewState)rv.state;
 			x->required = rv.required;
 			for (unsigned k = 0; k < rv.n_approvers && k < DSP_MAX_APPROVERS; k++) {
@@ -293,20 +309,24 @@ int dsp_engine_record(struct dsp_engine *e, struct wf_txn *t, const char *id, in
 		m.review = m.n_versions ? vr[m.n_versions - 1].review : 0;
 	}
 	/* deliveries of the latest and the released (or cancelled) version,
-	 * each version's under its own key prefix */
-	char(*pfx)[DSP_KEY_MAX] = NULL;
-	size_t np = 0;
-	r = dsp_version_prefixes(t, &e->db, id, &pfx, &np);
-	for (size_t i = 0; r >= 0 && i < np && !ds.err; i++) {
-		snprintf(prefix, sizeof prefix, "%s", pfx[i]);
-		ds.plen = strlen(prefix);
+	 * each under its version's key prefix (the released one may be older
+	 * than the versions listed) */
+	if (other && other != cur.latest && !other_seq &&
+	    dsp_version_seq(t, &e->db, id, other, &other_seq) < 0)
+		other_seq = 0;
+	uint64_t seqs[2] = { latest_seq, other != cur.latest ? other_seq : 0 };
+	for (size_t i = 0; r >= 0 && i < 2 && !ds.err; i++) {
+		if (!seqs[i])
+			continue;
+		int pl = dsp_key_vprefix(prefix, sizeof prefix, seqs[i], id);
+		if (pl < 0)
+			continue;
+		ds.plen = (size_t)pl;
 		r = wf_store_foreach(t, e->db.delivery, prefix, ds.plen, dlv_cb, &ds);
 	}
-	free(pfx);
 	if (r >= 0 && ds.err)
 		r = ds.err;
 	dlv_link(&ds);
-	uint32_t other = cur.released ? cur.released : cancelled ? cancel.version : 0;
 	for (size_t i = 0; r >= 0 && i < ds.n; i++) {
 		const Wf__V1__DeliveryRecord *d = &ds.v[i];
 		if (keep_delivery(d, cur.latest, other) && m.n_deliveries < REC_DELIVERIES_MAX)

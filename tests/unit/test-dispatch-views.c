@@ -796,6 +796,44 @@ START_TEST(test_record_of_many_deliveries)
 }
 END_TEST
 
+/* The released version's deliveries are listed beside the latest's, also
+ * when it is older than the versions the record lists (each version's
+ * records sit under its own key prefix). */
+START_TEST(test_record_of_an_old_released_version)
+{
+	fx_open(NULL);
+	Wf__V1__Warning w = mkw("w-old-rel", 1, WF__V1__LEVEL__LEVEL_IV,
+				WF__V1__MSG_TYPE__MSG_TYPE_ALERT, WF__V1__STATUS__STATUS_ACTUAL, T0);
+	ck_assert_int_eq(apply_warning(&w, T0), 0); /* IV: released at once */
+	for (uint32_t v = 2; v <= 41; v++) { /* level I: each waits for review */
+		Wf__V1__Warning u = mkw("w-old-rel", v, WF__V1__LEVEL__LEVEL_I,
+					WF__V1__MSG_TYPE__MSG_TYPE_UPDATE,
+					WF__V1__STATUS__STATUS_ACTUAL, T0 + v);
+		ck_assert_int_eq(apply_warning(&u, T0 + v), 0);
+	}
+	views(T0 + 100);
+	Wf__V1__WarningRecord *r = record_out("w-old-rel");
+	ck_assert_ptr_nonnull(r);
+	ck_assert_uint_eq(r->latest, 41);
+	ck_assert_uint_eq(r->released, 1);
+	ck_assert_uint_eq(r->n_versions, 32); /* 10..41 */
+	size_t of_1 = 0, of_41 = 0, others = 0;
+	for (size_t i = 0; i < r->n_deliveries; i++) {
+		if (r->deliveries[i]->version == 1)
+			of_1++;
+		else if (r->deliveries[i]->version == 41)
+			of_41++;
+		else
+			others++;
+	}
+	ck_assert_uint_gt(of_1, 0);
+	ck_assert_uint_gt(of_41, 0);
+	ck_assert_uint_eq(others, 0);
+	wf__v1__warning_record__free_unpacked(r, NULL);
+	fx_close();
+}
+END_TEST
+
 int main(void)
 {
 	Suite *s = suite_create("dispatch-views");
@@ -815,6 +853,7 @@ int main(void)
 	tcase_add_test(tc, test_rebuild_of_all_records_in_passes);
 	tcase_add_test(tc, test_rebuild_includes_warnings_ended_today);
 	tcase_add_test(tc, test_record_of_many_deliveries);
+	tcase_add_test(tc, test_record_of_an_old_released_version);
 	suite_add_tcase(s, tc);
 	SRunner *sr = srunner_create(s);
 	srunner_run_all(sr, CK_NORMAL);
