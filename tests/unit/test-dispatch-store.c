@@ -5,9 +5,12 @@
  * writes the record before the commit, and an aborted batch counts
  * nothing; warning versions are appended to d-wlog in arrival order and
  * found through d-wver, versions of an earlier release's d-warning are
- * still read and purged; a whole store in the earlier layout (raw records,
- * versions in d-warning) works on: acks, a new version referring to one
- * stored before, statistics going on, the purge at the end. */
+ * still read and purged; a version's records are keyed by its place in
+ * the log ("<seq>:"), stored without a read when new; a whole store in the
+ * earlier layout (raw records, versions in d-warning, records keyed by
+ * "<id>@<version>") is converted once at open (layout.c) and works on:
+ * acks, a new version referring to one stored before, statistics going
+ * on, the purge at the end. */
 #include "dispatch-test.h"
 #include "dispatch-internal.h"
 #include "stats.h"
