@@ -109,6 +109,12 @@ int dsp_index_open(struct wf_store *s, const struct dsp_dbs *d, int64_t retain_m
 int dsp_index_build(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
 		    int64_t retain_ms, uint64_t *n);
 
+/* Drops the index entries of KIND (and for DSP_DUE_DUTY the pending list)
+ * and builds them again from KIND's table (layout.c, after it changed the
+ * table's keys). */
+int dsp_index_rebuild(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
+		      int64_t retain_ms);
+
 /* layout.c: converts a store whose tables are keyed as by earlier releases
  * (records by "<id>@<version>", versions in d-warning) to the keys of
  * store.h, once (d-meta "layout" 2), in one transaction; *N: the records

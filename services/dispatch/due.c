@@ -281,6 +281,57 @@ int dsp_index_build(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind
 	return r < 0 ? r : 0;
 }
 
+/* The d-due keys of one kind, copied (deleted after the scan). */
+struct kind_keys {
+	char kind;
+	unsigned char (*v)[IDX_KEY_MAX];
+	size_t *len;
+	size_t n, cap;
+	bool oom;
+};
+
+static int kind_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl)
+{
+	struct kind_keys *s = ud;
+	(void)val;
+	(void)vl;
+	if (kl < 9 || kl > IDX_KEY_MAX || ((const char *)k)[8] != s->kind)
+		return 0;
+	if (s->n == s->cap) {
+		size_t nc = s->cap ? 2 * s->cap : 256;
+		void *nv = realloc(s->v, nc * sizeof *s->v);
+		if (nv)
+			s->v = nv;
+		void *nl = nv ? realloc(s->len, nc * sizeof *s->len) : NULL;
+		if (!nl) {
+			s->oom = true;
+			return 1;
+		}
+		s->len = nl;
+		s->cap = nc;
+	}
+	memcpy(s->v[s->n], k, kl);
+	s->len[s->n++] = kl;
+	return 0;
+}
+
+int dsp_index_rebuild(struct wf_txn *t, const struct dsp_dbs *d, enum dsp_due_kind kind,
+		      int64_t retain_ms)
+{
+	struct kind_keys s = { (char)kind, NULL, NULL, 0, 0, false };
+	int r = wf_store_foreach(t, d->due, NULL, 0, kind_cb, &s);
+	if (r >= 0 && s.oom)
+		r = -ENOMEM;
+	for (size_t i = 0; r >= 0 && i < s.n; i++)
+		r = wf_store_del(t, d->due, s.v[i], s.len[i]);
+	free(s.v);
+	free(s.len);
+	if (r >= 0 && kind == DSP_DUE_DUTY) /* the pending list: all of it */
+		r = wf_store_del_range(t, d->dpend, "\0", 1, "\xff", 1, NULL, NULL);
+	uint64_t n = 0;
+	return r < 0 ? r : dsp_index_build(t, d, kind, retain_ms, &n);
+}
+
 struct open_ctx {
 	const struct dsp_dbs *d;
 	int64_t retain_ms;

@@ -510,9 +510,10 @@ bool dsp_review_pending(struct dsp_engine *e, struct wf_txn *t, const char *id, 
 	       rv.state == WF__V1__REVIEW_STATE__REVIEW_PENDING;
 }
 
-/* FRESH: the review of a version just received (its key is new, as a rule). */
-static int store_review_as(struct dsp_engine *e, struct wf_txn *t, const char *id,
-			   const struct dsp_review *rv, bool fresh)
+/* FRESH: the review of a version just received (its key is new, as a rule:
+ * stored without reading first). */
+static int store_review(struct dsp_engine *e, struct wf_txn *t, const char *id,
+			const struct dsp_review *rv, bool fresh)
 {
 	struct dsp_review_rec rec;
 	memset(&rec, 0, sizeof rec);
@@ -526,11 +527,6 @@ static int store_review_as(struct dsp_engine *e, struct wf_txn *t, const char *i
 		     : dsp_put_indexed(t, &e->db, DSP_DUE_REVIEW, key, &rec, sizeof rec);
 }
 
-static int store_review(struct dsp_engine *e, struct wf_txn *t, const char *id,
-			const struct dsp_review *rv)
-{
-	return store_review_as(e, t, id, rv, false);
-}
 
 int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warning *w,
 		       int64_t now, struct wf_codec_error *why)
@@ -598,7 +594,7 @@ int dsp_engine_warning(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__War
 	rv.state = need ? WF__V1__REVIEW_STATE__REVIEW_PENDING : WF__V1__REVIEW_STATE__REVIEW_AUTO;
 	if (need && e->cfg.policy.review_timeout_ms[w->level] > 0)
 		rv.review_deadline_ms = now + e->cfg.policy.review_timeout_ms[w->level];
-	r = store_review_as(e, t, w->id, &rv, true);
+	r = store_review(e, t, w->id, &rv, true);
 	if (r < 0)
 		return r;
 
@@ -844,7 +840,7 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 	if (a->decision == WF__V1__DECISION__DECISION_REJECT) {
 		rv.state = WF__V1__REVIEW_STATE__REVIEW_REJECTED;
 		snprintf(rv.rejected_by, sizeof rv.rejected_by, "%s", a->operator_);
-		r = store_review(e, t, a->warning_id, &rv);
+		r = store_review(e, t, a->warning_id, &rv, false);
 		if (r == 0)
 			r = dsp_record(t, &e->db, a->warning_id, a->version, "review", a->operator_,
 				       DSP_DLV_REJECTED, now, "%.90s", a->reason ? a->reason : "");
@@ -888,7 +884,7 @@ static int on_approval(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__App
 		if (r < 0)
 			return r;
 	}
-	return store_review(e, t, a->warning_id, &rv);
+	return store_review(e, t, a->warning_id, &rv, false);
 }
 
 /* Whether one more silence with S's id may be stored: at most
@@ -997,7 +993,7 @@ static int review_due(struct dsp_engine *e, struct wf_txn *t, char *full, int64_
 	    rv.review_deadline_ms == 0 || rv.review_deadline_ms > now)
 		return 0;
 	rv.review_escalated = 1; /* first, so a failure below cannot make it loop */
-	int r = store_review(e, t, key, &rv);
+	int r = store_review(e, t, key, &rv, false);
 	if (r < 0 || dsp_get_rec(t, e->db.current, key, &cur, sizeof cur) < 0 || ver < cur.latest)
 		return r < 0 ? r : 0; /* superseded: its successor has its own review */
 	Wf__V1__Warning *w = NULL;

@@ -28,6 +28,7 @@
 
 /* What a table's old keys look like. */
 enum shape {
+	SHAPE_WARNING,  /* "<id>@<ver>" (d-warning: the versions, moved to d-wlog) */
 	SHAPE_VERSION,  /* "<id>@<ver>" (d-review) */
 	SHAPE_DELIVERY, /* "<id>@<ver>|<ch>|<target>" (d-delivery) */
 	SHAPE_DUTY,     /* "<station>|<id>@<ver>" (d-duty) */
@@ -39,6 +40,8 @@ struct entry {
 	size_t vlen;
 };
 
+/* The next keys of a table still to convert, copied (the table changes
+ * under them). */
 struct chunk {
 	enum shape shape;
 	const char *after; /* the last key of the previous chunk ("" at first) */
@@ -58,8 +61,25 @@ static const char *version_part(enum shape shape, const char *key)
 
 static bool is_new(enum shape shape, const char *key)
 {
+	if (shape == SHAPE_WARNING)
+		return false; /* the whole table goes */
 	const char *v = version_part(shape, key);
 	return v == NULL || dsp_key_skip_seq(v) != v;
+}
+
+/* Splits "<id>@<ver>" (S, in place) at its last '@': the id stays in S,
+ * *VER the version. False when S is not of that form. */
+static bool split_version(char *s, uint32_t *ver)
+{
+	char *at = strrchr(s, '@'), *end;
+	if (!at || at == s || !at[1])
+		return false;
+	unsigned long v = strtoul(at + 1, &end, 10);
+	if (*end || v > UINT32_MAX)
+		return false;
+	*at = '\0';
+	*ver = (uint32_t)v;
+	return true;
 }
 
 static int chunk_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl)
@@ -94,41 +114,65 @@ static int new_key(struct wf_txn *t, const struct dsp_dbs *d, enum shape shape, 
 {
 	char tmp[DSP_KEY_MAX];
 	snprintf(tmp, sizeof tmp, "%s", old);
-	char *station = NULL, *ver = tmp, *rest = NULL;
+	char *station = NULL, *id = tmp, *rest = NULL;
+	char *bar = shape == SHAPE_VERSION ? NULL : strchr(tmp, '|');
+	if (shape != SHAPE_VERSION && !bar)
+		return 0;
 	if (shape == SHAPE_DUTY) {
-		char *bar = strchr(tmp, '|');
-		if (!bar)
-			return 0;
 		*bar = '\0';
 		station = tmp;
-		ver = bar + 1;
+		id = bar + 1;
 	} else if (shape == SHAPE_DELIVERY) {
-		char *bar = strchr(tmp, '|');
-		if (!bar)
-			return 0;
 		*bar = '\0';
 		rest = bar + 1;
 	}
-	char *at = strrchr(ver, '@');
-	if (!at || at == ver || !at[1])
-		return 0;
-	*at = '\0';
-	char *end;
-	unsigned long v = strtoul(at + 1, &end, 10);
-	if (*end || v > UINT32_MAX)
-		return 0;
+	uint32_t ver;
 	uint64_t seq;
-	int r = dsp_version_seq(t, d, ver, (uint32_t)v, &seq);
+	if (!split_version(id, &ver))
+		return 0;
+	int r = dsp_version_seq(t, d, id, ver, &seq);
 	if (r < 0)
 		return r;
 	char vkey[DSP_KEY_MAX];
-	r = dsp_key_vkey(vkey, sizeof vkey, seq, ver, (uint32_t)v);
-	if (r < 0)
+	if (dsp_key_vkey(vkey, sizeof vkey, seq, id, ver) < 0)
 		return 0;
 	int n = station ? snprintf(buf, size, "%s|%s", station, vkey)
 		: rest	? snprintf(buf, size, "%s|%s", vkey, rest)
 			: snprintf(buf, size, "%s", vkey);
 	return n > 0 && (size_t)n < size && (size_t)n <= WF_STORE_MAX_KEY ? n : 0;
+}
+
+/* One old entry E of table DBI (of SHAPE): a version moved to d-wlog (one
+ * already in d-wver stays as it is), a record put under its new key; the
+ * old key goes. One not of ours is left alone. */
+static int convert_one(struct wf_txn *t, const struct dsp_dbs *d, unsigned dbi,
+		       enum shape shape, const struct entry *e, uint64_t *n)
+{
+	int r;
+	if (shape == SHAPE_WARNING) {
+		char id[DSP_KEY_MAX];
+		uint32_t ver;
+		uint64_t seq;
+		snprintf(id, sizeof id, "%s", e->key);
+		r = 0;
+		if (split_version(id, &ver)) {
+			r = dsp_version_seq(t, d, id, ver, &seq);
+			if (r == 0 && seq == 0)
+				r = dsp_put_warning(t, d, id, ver, e->val, e->vlen);
+			(*n)++;
+		}
+		/* (one not of that form goes too: nothing reads it) */
+		return r < 0 ? r : wf_store_del(t, dbi, e->key, strlen(e->key));
+	}
+	char key[DSP_KEY_MAX];
+	int kl = new_key(t, d, shape, e->key, key, sizeof key);
+	if (kl <= 0)
+		return kl; /* 0: not ours, left as it is */
+	r = wf_store_put(t, dbi, key, (size_t)kl, e->val, e->vlen, 0);
+	if (r == 0)
+		r = wf_store_del(t, dbi, e->key, strlen(e->key));
+	(*n)++;
+	return r;
 }
 
 static void chunk_free(struct chunk *c)
@@ -140,9 +184,10 @@ static void chunk_free(struct chunk *c)
 	c->n = 0;
 }
 
-/* Rewrites the old keys of table DBI (of SHAPE), adding how many to *N. */
-static int rekey(struct wf_txn *t, const struct dsp_dbs *d, unsigned dbi, enum shape shape,
-		 uint64_t *n)
+/* Converts the old entries of table DBI (of SHAPE), a chunk at a time,
+ * adding how many to *N. */
+static int convert(struct wf_txn *t, const struct dsp_dbs *d, unsigned dbi, enum shape shape,
+		   uint64_t *n)
 {
 	struct chunk *c = calloc(1, sizeof *c);
 	char after[DSP_KEY_MAX] = "";
@@ -150,144 +195,20 @@ static int rekey(struct wf_txn *t, const struct dsp_dbs *d, unsigned dbi, enum s
 	while (r >= 0) {
 		c->shape = shape;
 		c->after = after;
-		c->n = 0;
 		c->oom = false;
 		r = wf_store_foreach(t, dbi, *after ? after : NULL, strlen(after), chunk_cb, c);
 		if (r >= 0 && c->oom)
 			r = -ENOMEM;
 		if (r < 0 || c->n == 0)
 			break;
-		for (size_t i = 0; r >= 0 && i < c->n; i++) {
-			char key[DSP_KEY_MAX];
-			int kl = new_key(t, d, shape, c->v[i].key, key, sizeof key);
-			if (kl <= 0) {
-				r = kl; /* 0: not ours, left as it is */
-				continue;
-			}
-			r = wf_store_put(t, dbi, key, (size_t)kl, c->v[i].val, c->v[i].vlen, 0);
-			if (r == 0)
-				r = wf_store_del(t, dbi, c->v[i].key, strlen(c->v[i].key));
-			(*n)++;
-		}
+		for (size_t i = 0; r >= 0 && i < c->n; i++)
+			r = convert_one(t, d, dbi, shape, &c->v[i], n);
 		snprintf(after, sizeof after, "%s", c->v[c->n - 1].key);
 		chunk_free(c);
 	}
 	if (c)
 		chunk_free(c);
 	free(c);
-	return r < 0 ? r : 0;
-}
-
-/* d-warning's versions into d-wlog/d-wver (one already there stays). */
-struct moved {
-	struct entry v[CHUNK];
-	size_t n;
-	bool oom;
-};
-
-static int warning_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl)
-{
-	struct moved *m = ud;
-	struct entry *e = &m->v[m->n];
-	e->key = kl < DSP_KEY_MAX && !memchr(k, '\0', kl) ? strndup(k, kl) : NULL;
-	e->val = malloc(vl ? vl : 1);
-	if (!e->val || (kl < DSP_KEY_MAX && !memchr(k, '\0', kl) && !e->key)) {
-		free(e->key);
-		free(e->val);
-		m->oom = true;
-		return 1;
-	}
-	if (!e->key) { /* not a key of ours: dropped with the table */
-		free(e->val);
-		return 0;
-	}
-	memcpy(e->val, val, vl);
-	e->vlen = vl;
-	return ++m->n == CHUNK ? 1 : 0;
-}
-
-static int move_warnings(struct wf_txn *t, const struct dsp_dbs *d, uint64_t *n)
-{
-	struct moved *m = calloc(1, sizeof *m);
-	int r = m ? 0 : -ENOMEM;
-	while (r >= 0) {
-		m->n = 0;
-		m->oom = false;
-		r = wf_store_foreach(t, d->warning, NULL, 0, warning_cb, m);
-		if (r >= 0 && m->oom)
-			r = -ENOMEM;
-		if (r < 0 || m->n == 0)
-			break;
-		for (size_t i = 0; r >= 0 && i < m->n; i++) {
-			const char *key = m->v[i].key;
-			const char *at = strrchr(key, '@');
-			char id[DSP_KEY_MAX], *end;
-			unsigned long v = at ? strtoul(at + 1, &end, 10) : 0;
-			if (at && at > key && at[1] && !*end && v <= UINT32_MAX) {
-				snprintf(id, sizeof id, "%.*s", (int)(at - key), key);
-				uint64_t seq;
-				r = dsp_version_seq(t, d, id, (uint32_t)v, &seq);
-				if (r == 0 && seq == 0) /* not in d-wver yet */
-					r = dsp_put_warning(t, d, id, (uint32_t)v, m->v[i].val,
-							    m->v[i].vlen);
-				(*n)++;
-			}
-			if (r >= 0)
-				r = wf_store_del(t, d->warning, key, strlen(key));
-		}
-		for (size_t i = 0; i < m->n; i++) {
-			free(m->v[i].key);
-			free(m->v[i].val);
-		}
-	}
-	free(m);
-	return r < 0 ? r : 0;
-}
-
-/* Deletes the d-due entries of KIND (their keys are the old ones). */
-struct due_keys {
-	char kind;
-	unsigned char (*v)[9 + DSP_KEY_MAX];
-	size_t *len;
-	size_t n, cap;
-	bool oom;
-};
-
-static int due_cb(void *ud, const void *k, size_t kl, const void *val, size_t vl)
-{
-	struct due_keys *s = ud;
-	(void)val;
-	(void)vl;
-	if (kl < 9 || kl > 9 + DSP_KEY_MAX || ((const char *)k)[8] != s->kind)
-		return 0;
-	if (s->n == s->cap) {
-		size_t nc = s->cap ? 2 * s->cap : 256;
-		void *nv = realloc(s->v, nc * sizeof *s->v);
-		void *nl = nv ? realloc(s->len, nc * sizeof *s->len) : NULL;
-		if (nv)
-			s->v = nv;
-		if (!nl) {
-			s->oom = true;
-			return 1;
-		}
-		s->len = nl;
-		s->cap = nc;
-	}
-	memcpy(s->v[s->n], k, kl);
-	s->len[s->n++] = kl;
-	return 0;
-}
-
-static int drop_due(struct wf_txn *t, const struct dsp_dbs *d, char kind)
-{
-	struct due_keys s = { kind, NULL, NULL, 0, 0, false };
-	int r = wf_store_foreach(t, d->due, NULL, 0, due_cb, &s);
-	if (r >= 0 && s.oom)
-		r = -ENOMEM;
-	for (size_t i = 0; r >= 0 && i < s.n; i++)
-		r = wf_store_del(t, d->due, s.v[i], s.len[i]);
-	free(s.v);
-	free(s.len);
 	return r < 0 ? r : 0;
 }
 
@@ -310,27 +231,20 @@ static int layout_fn(struct wf_txn *t, void *ud)
 		return -EPROTONOSUPPORT;
 	if (r < 0 && r != -ENOENT && r != -EMSGSIZE)
 		return r;
-	r = move_warnings(t, d, &c->n);
+	/* the versions first: the records' keys take their numbers */
+	r = convert(t, d, d->warning, SHAPE_WARNING, &c->n);
 	if (r == 0)
-		r = rekey(t, d, d->review, SHAPE_VERSION, &c->n);
+		r = convert(t, d, d->review, SHAPE_VERSION, &c->n);
 	if (r == 0)
-		r = rekey(t, d, d->delivery, SHAPE_DELIVERY, &c->n);
+		r = convert(t, d, d->delivery, SHAPE_DELIVERY, &c->n);
 	if (r == 0)
-		r = rekey(t, d, d->duty, SHAPE_DUTY, &c->n);
-	if (r == 0 && c->n > 0) {
-		/* the review and duty deadlines and the pending list named the
-		 * old keys: built again from the tables */
-		uint64_t built = 0;
-		r = wf_store_del_range(t, d->dpend, "\0", 1, "\xff", 1, NULL, NULL); /* all of it */
-		if (r == 0)
-			r = drop_due(t, d, DSP_DUE_REVIEW);
-		if (r == 0)
-			r = drop_due(t, d, DSP_DUE_DUTY);
-		if (r == 0)
-			r = dsp_index_build(t, d, DSP_DUE_REVIEW, c->retain_ms, &built);
-		if (r == 0)
-			r = dsp_index_build(t, d, DSP_DUE_DUTY, c->retain_ms, &built);
-	}
+		r = convert(t, d, d->duty, SHAPE_DUTY, &c->n);
+	/* the review and duty deadlines and the pending list named the old
+	 * keys: built again from the tables */
+	if (r == 0 && c->n > 0)
+		r = dsp_index_rebuild(t, d, DSP_DUE_REVIEW, c->retain_ms);
+	if (r == 0 && c->n > 0)
+		r = dsp_index_rebuild(t, d, DSP_DUE_DUTY, c->retain_ms);
 	ver = LAYOUT;
 	return r < 0 ? r : wf_store_put(t, d->meta, "layout", 6, &ver, 1, 0);
 }

@@ -372,7 +372,7 @@ int dsp_record(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32
  * rewrote most of its pages. Appended by arrival (d-wlog, MDB_APPEND) they
  * fill the last pages only, and the lookup table d-wver (<id>@<version> ->
  * u64 sequence) is a tenth of the size. Versions stored by earlier releases
- * in d-warning are read (and purged) there. */
+ * in d-warning are moved here at the first start (layout.c). */
 
 static int wlog_hook(struct wf_txn *t, void *ud, bool commit)
 {
@@ -468,24 +468,9 @@ int dsp_get_warning_seq(struct wf_txn *t, const struct dsp_dbs *d, uint64_t seq,
 int dsp_get_warning(struct wf_txn *t, const struct dsp_dbs *d, const char *id, uint32_t version,
 		    Wf__V1__Warning **ret)
 {
-	char key[DSP_KEY_MAX];
-	unsigned char seq[8];
-	void *buf = NULL;
-	size_t len = 0;
-	int r = dsp_key_version(key, sizeof key, id, version);
-	if (r < 0)
-		return r;
-	size_t kl = (size_t)r;
-	r = wf_store_get_buf(t, d->wver, key, kl, seq, sizeof seq, &len);
-	if (r == 0 && len != sizeof seq)
-		return -EBADMSG;
-	if (r == -EMSGSIZE)
-		return -EBADMSG;
-	if (r == 0)
-		r = wf_store_get(t, d->wlog, seq, sizeof seq, &buf, &len);
-	else if (r == -ENOENT)
-		r = wf_store_get(t, d->warning, key, kl, &buf, &len); /* an earlier release's */
-	return r < 0 ? r : unpack_stored(buf, len, ret);
+	uint64_t seq;
+	int r = dsp_version_seq(t, d, id, version, &seq);
+	return r < 0 ? r : dsp_get_warning_seq(t, d, seq, ret);
 }
 
 struct seqs {
@@ -576,7 +561,5 @@ int dsp_del_warnings(struct wf_txn *t, const struct dsp_dbs *d, const char *pref
 	free(s.v);
 	if (r >= 0)
 		r = dsp_del_prefix(t, d->wver, prefix, n);
-	if (r >= 0)
-		r = dsp_del_prefix(t, d->warning, prefix, n);
 	return r < 0 ? r : 0;
 }

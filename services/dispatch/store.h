@@ -6,9 +6,8 @@
  *   d-wlog      <seq u64 BE>            packed Warning (each version received, in
  *                                       arrival order: appended, store.c)
  *   d-warning   <id>@<version>          packed Warning: versions stored by
- *                                       earlier releases (moved to d-wlog at the
- *                                       first start, layout.c; read and purged
- *                                       only)
+ *                                       earlier releases, moved to d-wlog at the
+ *                                       first start (layout.c); never read
  *   d-current   <id>                    struct dsp_current
  *   d-review    <v>                     struct dsp_review (policy.h)
  *   d-delivery  <v>|<ch>|<target>       struct dsp_delivery

@@ -253,8 +253,7 @@ int dsp_engine_record(struct dsp_engine *e, struct wf_txn *t, const char *id, in
 		uint64_t seq = 0;
 		/* each version's number looked up once: its version and review by it */
 		if (dsp_version_seq(t, &e->db, id, v, &seq) < 0 ||
-		    (seq ? dsp_get_warning_seq(t, &e->db, seq, &w)
-			 : dsp_get_warning(t, &e->db, id, v, &w)) < 0) /* (an unconverted copy) */
+		    dsp_get_warning_seq(t, &e->db, seq, &w) < 0)
 			continue;
 		if (v == cur.latest)
 			latest_seq = seq;

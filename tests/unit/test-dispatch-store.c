@@ -4,8 +4,8 @@
  * not a whole record; the stats cache counts a batch's versions once each,
  * writes the record before the commit, and an aborted batch counts
  * nothing; warning versions are appended to d-wlog in arrival order and
- * found through d-wver, versions of an earlier release's d-warning are
- * still read and purged; a version's records are keyed by its place in
+ * found through d-wver, a copy under the first one's number, all of a
+ * warning's purged together; a version's records are keyed by its place in
  * the log ("<seq>:"), stored without a read when new; a whole store in the
  * earlier layout (raw records, versions in d-warning, records keyed by
  * "<id>@<version>") is converted once at open (layout.c) and works on:
@@ -229,41 +229,33 @@ static int wlog_fn(struct wf_txn *t, void *ud)
 	const struct dsp_dbs *d = s->d;
 	switch (s->step) {
 	case 0: {
-		/* an earlier release's version, in d-warning */
-		Wf__V1__Warning w = mkw("w-b", 1, IV, A, ACTUAL, T0);
-		w.headline = "legacy";
-		size_t len = wf__v1__warning__get_packed_size(&w);
-		uint8_t buf[2048];
-		ck_assert_uint_le(len, sizeof buf);
-		wf__v1__warning__pack(&w, buf);
-		ck_assert_int_eq(wf_store_put(t, d->warning, "w-b@1", 5, buf, len, 0), 0);
+		put_version(t, d, "w-b", 1, "b1");
 		put_version(t, d, "w-a", 1, "a1");
 		put_version(t, d, "w-b", 2, "b2");
 		put_version(t, d, "w-a", 2, "a2");
-		ck_assert_uint_eq(last_seq(t, d->wlog), 3); /* in arrival order */
+		ck_assert_uint_eq(last_seq(t, d->wlog), 4); /* in arrival order */
 		break;
 	}
 	case 1:
 		/* the next transaction goes on after the last; a copy replaces */
 		put_version(t, d, "w-c", 1, "c1");
-		ck_assert_uint_eq(last_seq(t, d->wlog), 4);
+		ck_assert_uint_eq(last_seq(t, d->wlog), 5);
 		put_version(t, d, "w-a", 2, "a2 again");
-		ck_assert_uint_eq(count_in(t, d->wlog), 4);
-		ck_assert_uint_eq(count_in(t, d->wver), 4);
+		ck_assert_uint_eq(count_in(t, d->wlog), 5);
+		ck_assert_uint_eq(count_in(t, d->wver), 5);
 		expect_headline(t, d, "w-a", 1, "a1");
 		expect_headline(t, d, "w-a", 2, "a2 again");
-		expect_headline(t, d, "w-b", 1, "legacy");
+		expect_headline(t, d, "w-b", 1, "b1");
 		expect_headline(t, d, "w-b", 2, "b2");
 		expect_headline(t, d, "w-b", 3, NULL);
 		break;
 	case 2:
-		/* purging w-b takes both its versions, wherever they are, and
-		 * nothing of w-a (whose keys w-b@ does not prefix) */
+		/* purging w-b takes both its versions, and nothing of w-a
+		 * (whose keys w-b@ does not prefix) */
 		ck_assert_int_eq(dsp_del_warnings(t, d, "w-b@", &s->n), 0);
 		expect_headline(t, d, "w-b", 1, NULL);
 		expect_headline(t, d, "w-b", 2, NULL);
 		expect_headline(t, d, "w-a", 1, "a1");
-		ck_assert_uint_eq(count_in(t, d->warning), 0);
 		ck_assert_uint_eq(count_in(t, d->wlog), 3);
 		ck_assert_int_eq(dsp_del_warnings(t, d, "w-a@", &s->n), 0);
 		ck_assert_int_eq(dsp_del_warnings(t, d, "w-c@", &s->n), 0);
@@ -284,7 +276,7 @@ START_TEST(test_warning_log)
 	struct wl s = { dsp_engine_dbs(fx.e), 0, 0 };
 	for (s.step = 0; s.step < 3; s.step++)
 		ck_assert_int_eq(wf_store_update(fx.store, wlog_fn, &s), 0);
-	ck_assert_uint_eq(s.n, 1 + 1 + 2 + 1); /* keys deleted: w-b@1 (d-warning), w-b@2, w-a@1..2, w-c@1 */
+	ck_assert_uint_eq(s.n, 2 + 2 + 1); /* d-wver keys deleted: w-b@1..2, w-a@1..2, w-c@1 */
 	fx_close();
 }
 END_TEST
