@@ -386,16 +386,17 @@ static void on_publish_cb(struct mosquitto *m, void *obj, int mid, int reason,
 	struct wf_bus *b = obj;
 	(void)m;
 	(void)props;
-	if (mid_test(b, mid)) {
+	bool tracked = mid_test(b, mid); /* QoS 1: its PUBACK; QoS 0: only written */
+	if (tracked) {
 		mid_set(b, mid, false);
 		if (b->inflight > 0)
 			b->inflight--;
 	}
 	int result = wf_bus_reason_to_errno(reason);
-	if (result == 0)
-		b->stats.publish_acked++;
-	else
+	if (result != 0)
 		b->stats.publish_refused++;
+	else if (tracked)
+		b->stats.publish_acked++;
 	if (b->cb.on_publish)
 		b->cb.on_publish(b->ud, mid, result, reason);
 }

@@ -1262,7 +1262,15 @@ int wf_node_publish(struct wf_node *n, const char *topic, const void *payload, s
 {
 	if (n == NULL || topic == NULL)
 		return -EINVAL;
-	return wf_bus_publish(n->bus, topic, payload, len, 1, retain, NULL);
+	return wf_node_publish_qos(n, topic, payload, len, 1, retain);
+}
+
+int wf_node_publish_qos(struct wf_node *n, const char *topic, const void *payload, size_t len,
+			int qos, bool retain)
+{
+	if (n == NULL || topic == NULL || qos < 0 || qos > 1)
+		return -EINVAL;
+	return wf_bus_publish(n->bus, topic, payload, len, qos, retain, NULL);
 }
 
 void wf_node_set_ud(struct wf_node *n, void *ud, void *notice_ud)

@@ -143,7 +143,7 @@ struct dispatch {
 	bool resync_more;     /* a notice resync stopped at its per-pass limit: go on */
 	/* MQTT outputs the client's queue had no room for (-ENOBUFS), in
 	 * order; sent as room frees (watch_cb), before anything newer */
-	struct backlog_item { char *topic; uint8_t *payload; size_t len; bool retain; } *bl;
+	struct backlog_item { char *topic; uint8_t *payload; size_t len; int qos; bool retain; } *bl;
 	size_t bl_head, bl_n, bl_cap;
 	int64_t resend_ms;    /* [duty] resend */
 	int64_t resend_at;    /* next republish of unacknowledged notices (0: none due) */
@@ -275,7 +275,7 @@ static void backlog_drop_head(struct dispatch *d)
 }
 
 static int backlog_push(struct dispatch *d, const char *topic, const void *payload, size_t len,
-			bool retain)
+			int qos, bool retain)
 {
 	if (d->bl_n == d->bl_cap) {
 		size_t cap = d->bl_cap ? d->bl_cap * 2 : 1024;
@@ -289,7 +289,7 @@ static int backlog_push(struct dispatch *d, const char *topic, const void *paylo
 		d->bl_cap = cap;
 		d->bl_head = 0;
 	}
-	struct backlog_item it = { strdup(topic), malloc(len ? len : 1), len, retain };
+	struct backlog_item it = { strdup(topic), malloc(len ? len : 1), len, qos, retain };
 	if (!it.topic || !it.payload) {
 		free(it.topic);
 		free(it.payload);
@@ -313,7 +313,8 @@ static void backlog_drain(struct dispatch *d)
 {
 	while (d->bl_n) {
 		struct backlog_item *it = &d->bl[d->bl_head];
-		int r = wf_node_publish(d->node, it->topic, it->payload, it->len, it->retain);
+		int r = wf_node_publish_qos(d->node, it->topic, it->payload, it->len, it->qos,
+					    it->retain);
 		if (r == -ENOBUFS || r == -ENOTCONN)
 			return;
 		if (r < 0) {
@@ -342,13 +343,13 @@ static void backlog_free(struct dispatch *d)
 
 /* Publishes one message, or keeps it in the backlog behind what waits. */
 static void publish_one(struct dispatch *d, const char *topic, const void *payload, size_t len,
-			bool retain)
+			int qos, bool retain)
 {
 	/* nothing overtakes what waits already */
-	int r = d->bl_n ? -ENOBUFS : wf_node_publish(d->node, topic, payload, len, retain);
+	int r = d->bl_n ? -ENOBUFS : wf_node_publish_qos(d->node, topic, payload, len, qos, retain);
 	if (r == -ENOBUFS) {
 		/* the client's queue is full: sent as room frees */
-		if (backlog_push(d, topic, payload, len, retain) < 0)
+		if (backlog_push(d, topic, payload, len, qos, retain) < 0)
 			d->need_resync = true;
 	} else if (r == -ENOTCONN) {
 		/* republished by the resync once connected */
@@ -369,7 +370,7 @@ static void bundle_out(struct dispatch *d)
 	if (wf_bundle_count(&d->bundle) == 0)
 		return;
 	if (wf_bundle_pack(&d->bundle, &topic, &buf, &len) == 0) {
-		publish_one(d, topic, buf, len, false);
+		publish_one(d, topic, buf, len, 1, false);
 	} else {
 		d->need_resync = true; /* out of memory: the resync sends them again */
 	}
@@ -390,8 +391,8 @@ static void flush_outputs(struct dispatch *d)
 
 	backlog_drain(d);
 	for (size_t i = 0; i < n; i++) {
-		if (o[i].kind != DSP_OUT_MQTT)
-			continue; /* DSP_OUT_FILE comes only without a cap_write */
+		if (o[i].kind == DSP_OUT_FILE)
+			continue; /* it comes only without a cap_write */
 		if (d->bundling && !o[i].retain &&
 		    wf_bundle_topic(o[i].topic, bt, sizeof bt) == 0) {
 			int r = wf_bundle_add(&d->bundle, bt, o[i].topic, o[i].payload, o[i].len);
@@ -404,7 +405,10 @@ static void flush_outputs(struct dispatch *d)
 		} else {
 			bundle_out(d);
 		}
-		publish_one(d, o[i].topic, o[i].payload, o[i].len, o[i].retain);
+		/* a view at QoS 0: state, not a delivery; the reconnect that
+		 * follows any loss republishes every view whole */
+		publish_one(d, o[i].topic, o[i].payload, o[i].len, o[i].kind == DSP_OUT_VIEW ? 0 : 1,
+			    o[i].retain);
 	}
 	bundle_out(d);
 	dsp_engine_outputs_clear(d->engine);

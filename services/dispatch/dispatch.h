@@ -72,6 +72,8 @@ int dsp_config_check(const struct dsp_config *c, char *err, size_t errlen);
 enum dsp_out_kind {
 	DSP_OUT_MQTT = 0,   /* publish PAYLOAD on TOPIC (QoS 1, RETAIN) */
 	DSP_OUT_FILE,       /* write PAYLOAD to the CAP spool as NAME (atomically) */
+	DSP_OUT_VIEW,       /* publish PAYLOAD on TOPIC, retained, QoS 0: a view, which
+			     * every reconnect republishes whole (dsp_engine_views) */
 };
 
 struct dsp_out {

@@ -395,7 +395,7 @@ static int push_record(struct dsp_engine *e, struct wf_txn *t, const char *id, i
 		return r;
 	snprintf(topic, sizeof topic, "wf/v1/review/%s", id);
 	snprintf(key, sizeof key, "review|%s", id);
-	r = dsp_out_push(e, DSP_OUT_MQTT, key, topic, true, buf, len);
+	r = dsp_out_push(e, DSP_OUT_VIEW, key, topic, true, buf, len);
 	free(buf);
 	return r;
 }
@@ -412,7 +412,7 @@ static int push_verdicts(struct dsp_engine *e, struct wf_txn *t, const char *op)
 		return r;
 	snprintf(topic, sizeof topic, "wf/v1/verdict/%s", op);
 	snprintf(key, sizeof key, "verdict|%s", op);
-	r = dsp_out_push(e, DSP_OUT_MQTT, key, topic, true, buf, len);
+	r = dsp_out_push(e, DSP_OUT_VIEW, key, topic, true, buf, len);
 	free(buf);
 	return r;
 }
@@ -545,7 +545,7 @@ static int push_silences(struct dsp_engine *e, struct wf_txn *t, int64_t now)
 		} else {
 			wf__v1__silence_list__pack(&m, buf);
 			snprintf(topic, sizeof topic, "wf/v1/silences/%s", e->service);
-			r = dsp_out_push(e, DSP_OUT_MQTT, "silences", topic, true, buf, len);
+			r = dsp_out_push(e, DSP_OUT_VIEW, "silences", topic, true, buf, len);
 			free(buf);
 		}
 	}
@@ -597,7 +597,7 @@ int dsp_engine_views(struct dsp_engine *e, struct wf_txn *t, int64_t now, bool w
 			r = dsp_stats_pack(&s, extra, n_extra, e->service, now, &buf, &len);
 		if (r == 0) {
 			snprintf(topic, sizeof topic, "wf/v1/stats/%s", e->service);
-			r = dsp_out_push(e, DSP_OUT_MQTT, "stats", topic, true, buf, len);
+			r = dsp_out_push(e, DSP_OUT_VIEW, "stats", topic, true, buf, len);
 			free(buf);
 		}
 		if (r == 0)

@@ -345,9 +345,10 @@ int wf_runtime_main(int argc, char **argv, const struct wf_runtime_spec *spec)
 		struct wf_node_stats ns;
 		wf_node_get_stats(rt->node, &ns);
 		wf_log(LOG_NOTICE, NULL,
-		       "stopped: %llu received, %llu applied, %llu duplicate, %llu rejected, "
-		       "%llu deferred for order; %llu emitted, %llu acks received",
+		       "stopped: %llu received, %llu applied (in %llu transactions), %llu duplicate, "
+		       "%llu rejected, %llu deferred for order; %llu emitted, %llu acks received",
 		       (unsigned long long)ns.received, (unsigned long long)ns.applied,
+		       (unsigned long long)ns.batches,
 		       (unsigned long long)ns.duplicates, (unsigned long long)ns.rejected,
 		       (unsigned long long)ns.deferred, (unsigned long long)ns.emitted,
 		       (unsigned long long)ns.acks_received);

@@ -113,7 +113,7 @@ struct wf_bus_stats {
 	uint64_t connects;          /* CONNACK successes */
 	uint64_t connect_failures;  /* attempts or connections that ended in on_connection(false) */
 	uint64_t published;         /* publishes handed to libmosquitto */
-	uint64_t publish_acked;     /* completions with result 0 */
+	uint64_t publish_acked;     /* QoS 1 completions with result 0 (PUBACKs) */
 	uint64_t publish_refused;   /* completions with result < 0 */
 	uint64_t received;          /* messages that arrived (a bundle counts once) */
 	uint64_t bundles;           /* bundles among them, opened into their entries */

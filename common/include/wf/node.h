@@ -227,6 +227,12 @@ int wf_node_emit_control(struct wf_node *n, struct wf_txn *t, enum wf_topic_kind
 int wf_node_publish(struct wf_node *n, const char *topic, const void *payload, size_t len,
 		    bool retain);
 
+/* The same at QOS (0 or 1). QoS 0 suits a retained view that the service
+ * republishes whole after every reconnect: nothing waits for a PUBACK, and
+ * it takes no place in the bus queue (so it is never -ENOBUFS). */
+int wf_node_publish_qos(struct wf_node *n, const char *topic, const void *payload, size_t len,
+			int qos, bool retain);
+
 /* Publishes outbox entries now (after a commit made outside wf_node_update). */
 void wf_node_flush(struct wf_node *n);
 
