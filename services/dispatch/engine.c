@@ -228,14 +228,17 @@ void dsp_engine_outputs_clear(struct dsp_engine *e)
 {
 	for (size_t i = 0; i < e->n_out; i++)
 		free(e->out[i].payload);
+	/* a burst's arrays (~760 B an output) are kept while the batches
+	 * still fill a quarter of them (not grown again for each batch of the
+	 * burst), given back after the first batch that does not */
+	bool shrink = e->n_out < e->cap_out / 4;
 	e->n_out = 0;
-	if (e->cap_out > 1024) {
-		/* a burst's batch (~760 B an output): not kept for ever */
+	if (e->cap_out > 1024 && shrink) {
 		free(e->out);
 		e->out = NULL;
 		e->cap_out = 0;
 	}
-	if (e->cap_idx > 2048) {
+	if (e->cap_idx > 2048 && shrink) {
 		free(e->out_idx);
 		e->out_idx = NULL;
 		e->cap_idx = 0;

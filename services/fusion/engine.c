@@ -542,7 +542,40 @@ static int input_store(struct wf_fusion *e, struct wf_txn *t, const struct fusio
 	wb_put(&b, x->criterion, cl);
 	int r = b.oom ? -ENOMEM : wf_store_put(t, e->dbi_input, key, klen, b.p, b.n, 0);
 	free(b.p);
+	if (r == 0 && e->kf.ready) {
+		fusion_keyfilter_add(&e->kf, key, klen);
+		/* most keys are stored twice (new, then ended): at twice its
+		 * capacity in adds it is built again from what is stored */
+		if (e->kf.n >= 2 * e->kf.cap)
+			e->kf.ready = false;
+	}
 	return r;
+}
+
+static int kf_add_cb(void *ud, const void *k, size_t kl, const void *v, size_t vl)
+{
+	(void)v;
+	(void)vl;
+	fusion_keyfilter_add(ud, k, kl);
+	return 0;
+}
+
+/* Builds e->kf from dbi_input as T sees it, for twice its keys. */
+static int keyfilter_build(struct wf_fusion *e, struct wf_txn *t)
+{
+	uint64_t n = 0;
+	int r = wf_store_count(t, e->dbi_input, &n);
+	if (r < 0)
+		return r;
+	if (fusion_keyfilter_reset(&e->kf, (size_t)n * 2) < 0) {
+		e->kf_off = true; /* every lookup reads the store, as before */
+		return 0;
+	}
+	r = wf_store_foreach(t, e->dbi_input, NULL, 0, kf_add_cb, &e->kf);
+	if (r < 0)
+		return r;
+	e->kf.ready = true;
+	return 0;
 }
 
 /* Decodes a dbi_input record into X (whose id has room for INPUT_ID_MAX
@@ -608,9 +641,14 @@ static int input_lookup(struct wf_fusion *e, struct wf_txn *t, int agency, int s
 	key[0] = (unsigned char)agency;
 	key[1] = (unsigned char)status;
 	memcpy(key + 2, id, n);
+	int r;
+	if (!e->kf.ready && !e->kf_off && (r = keyfilter_build(e, t)) < 0)
+		return r;
+	if (e->kf.ready && !fusion_keyfilter_maybe(&e->kf, key, n + 2))
+		return 0; /* never stored: no B-tree descent */
 	unsigned char val[512];
 	size_t vlen = 0;
-	int r = wf_store_get_buf(t, e->dbi_input, key, n + 2, val, sizeof val, &vlen);
+	r = wf_store_get_buf(t, e->dbi_input, key, n + 2, val, sizeof val, &vlen);
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0)
@@ -889,6 +927,7 @@ static int load_incident(void *ud, const void *key, size_t klen, const void *val
 static int rebuild(struct wf_fusion *e, struct wf_txn *t)
 {
 	state_free(e);
+	e->kf.ready = false; /* built again from the store at the next lookup */
 	unsigned char v[8 + FUSION_AGENCY_MAX * 2];
 	size_t vl = 0;
 	int r = wf_store_get_buf(t, e->dbi_meta, "state", 5, v, sizeof v, &vl);
@@ -1024,6 +1063,7 @@ struct wf_fusion *wf_fusion_close(struct wf_fusion *e)
 		free(e->owned[i]);
 	free(e->owned);
 	fusion_scratch_free(e->scratch);
+	fusion_keyfilter_free(&e->kf);
 	wf_fusion_rules_free(e->rules);
 	free(e->cold);
 	free(e);

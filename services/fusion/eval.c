@@ -506,6 +506,32 @@ static int txt_append(struct fusion_scratch *s, size_t *off, const char *str, si
 	return 0;
 }
 
+/* Appends the strings of PARTS (up to a NULL) as one string of at most MAX
+ * bytes (cut there, as snprintf into a buffer of MAX + 1 would), and its NUL. */
+static int txt_join(struct fusion_scratch *s, size_t *off, size_t max, const char *const *parts)
+{
+	size_t left = max;
+	int r = 0;
+	for (; r == 0 && *parts && left; parts++) {
+		size_t n = strlen(*parts);
+		n = n < left ? n : left;
+		r = txt_append(s, off, *parts, n);
+		left -= n;
+	}
+	return r == 0 ? txt_append(s, off, "", 1) : r;
+}
+
+/* V in decimal, in BUF */
+static const char *dec(char buf[24], uint64_t v)
+{
+	char *p = buf + 23;
+	*p = '\0';
+	do
+		*--p = (char)('0' + v % 10);
+	while ((v /= 10) != 0);
+	return p;
+}
+
 static const char *area_name(const struct wf_fusion *e, const char *code)
 {
 	const struct wf_region *r = e->regions ? wf_region_find(e->regions, code) : NULL;
@@ -571,38 +597,39 @@ static int emit_version(struct wf_fusion *e, const struct fusion_area *a, const 
 			p = c + 1;
 		}
 	}
-	char buf[1024];
+	/* the texts are joined in place (no snprintf: a few per version add
+	 * up), each cut at 1,023 bytes as the buffer they once went through */
+	const size_t tmax = 1023;
+	char n1[24], n2[24];
 	const char *hzh = wf_hazard_name_zh(inc->hazard);
+	const char *col = wf_level_colour_zh(fusion_level(inc->strength));
 	const char *name = area_name(e, a->code);
+	const char *stp = status_prefix(a->status);
 	bool gap = inc->hazard == WF__V1__HAZARD__HAZARD_MONITORING_GAP;
-	if (v->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL)
-		snprintf(buf, sizeof buf, "%s%s%s%s", status_prefix(a->status), name, hzh ? hzh : "",
-			 gap ? "监测中断提示解除" : "预警解除");
-	else if (gap)
-		snprintf(buf, sizeof buf, "%s%s监测中断提示", status_prefix(a->status), name);
-	else
-		snprintf(buf, sizeof buf, "%s%s%s%s预警", status_prefix(a->status), name,
-			 hzh ? hzh : "", wf_level_colour_zh(fusion_level(inc->strength)));
+	const char *head_c[] = { stp, name, hzh ? hzh : "", gap ? "监测中断提示解除" : "预警解除", NULL };
+	const char *head_g[] = { stp, name, "监测中断提示", NULL };
+	const char *head_w[] = { stp, name, hzh ? hzh : "", col ? col : "", "预警", NULL };
 	size_t o_head = off;
 	if (r == 0)
-		r = txt_append(s, &off, buf, strlen(buf) + 1);
+		r = txt_join(s, &off, tmax,
+			     v->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL ? head_c
+			     : gap					       ? head_g
+									       : head_w);
 	/* description: why */
 	unsigned agmask = 0;
 	for (size_t i = 0; i < v->n_ev; i++)
 		agmask |= 1u << v->ev[i].in->agency;
-	int dn;
-	if (v->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL)
-		dn = snprintf(buf, sizeof buf, "All inputs of %s version %u expired or were cancelled.",
-			      inc->id, v->prev_version);
-	else
-		dn = snprintf(buf, sizeof buf, "Level %s from %zu input event(s)%s; rules: %s.",
-			      wf_level_to_string(fusion_level(inc->strength)), v->n_ev,
-			      agmask & (agmask - 1) ? " of several agencies" : "",
-			      inc->rule_ids && *inc->rule_ids ? inc->rule_ids : "-");
-	(void)dn;
+	const char *desc_c[] = { "All inputs of ", inc->id, " version ", dec(n1, v->prev_version),
+				 " expired or were cancelled.", NULL };
+	const char *lvl = wf_level_to_string(fusion_level(inc->strength));
+	const char *desc_w[] = { "Level ", lvl ? lvl : "?", " from ",
+				 dec(n2, v->n_ev), " input event(s)",
+				 agmask & (agmask - 1) ? " of several agencies" : "", "; rules: ",
+				 inc->rule_ids && *inc->rule_ids ? inc->rule_ids : "-", ".", NULL };
 	size_t o_desc = off;
 	if (r == 0)
-		r = txt_append(s, &off, buf, strlen(buf) + 1);
+		r = txt_join(s, &off, tmax,
+			     v->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL ? desc_c : desc_w);
 	/* instruction: of the first listed rule that has one */
 	const char *instr = "";
 	if (v->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL) {
@@ -629,9 +656,9 @@ static int emit_version(struct wf_fusion *e, const struct fusion_area *a, const 
 		r = txt_append(s, &off, instr, strlen(instr) + 1);
 	size_t o_ref = off;
 	if (v->prev_version) {
-		snprintf(buf, sizeof buf, "%s@%u", inc->id, v->prev_version);
+		const char *ref_p[] = { inc->id, "@", dec(n1, v->prev_version), NULL };
 		if (r == 0)
-			r = txt_append(s, &off, buf, strlen(buf) + 1);
+			r = txt_join(s, &off, tmax, ref_p);
 	}
 	if (r < 0) {
 		free(offs);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "engine.h"
+#include "keyfilter.h"
 #include "types.pb-c.h"
 
 /* Hazard and agency numbers fit in 64 bits of a bitmap (types.proto: < 64). */
@@ -210,6 +211,10 @@ struct wf_fusion {
 			      * its dbi_purge entry (older stores: upgraded at
 			      * the first write, engine.c inputs_upgrade) */
 	struct fusion_input *cold; /* a record read from the store (input_find) */
+	/* the keys of dbi_input (keyfilter.h): built from the store at the
+	 * first lookup, added to at every store; off after an -ENOMEM */
+	struct fusion_keyfilter kf;
+	bool kf_off;
 	bool stale;          /* indexes must be rebuilt from the store */
 	bool regrade_all;    /* rules were swapped */
 	bool full_regrade;   /* wf_fusion_options.full_regrade */
