@@ -39,9 +39,19 @@ static void notice_text(struct dsp_engine *e, const Wf__V1__Warning *w, Wf__V1__
 	const struct wf_region *rg = e->regions ? wf_region_find(e->regions, w->regions[0]) : NULL;
 	if (rg)
 		rname = wf_region_name(rg);
-	snprintf(buf, size, "%s%s%s%s预警%s%s%s%s", prefix, rname, hz ? hz : "", col ? col : "",
-		 w->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "（解除）" : "",
-		 *head ? "：" : "", head, from && *from ? "" : "");
+	/* joined by hand (one per notice), cut at SIZE - 1 bytes as snprintf would */
+	const char *parts[] = { prefix, rname, hz ? hz : "", col ? col : "", "预警",
+				w->msg_type == WF__V1__MSG_TYPE__MSG_TYPE_CANCEL ? "（解除）" : "",
+				*head ? "：" : "", head };
+	size_t n = 0;
+	for (size_t i = 0; i < sizeof parts / sizeof parts[0] && n + 1 < size; i++) {
+		size_t l = strlen(parts[i]);
+		if (l > size - 1 - n)
+			l = size - 1 - n;
+		memcpy(buf + n, parts[i], l);
+		n += l;
+	}
+	buf[n] = '\0';
 }
 
 /* Queues the notice for STATION (its identity: station, version, kind,
@@ -81,8 +91,9 @@ static int push_notice(struct dsp_engine *e, const Wf__V1__Warning *w, const cha
 	}
 	r = wf_topic_duty(topic, sizeof topic, station, WF_TOPIC_DUTY_INBOX);
 	/* msg_type too: an operator's 解除 of a version is not its notice */
-	snprintf(key, sizeof key, "notice|%s|%s@%u|%d|%lld|%d", station, w->id, w->version, (int)kind,
-		 (long long)deadline, (int)w->msg_type);
+	if (r == 0 && dsp_key_notice(key, sizeof key, station, w->id, w->version, (int)kind, deadline,
+				     (int)w->msg_type) < 0)
+		r = -ENAMETOOLONG;
 	if (r == 0)
 		r = dsp_out_push(e, DSP_OUT_MQTT, key, topic, false, buf, len);
 	free(buf);
@@ -124,7 +135,10 @@ static int notify_one(struct dsp_engine *e, struct wf_txn *t, const Wf__V1__Warn
 	d.pending_review = pending_review;
 	d.sent_ms = now;
 	d.deadline_ms = deadline_for(e, w->level, now);
-	snprintf(d.from, sizeof d.from, "%s", from ? from : "");
+	if (from) {
+		size_t fl = strnlen(from, sizeof d.from - 1);
+		memcpy(d.from, from, fl); /* d is zeroed: NUL-terminated */
+	}
 	/* a notice of a version just received, or an escalation: new, as a rule */
 	char key[DSP_KEY_MAX];
 	int r = dsp_key_duty(t, &e->db, key, sizeof key, station, w->id, w->version);

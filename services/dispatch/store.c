@@ -89,6 +89,21 @@ static void kput_u32(struct kbuf *k, uint32_t v)
 	kput(k, tmp + i);
 }
 
+static void kput_i64(struct kbuf *k, int64_t v)
+{
+	char tmp[24];
+	size_t i = sizeof tmp - 1;
+	uint64_t u = v < 0 ? 0 - (uint64_t)v : (uint64_t)v;
+	tmp[i] = '\0';
+	do {
+		tmp[--i] = (char)('0' + u % 10);
+		u /= 10;
+	} while (u);
+	if (v < 0)
+		tmp[--i] = '-';
+	kput(k, tmp + i);
+}
+
 static int kdone(const struct kbuf *k)
 {
 	return k->ok && k->n <= WF_STORE_MAX_KEY ? (int)k->n : -ENAMETOOLONG;
@@ -235,6 +250,25 @@ int dsp_key_duty(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_t si
 	kput(&k, "|");
 	kput_vkey(&k, seq, id, version);
 	return kdone(&k);
+}
+
+int dsp_key_notice(char *buf, size_t size, const char *station, const char *id, uint32_t version,
+		   int kind, int64_t deadline, int msg_type)
+{
+	struct kbuf k = { buf, size, 0, size > 0 };
+	kput(&k, "notice|");
+	kput(&k, station);
+	kput(&k, "|");
+	kput(&k, id);
+	kput(&k, "@");
+	kput_u32(&k, version);
+	kput(&k, "|");
+	kput_i64(&k, kind);
+	kput(&k, "|");
+	kput_i64(&k, deadline);
+	kput(&k, "|");
+	kput_i64(&k, msg_type);
+	return k.ok ? (int)k.n : -ENAMETOOLONG;
 }
 
 int dsp_key_followup(char *buf, size_t size, const char *station, const char *id)

@@ -190,6 +190,10 @@ int dsp_key_delivery(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_
 int dsp_key_duty(struct wf_txn *t, const struct dsp_dbs *d, char *buf, size_t size,
 		 const char *station, const char *id, uint32_t version);
 int dsp_key_followup(char *buf, size_t size, const char *station, const char *id);
+/* "notice|<station>|<id>@<version>|<kind>|<deadline>|<msg_type>": the output
+ * identity of a duty notice (not a store key: a resync replaces it) */
+int dsp_key_notice(char *buf, size_t size, const char *station, const char *id, uint32_t version,
+		   int kind, int64_t deadline, int msg_type);
 /* "<seq>:<id>@": the key prefix of every d-review and d-delivery record of
  * the version numbered SEQ (of warning ID). */
 int dsp_key_vprefix(char *buf, size_t size, uint64_t seq, const char *id);

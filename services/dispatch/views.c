@@ -374,7 +374,7 @@ int dsp_engine_record(struct dsp_engine *e, struct wf_txn *t, const char *id, in
 	for (size_t i = 0; i < DSP_RECORD_AUDIT_MAX; i++)
 		if (as.ring[i])
 			wf__v1__audit_entry__free_unpacked(as.ring[i], NULL);
-	for (size_t i = 0; i < REC_VERSIONS_MAX; i++)
+	for (size_t i = 0; i < m.n_versions; i++) /* ws[i] is set for each listed version */
 		wf_codec_warning_free(ws[i]);
 	free(ds.v);
 	free(ds.ch);

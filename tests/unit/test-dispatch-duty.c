@@ -24,6 +24,10 @@ START_TEST(test_notice_and_deadline_by_level)
 	ck_assert(n->pending_review);
 	ck_assert_ptr_nonnull(strstr(n->text, "嵩阳街道暴雨橙色预警"));
 	ck_assert_str_eq(n->producer, "wf-dispatch-t");
+	/* the whole text: region, hazard, colour, then the headline */
+	ck_assert_msg(strncmp(n->text, "嵩阳街道暴雨橙色预警：", strlen("嵩阳街道暴雨橙色预警：")) == 0 &&
+			      strlen(n->text) > strlen("嵩阳街道暴雨橙色预警："),
+		      "%s", n->text);
 	wf__v1__duty_notice__free_unpacked(n, NULL);
 	ck_assert(!has_notice("duty-410185"));
 	/* the earliest deadline: the two acks and the review timeout (15m) */

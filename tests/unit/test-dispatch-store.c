@@ -420,6 +420,11 @@ START_TEST(test_keys)
 	ck_assert_str_eq(dsp_key_skip_seq(""), "");
 	ck_assert_int_eq(dsp_key_followup(k, sizeof k, "st", "w-1"), 6);
 	ck_assert_str_eq(k, "st|w-1");
+	ck_assert_int_eq(dsp_key_notice(k, sizeof k, "st", "w-1", 3, 2, 1784505600000LL, 1), 33);
+	ck_assert_str_eq(k, "notice|st|w-1@3|2|1784505600000|1");
+	ck_assert_int_eq(dsp_key_notice(k, sizeof k, "st", "w", 0, 0, -5, 0), 20);
+	ck_assert_str_eq(k, "notice|st|w@0|0|-5|0");
+	ck_assert_int_eq(dsp_key_notice(small, sizeof small, "st", "w", 0, 0, 0, 0), -ENAMETOOLONG);
 	ck_assert_int_eq(dsp_key_version(small, sizeof small, "w-1", 1234), -ENAMETOOLONG);
 	ck_assert_int_eq(dsp_key_version(small, sizeof small, "w-1", 123), 7);
 	/* the buffer's bound, and LMDB's (WF_STORE_MAX_KEY) with a larger buffer */
