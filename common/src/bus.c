@@ -386,7 +386,12 @@ static void on_publish_cb(struct mosquitto *m, void *obj, int mid, int reason,
 	struct wf_bus *b = obj;
 	(void)m;
 	(void)props;
-	bool tracked = mid_test(b, mid); /* QoS 1: its PUBACK; QoS 0: only written */
+	/* QoS 1: its PUBACK; QoS 0: only written. libmosquitto numbers both
+	 * from one 16-bit counter, so a QoS 0 write may, after 65,535 more
+	 * publishes, carry the mid of a QoS 1 message still unacknowledged:
+	 * its place is then freed early, and its PUBACK later finds nothing
+	 * to free (inflight is right again, publish_acked one short). */
+	bool tracked = mid_test(b, mid);
 	if (tracked) {
 		mid_set(b, mid, false);
 		if (b->inflight > 0)

@@ -19,6 +19,7 @@
 #include "stats.h"
 #include "wf/log.h"
 #include "wf/bundle.h"
+#include "wf/bus.h"
 
 struct dispatch_config {
 	char *routes;
@@ -137,6 +138,8 @@ struct dispatch {
 	struct wf_sms *sms;
 	ev_timer due_timer, watch_timer, post_timer;
 	bool was_connected;
+	uint64_t conn_epoch;  /* the bus's connects at the last resync owed: a reconnect
+			       * between two watch_cb ticks still owes one */
 	bool need_resync;     /* a publish found the broker away: republish all on reconnect */
 	bool resync_again;    /* a reconnect's resync: once more at RECONNECT_RESEND_MS */
 	bool stopped;         /* SIGTERM: stop() ran; no timer is armed again */
@@ -315,8 +318,8 @@ static void backlog_drain(struct dispatch *d)
 		struct backlog_item *it = &d->bl[d->bl_head];
 		int r = wf_node_publish_qos(d->node, it->topic, it->payload, it->len, it->qos,
 					    it->retain);
-		if (r == -ENOBUFS || r == -ENOTCONN)
-			return;
+		if (r == -ENOBUFS || r == -ENOTCONN || r == -ECONNRESET)
+			return; /* (a lost connection: kept, and the reconnect resyncs) */
 		if (r < 0) {
 			d->publish_failed++;
 			wf_log(LOG_ERR, "publish", "%s: %s", it->topic, strerror(-r));
@@ -351,8 +354,9 @@ static void publish_one(struct dispatch *d, const char *topic, const void *paylo
 		/* the client's queue is full: sent as room frees */
 		if (backlog_push(d, topic, payload, len, qos, retain) < 0)
 			d->need_resync = true;
-	} else if (r == -ENOTCONN) {
-		/* republished by the resync once connected */
+	} else if (r == -ENOTCONN || r == -ECONNRESET) {
+		/* republished by the resync once connected (-ECONNRESET: a QoS 0
+		 * view the lost connection took; QoS 1 ones libmosquitto keeps) */
 		d->need_resync = true;
 	} else if (r < 0) {
 		d->publish_failed++;
@@ -522,11 +526,20 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 	struct dispatch *d = w->data;
 	bool up = wf_node_connected(d->node);
 	int64_t now = now_ms();
-	if (up)
+	if (up) {
+		/* every new connection owes a whole resync: what went at QoS 0
+		 * (the views) or was lost with the old socket is sent again,
+		 * also after a drop too short for this 200 ms tick to see */
+		struct wf_bus_stats bs;
+		wf_bus_get_stats(wf_node_bus(d->node), &bs);
+		if (!d->was_connected || bs.connects != d->conn_epoch)
+			d->need_resync = true;
+		d->conn_epoch = bs.connects;
 		backlog_drain(d);
+	}
 	/* a resync only once the backlog is out (else it would refill it) */
 	bool room = d->bl_n == 0;
-	if (up && room && (!d->was_connected || d->need_resync)) {
+	if (up && room && d->need_resync) {
 		d->need_resync = false;
 		struct due_ctx c = { d, 0, now };
 		dsp_engine_views_mark_all(d->engine);

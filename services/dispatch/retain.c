@@ -311,7 +311,9 @@ static int purge_one(struct dsp_engine *e, struct wf_txn *t, const char *id, int
 	char topic[WF_TOPIC_MAX + 96];
 	snprintf(topic, sizeof topic, "wf/v1/review/%s", id);
 	snprintf(key, sizeof key, "review|%s", id);
-	r = dsp_out_push(e, DSP_OUT_VIEW, key, topic, true, "", 0);
+	/* at QoS 1, unlike the views: no resync sends this clear again (the
+	 * record is gone from d-current) */
+	r = dsp_out_push(e, DSP_OUT_MQTT, key, topic, true, "", 0);
 	if (r == 0)
 		wf_log(LOG_INFO, "retain", "%s purged (ended, %lld ms retained): %llu records", id,
 		       (long long)e->cfg.retain_ms, (unsigned long long)n + 2);

@@ -559,6 +559,74 @@ START_TEST(test_notices_unbundled)
 }
 END_TEST
 
+/* How many times the dispatcher's log LOG says NEEDLE. */
+static int log_count_str(const char *log, const char *needle)
+{
+	char *l = read_log(log);
+	int n = 0;
+	for (const char *p = l; (p = strstr(p, needle)) != NULL; p += strlen(needle))
+		n++;
+	free(l);
+	return n;
+}
+
+struct resyncs { const char *log; int want; };
+
+static bool resyncs_reached(void *ud)
+{
+	const struct resyncs *r = ud;
+	return log_count_str(r->log, "resync: resync after connecting") >= r->want;
+}
+
+static bool bus_up(void *ud) { return wf_bus_connected(ud); }
+
+/* The views go at QoS 0, so every new connection of wf-dispatch owes a
+ * whole resync, however short the drop: here another client takes its
+ * client id over (the broker closes wf-dispatch's connection) and is gone
+ * at once, and wf-dispatch, back within its reconnect delay, resyncs
+ * again (it counts its bus's connects, not only what its 200 ms tick saw). */
+START_TEST(test_resync_after_short_drop)
+{
+	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
+	struct wf_test_broker *br = NULL;
+	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
+	char *dir = wf_test_mkdtemp("dispatch-drop");
+	char conf[512], log[512];
+	dispatch_files(dir, br, "[station duty-twn-a]\nregion = 410185001000\n"
+				"[route all]\nchannels = duty\n",
+		       "", "", conf, log);
+	struct watch w;
+	struct child ch;
+	struct wf_node *fusion = start_dispatch(loop, br, dir, conf, log, "dsp-drop", &w, &ch);
+	ck_assert_msg(wf_test_run_until(loop, second_resync, log, 10000), "no second resync");
+	ck_assert_int_eq(log_count_str(log, "resync: resync after connecting"), 1);
+
+	struct wf_bus_options bo;
+	struct wf_bus_callbacks bcb = { 0 };
+	struct wf_bus *thief = NULL;
+	wf_bus_options_init(&bo);
+	bo.port = wf_test_broker_port(br);
+	bo.client_id = "wf-dispatch-1";
+	ck_assert_int_eq(wf_bus_new(loop, &bo, &bcb, NULL, &thief), 0);
+	ck_assert_int_eq(wf_bus_start(thief), 0);
+	ck_assert(wf_test_run_until(loop, bus_up, thief, 10000));
+	wf_bus_free(thief);
+	struct resyncs rs = { log, 2 };
+	ck_assert_msg(wf_test_run_until(loop, resyncs_reached, &rs, 10000),
+		      "no resync after the reconnect");
+
+	ck_assert_int_eq(kill(ch.pid, SIGTERM), 0);
+	ck_assert(wf_test_run_until(loop, c_exited, &ch, 10000));
+	ck_assert_int_eq(WEXITSTATUS(ch.status), 0);
+	wf_node_free(fusion);
+	wf_bus_free(w.bus);
+	wf_test_broker_free(br);
+	wf_test_rmtree(dir);
+	free(dir);
+	ev_loop_destroy(loop);
+}
+END_TEST
+
 START_TEST(test_dispatch_live)
 {
 	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
@@ -859,6 +927,7 @@ int main(void)
 	tcase_add_test(tc, test_dispatch_live);
 	tcase_add_test(tc, test_notices_bundled);
 	tcase_add_test(tc, test_notices_unbundled);
+	tcase_add_test(tc, test_resync_after_short_drop);
 	tcase_add_test(tc, test_dispatch_sigkill);
 	tcase_add_test(tc, test_cap_post_off_the_loop);
 	suite_add_tcase(s, tc);
