@@ -140,7 +140,8 @@ struct dispatch {
 	bool was_connected;
 	uint64_t conn_epoch;  /* the bus's connects at the last resync owed: a reconnect
 			       * between two watch_cb ticks still owes one */
-	bool need_resync;     /* a publish found the broker away: republish all on reconnect */
+	bool need_resync;     /* a new connection, or a publish that found the broker away:
+			       * republish all once connected with the backlog out */
 	bool resync_again;    /* a reconnect's resync: once more at RECONNECT_RESEND_MS */
 	bool stopped;         /* SIGTERM: stop() ran; no timer is armed again */
 	bool resync_more;     /* a notice resync stopped at its per-pass limit: go on */
