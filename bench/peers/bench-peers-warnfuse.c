@@ -52,7 +52,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -768,36 +767,6 @@ static int cmp_double(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
-/* CPU time (user + system) of process PID so far, in ms (-1: unreadable);
- * PID 0: this process (the producer and the observer). */
-static double cpu_ms(pid_t pid)
-{
-	if (pid == 0) {
-		struct rusage ru;
-		if (getrusage(RUSAGE_SELF, &ru) != 0)
-			return -1;
-		return (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1e3 +
-		       (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e3;
-	}
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	const char *p = strrchr(buf, ')'); /* past the command name */
-	unsigned long long ut = 0, st = 0;
-	/* fields 3..: state ppid pgrp session tty tpgid flags minflt cminflt
-	 * majflt cmajflt utime stime */
-	if (!p || sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
-		return -1;
-	long hz = sysconf(_SC_CLK_TCK);
-	return hz > 0 ? (double)(ut + st) * 1e3 / (double)hz : -1;
-}
-
 static double pct(const double *v, long n, double p)
 {
 	if (n == 0)
@@ -927,10 +896,10 @@ bad:
 	b.refill.repeat = 0.0005;
 	b.refill.data = &b;
 	/* each process's CPU over the throughput phase: where the time goes */
-	pid_t pids[4] = { g_fusion, g_dispatch, wf_test_broker_pid(g_broker), 0 };
+	pid_t pids[4] = { g_fusion, g_dispatch, wf_test_broker_pid(g_broker), getpid() };
 	double cpu0[4];
 	for (int i = 0; i < 4; i++)
-		cpu0[i] = cpu_ms(pids[i]);
+		cpu0[i] = wf_test_proc_cpu_s(pids[i]);
 	double t0 = wf_test_mono_s();
 	ev_idle_start(b.loop, &b.feeder);
 	bool acked = wf_test_run_until(b.loop, all_acked, &b, (int)(limit * 1000));
@@ -944,10 +913,10 @@ bad:
 	pthread_mutex_unlock(&g_mu);
 	static const char *const cpu_names[4] = { "fusion", "dispatch", "broker", "harness" };
 	for (int i = 0; i < 4; i++) {
-		double c = cpu_ms(pids[i]);
+		double c = wf_test_proc_cpu_s(pids[i]);
 		/* from the first emit to the last commit; -1: not readable */
 		printf("peers.warnfuse.cpu_ms_%s %.0f\n", cpu_names[i],
-		       c >= 0 && cpu0[i] >= 0 ? c - cpu0[i] : -1.0);
+		       c >= 0 && cpu0[i] >= 0 ? (c - cpu0[i]) * 1e3 : -1.0);
 	}
 	printf("peers.warnfuse.dispatch_committed_versions %ld\n", n_committed);
 	printf("peers.warnfuse.committed_events_per_s %.0f\n",

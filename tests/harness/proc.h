@@ -26,6 +26,10 @@ int wf_test_stop(pid_t pid, int sig, int timeout_ms);
 int wf_test_capture(char *const argv[], char *const env[], const char *log_path,
 		    char **ret_out, int timeout_ms);
 
+/* User + system CPU seconds of process PID so far (/proc/PID/stat), or -1
+ * if it cannot be read (e.g. it has been reaped). */
+double wf_test_proc_cpu_s(pid_t pid);
+
 /* The path of a built program: $WF_BUILD_ROOT/REL (malloc'd). */
 char *wf_test_build_path(const char *rel);
 /* The path of a source file: $WF_SOURCE_ROOT/REL (malloc'd). */

@@ -873,25 +873,6 @@ static void rss_kib(pid_t pid, long *rss, long *anon)
 	fclose(f);
 }
 
-/* user + system CPU seconds from /proc/PID/stat */
-static double cpu_s(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-	FILE *f = fopen(path, "r");
-	if (!f)
-		return -1;
-	size_t n = fread(buf, 1, sizeof buf - 1, f);
-	fclose(f);
-	buf[n] = '\0';
-	char *p = strrchr(buf, ')');
-	unsigned long long ut = 0, st = 0;
-	if (!p || sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &ut,
-			 &st) != 2)
-		return -1;
-	return (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
-}
-
 static long long file_size(const char *path)
 {
 	struct stat st;
@@ -974,7 +955,7 @@ static void sample(struct soak *s, double now)
 		w->cpu_s[i] = -1;
 		if (pids[i] > 0) {
 			rss_kib(pids[i], &w->rss_kib[i], &w->anon_kib[i]);
-			w->cpu_s[i] = cpu_s(pids[i]);
+			w->cpu_s[i] = wf_test_proc_cpu_s(pids[i]);
 		}
 	}
 	double dt = s->n_win > 1 ? w->t_end - s->win[s->n_win - 2].t_end : w->t_end;
