@@ -137,9 +137,9 @@ struct dispatch {
 	struct dsp_poster *poster; /* the CAP POST worker ([cap] post_url set) */
 	struct wf_sms *sms;
 	ev_timer due_timer, watch_timer, post_timer;
-	bool was_connected;
-	uint64_t conn_epoch;  /* the bus's connects at the last resync owed: a reconnect
-			       * between two watch_cb ticks still owes one */
+	uint64_t conn_epoch;  /* the bus's connects when watch_cb last looked: every new
+			       * connection (the first one too), however short the drop
+			       * before it, owes a resync */
 	bool need_resync;     /* a new connection, or a publish that found the broker away:
 			       * republish all once connected with the backlog out */
 	bool resync_again;    /* a reconnect's resync: once more at RECONNECT_RESEND_MS */
@@ -533,7 +533,7 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		 * also after a drop too short for this 200 ms tick to see */
 		struct wf_bus_stats bs;
 		wf_bus_get_stats(wf_node_bus(d->node), &bs);
-		if (!d->was_connected || bs.connects != d->conn_epoch)
+		if (bs.connects != d->conn_epoch)
 			d->need_resync = true;
 		d->conn_epoch = bs.connects;
 		backlog_drain(d);
@@ -577,7 +577,6 @@ static void watch_cb(struct ev_loop *loop, ev_timer *w, int revents)
 		if (scheduled)
 			d->resend_at = d->resend_ms > 0 ? now + d->resend_ms : 0;
 	}
-	d->was_connected = up;
 	sms_check_done(d);
 	/* views held back by their interval, stats by the once-a-second limit */
 	if (up && dsp_engine_views_pending(d->engine, now_ms() - d->stats_at >= 1000) &&

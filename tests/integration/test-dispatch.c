@@ -497,37 +497,67 @@ static bool second_resync(void *ud)
 	return yes;
 }
 
+/* wf-dispatch with one township station and one route to it (MQTT_EXTRA
+ * inside [mqtt]), its watcher and a fusion-like producer, running past its
+ * second resync (RECONNECT_RESEND_MS after connecting, which sends every
+ * unacknowledged notice again) */
+struct one_station {
+	struct ev_loop *loop;
+	struct wf_test_broker *br;
+	char *dir;
+	char conf[512], log[512];
+	struct watch w;
+	struct child ch;
+	struct wf_node *fusion;
+};
+
+static void one_station_start(struct one_station *f, const char *name, const char *mqtt_extra)
+{
+	f->loop = ev_loop_new(EVFLAG_AUTO);
+	f->br = NULL;
+	ck_assert_int_eq(wf_test_broker_start(NULL, &f->br), 0);
+	f->dir = wf_test_mkdtemp(name);
+	dispatch_files(f->dir, f->br, "[station duty-twn-a]\nregion = 410185001000\n"
+				      "[route all]\nchannels = duty\n",
+		       "", mqtt_extra, f->conf, f->log);
+	f->fusion = start_dispatch(f->loop, f->br, f->dir, f->conf, f->log, name, &f->w, &f->ch);
+	ck_assert_msg(wf_test_run_until(f->loop, second_resync, f->log, 10000), "no second resync");
+}
+
+/* SIGTERM: wf-dispatch exits 0; then everything is freed */
+static void one_station_stop(struct one_station *f)
+{
+	ck_assert_int_eq(kill(f->ch.pid, SIGTERM), 0);
+	ck_assert(wf_test_run_until(f->loop, c_exited, &f->ch, 10000));
+	ck_assert_int_eq(WEXITSTATUS(f->ch.status), 0);
+	wf_node_free(f->fusion);
+	wf_bus_free(f->w.bus);
+	wf_test_broker_free(f->br);
+	wf_test_rmtree(f->dir);
+	free(f->dir);
+	ev_loop_destroy(f->loop);
+}
+
 /* A burst of N_BURST versions to one station: wf-dispatch sends the
  * notices to its inbox in bundles ([mqtt] bundle, default 128), which the
  * console's bus opens into N_BURST notices; with bundle = 1 every notice
  * goes alone. */
 static void notices_burst(const char *bundle_line)
 {
-	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct wf_test_broker *br = NULL;
-	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
-	char *dir = wf_test_mkdtemp("dispatch-burst");
-	char conf[512], log[512];
-
-	dispatch_files(dir, br, "[station duty-twn-a]\nregion = 410185001000\n"
-				"[route all]\nchannels = duty\n",
-		       "", bundle_line, conf, log);
-
-	struct watch w;
-	struct child ch;
-	struct wf_node *fusion = start_dispatch(loop, br, dir, conf, log, "dsp-burst", &w, &ch);
-	/* after its second resync (RECONNECT_RESEND_MS after connecting), which
-	 * sends every unacknowledged notice again: "each once" counts the
-	 * burst's own notices */
-	ck_assert_msg(wf_test_run_until(loop, second_resync, log, 10000), "no second resync");
+	struct one_station f;
+	one_station_start(&f, "dispatch-burst", bundle_line);
+	struct ev_loop *loop = f.loop;
+	struct wf_node *fusion = f.fusion;
+	struct watch *w = &f.w;
+	/* past the second resync: "each once" counts the burst's own notices */
 	struct wf_bus_stats before, after;
-	wf_bus_get_stats(w.bus, &before);
+	wf_bus_get_stats(w->bus, &before);
 	ck_assert_int_eq(wf_node_update(fusion, emit_burst, fusion), 0);
 	ck_assert(wf_test_run_until(loop, n_drained, fusion, 10000));
-	ck_assert_msg(wf_test_run_until(loop, burst_notified, &w, 10000), "%d of %d notices",
-		      w.notices_a, N_BURST);
-	wf_bus_get_stats(w.bus, &after);
-	ck_assert_int_eq(w.notices_a, N_BURST); /* each once */
+	ck_assert_msg(wf_test_run_until(loop, burst_notified, w, 10000), "%d of %d notices",
+		      w->notices_a, N_BURST);
+	wf_bus_get_stats(w->bus, &after);
+	ck_assert_int_eq(w->notices_a, N_BURST); /* each once */
 	if (*bundle_line) {
 		ck_assert_uint_eq(after.bundles, before.bundles);
 	} else {
@@ -535,16 +565,7 @@ static void notices_burst(const char *bundle_line)
 		/* the notices and dispatch's heartbeats, in fewer messages */
 		ck_assert_uint_lt(after.received - before.received, N_BURST);
 	}
-
-	ck_assert_int_eq(kill(ch.pid, SIGTERM), 0);
-	ck_assert(wf_test_run_until(loop, c_exited, &ch, 10000));
-	ck_assert_int_eq(WEXITSTATUS(ch.status), 0);
-	wf_node_free(fusion);
-	wf_bus_free(w.bus);
-	wf_test_broker_free(br);
-	wf_test_rmtree(dir);
-	free(dir);
-	ev_loop_destroy(loop);
+	one_station_stop(&f);
 }
 
 START_TEST(test_notices_bundled)
@@ -587,43 +608,18 @@ static bool bus_up(void *ud) { return wf_bus_connected(ud); }
  * again (it counts its bus's connects, not only what its 200 ms tick saw). */
 START_TEST(test_resync_after_short_drop)
 {
-	struct ev_loop *loop = ev_loop_new(EVFLAG_AUTO);
-	struct wf_test_broker *br = NULL;
-	ck_assert_int_eq(wf_test_broker_start(NULL, &br), 0);
-	char *dir = wf_test_mkdtemp("dispatch-drop");
-	char conf[512], log[512];
-	dispatch_files(dir, br, "[station duty-twn-a]\nregion = 410185001000\n"
-				"[route all]\nchannels = duty\n",
-		       "", "", conf, log);
-	struct watch w;
-	struct child ch;
-	struct wf_node *fusion = start_dispatch(loop, br, dir, conf, log, "dsp-drop", &w, &ch);
-	ck_assert_msg(wf_test_run_until(loop, second_resync, log, 10000), "no second resync");
-	ck_assert_int_eq(log_count_str(log, "resync: resync after connecting"), 1);
+	struct one_station f;
+	one_station_start(&f, "dispatch-drop", "");
+	ck_assert_int_eq(log_count_str(f.log, "resync: resync after connecting"), 1);
 
-	struct wf_bus_options bo;
-	struct wf_bus_callbacks bcb = { 0 };
-	struct wf_bus *thief = NULL;
-	wf_bus_options_init(&bo);
-	bo.port = wf_test_broker_port(br);
-	bo.client_id = "wf-dispatch-1";
-	ck_assert_int_eq(wf_bus_new(loop, &bo, &bcb, NULL, &thief), 0);
-	ck_assert_int_eq(wf_bus_start(thief), 0);
-	ck_assert(wf_test_run_until(loop, bus_up, thief, 10000));
-	wf_bus_free(thief);
-	struct resyncs rs = { log, 2 };
-	ck_assert_msg(wf_test_run_until(loop, resyncs_reached, &rs, 10000),
+	struct watch thief; /* wf-dispatch's client id, no subscription */
+	watch_new(&thief, f.loop, f.br, "wf-dispatch-1", NULL, 0);
+	ck_assert(wf_test_run_until(f.loop, bus_up, thief.bus, 10000));
+	wf_bus_free(thief.bus);
+	struct resyncs rs = { f.log, 2 };
+	ck_assert_msg(wf_test_run_until(f.loop, resyncs_reached, &rs, 10000),
 		      "no resync after the reconnect");
-
-	ck_assert_int_eq(kill(ch.pid, SIGTERM), 0);
-	ck_assert(wf_test_run_until(loop, c_exited, &ch, 10000));
-	ck_assert_int_eq(WEXITSTATUS(ch.status), 0);
-	wf_node_free(fusion);
-	wf_bus_free(w.bus);
-	wf_test_broker_free(br);
-	wf_test_rmtree(dir);
-	free(dir);
-	ev_loop_destroy(loop);
+	one_station_stop(&f);
 }
 END_TEST
 
